@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The M3DDM engine: everything between pixels and ONNX Runtime, with no
+//! GStreamer types, so it is tested on its own. See DESIGN.md for the map.
+
+pub mod compose;
+pub mod error;
+pub mod geometry;
+pub mod model;
+pub mod pixels;
+pub mod scheduler;
+pub mod stream;
+
+pub use error::{EngineError, Result};
+pub use geometry::{CanvasLayout, OutputLayout, Ratio, Rect};
+pub use model::Model;
+pub use pixels::RgbImage;
+pub use scheduler::SchedulerKind;
+pub use stream::{DenoiseParams, ExecutionProvider, ModelOptions, StreamOutpainter};
