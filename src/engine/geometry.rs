@@ -1,6 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Geometry: the official M3DDM canvas layout, the full-resolution output
-//! layout, and the output crop inside the canvas. (API stub; owner: geometry.)
+//! Geometry: where a source frame lies on the square model canvas (the
+//! official M3DDM rule, any canvas size, sources smaller than the canvas scaled
+//! up), the official output crops, the shared canvas of a list of ratios (the
+//! official `target_ratio_list`), and the full-resolution output frame (the
+//! source kept pixel for pixel, grown for a display aspect ratio or by explicit
+//! margins).
+//!
+//! The official layout (`preprocess_frames_speed_square` in `src/inference.py`)
+//! grows the source frame to every target ratio, takes the largest height and
+//! width of those target frames, scales so that their longer side is the canvas
+//! side C, truncates the scaled source size to integers and centres it with
+//! floor division. Output crops are the official `merge_frame_to_video_with_ratio`
+//! crops of a C×C frame. The arithmetic is f64 in the official order, so that
+//! truncation lands exactly where the official code lands.
 
 use super::error::{EngineError, Result};
 
@@ -18,8 +30,21 @@ impl Ratio {
         }
         Ok(Ratio { num, den })
     }
+
+    /// `"9:16"` or `"9/16"`.
+    pub fn parse(text: &str) -> Result<Ratio> {
+        let bad = || EngineError::InvalidInput(format!("`{text}` is not a ratio like 9:16"));
+        let (num, den) = text.trim().split_once([':', '/']).ok_or_else(bad)?;
+        Ratio::new(num.trim().parse().map_err(|_| bad())?, den.trim().parse().map_err(|_| bad())?)
+    }
+
     pub fn as_f64(&self) -> f64 {
         self.num as f64 / self.den as f64
+    }
+
+    /// The same ratio, re-checked (the fields are public).
+    fn checked(self) -> Result<Ratio> {
+        Ratio::new(self.num, self.den)
     }
 }
 
@@ -39,6 +64,10 @@ impl Rect {
     pub fn height(&self) -> u32 {
         self.y1 - self.y0
     }
+    /// Whether `other` lies entirely inside this rectangle.
+    pub fn contains(&self, other: &Rect) -> bool {
+        other.x0 >= self.x0 && other.y0 >= self.y0 && other.x1 <= self.x1 && other.y1 <= self.y1
+    }
 }
 
 /// Where a source frame lies on the square model canvas (mask 0 inside `content`).
@@ -51,10 +80,89 @@ pub struct CanvasLayout {
     pub output_crop: Rect,
 }
 
+/// One canvas shared by several target ratios (the official `target_ratio_list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCanvasLayout {
+    pub canvas: u32,
+    pub content: Rect,
+    /// The official output crop of each target ratio, in the order given.
+    pub output_crops: Vec<Rect>,
+}
+
+impl SharedCanvasLayout {
+    /// The single-output layout of the `index`-th ratio.
+    pub fn layout(&self, index: usize) -> Option<CanvasLayout> {
+        let output_crop = *self.output_crops.get(index)?;
+        Some(CanvasLayout { canvas: self.canvas, content: self.content, output_crop })
+    }
+}
+
 /// The official layout of a `src_w × src_h` frame reframed to `target` on a
 /// `canvas × canvas` square (official rule with `canvas` in place of 256).
-pub fn canvas_layout(_src_w: u32, _src_h: u32, _target: Ratio, _canvas: u32) -> Result<CanvasLayout> {
-    Err(EngineError::InvalidInput("canvas_layout not implemented yet".into()))
+pub fn canvas_layout(src_w: u32, src_h: u32, target: Ratio, canvas: u32) -> Result<CanvasLayout> {
+    canvas_layout_with_par(src_w, src_h, Ratio { num: 1, den: 1 }, target, canvas)
+}
+
+/// `canvas_layout` for a source whose pixels are not square: the official rule
+/// applied to the source's display size (`src_w · par` × `src_h`), so that the
+/// model sees undistorted content; `target` is a display aspect ratio.
+pub fn canvas_layout_with_par(src_w: u32, src_h: u32, par: Ratio, target: Ratio, canvas: u32) -> Result<CanvasLayout> {
+    let shared = shared_layout(src_w, src_h, par, &[target], canvas)?;
+    Ok(CanvasLayout { canvas, content: shared.content, output_crop: shared.output_crops[0] })
+}
+
+/// The official shared canvas of several target ratios: the source is placed
+/// once, for the largest target frame, and each ratio gets its output crop.
+pub fn canvas_layout_for_ratios(src_w: u32, src_h: u32, targets: &[Ratio], canvas: u32) -> Result<SharedCanvasLayout> {
+    shared_layout(src_w, src_h, Ratio { num: 1, den: 1 }, targets, canvas)
+}
+
+fn shared_layout(src_w: u32, src_h: u32, par: Ratio, targets: &[Ratio], canvas: u32) -> Result<SharedCanvasLayout> {
+    check_frame(src_w, src_h)?;
+    check_canvas(canvas)?;
+    let par = par.checked()?;
+    if targets.is_empty() {
+        return Err(EngineError::InvalidInput("at least one target ratio is needed".into()));
+    }
+    let (w, h) = (src_w as f64 * par.num as f64 / par.den as f64, src_h as f64);
+    let current = w / h;
+    let (mut max_h, mut max_w) = (h, w);
+    let mut output_crops = Vec::with_capacity(targets.len());
+    for target in targets {
+        let ratio = target.checked()?.as_f64();
+        if current < ratio {
+            max_w = max_w.max(ratio * h);
+        } else {
+            max_h = max_h.max(w / ratio);
+        }
+        output_crops.push(output_crop(*target, canvas));
+    }
+    let side = canvas as f64;
+    let max_dim = max_h.max(max_w);
+    // The official `int(new_size / max_dim * w)`, clipped to the canvas; at
+    // least one pixel so that extreme ratios keep a content box.
+    let scaled = |v: f64| ((side / max_dim * v) as u32).clamp(1, canvas);
+    let (content_w, content_h) = (scaled(w), scaled(h));
+    let (x0, y0) = ((canvas - content_w) / 2, (canvas - content_h) / 2);
+    let content = Rect { x0, y0, x1: x0 + content_w, y1: y0 + content_h };
+    Ok(SharedCanvasLayout { canvas, content, output_crops })
+}
+
+/// The official output crop of `target` on a `canvas × canvas` frame: the
+/// largest centred box of that ratio, sizes and margins truncated.
+pub fn output_crop(target: Ratio, canvas: u32) -> Rect {
+    let side = canvas as f64;
+    let aspect = target.as_f64();
+    let truncate = |v: f64| (v as u32).clamp(1.min(canvas), canvas);
+    if 1.0 > aspect {
+        let width = truncate(side * aspect);
+        let margin = ((canvas - width) as f64 / 2.0) as u32;
+        Rect { x0: margin, y0: 0, x1: margin + width, y1: canvas }
+    } else {
+        let height = truncate(side / aspect);
+        let margin = ((canvas - height) as f64 / 2.0) as u32;
+        Rect { x0: 0, y0: margin, x1: canvas, y1: margin + height }
+    }
 }
 
 /// The full-resolution output: the source kept at its own resolution, the frame
@@ -71,6 +179,126 @@ pub struct OutputLayout {
 /// the output's *display* aspect ratio is `aspect`; width and height are rounded
 /// up to multiples of `align` (2 for subsampled formats, else 1) and the source
 /// is centred (offsets aligned too).
-pub fn output_layout(_src_w: u32, _src_h: u32, _par: Ratio, _aspect: Ratio, _align: u32) -> Result<OutputLayout> {
-    Err(EngineError::InvalidInput("output_layout not implemented yet".into()))
+pub fn output_layout(src_w: u32, src_h: u32, par: Ratio, aspect: Ratio, align: u32) -> Result<OutputLayout> {
+    check_frame(src_w, src_h)?;
+    let (par, aspect) = (par.checked()?, aspect.checked()?);
+    check_align(align)?;
+    let (w, h) = (src_w as u128, src_h as u128);
+    // Display aspect of the source vs the target, compared exactly:
+    // (w·par.num)/(h·par.den) against aspect.num/aspect.den.
+    let source_side = w * par.num as u128 * aspect.den as u128;
+    let target_side = h * par.den as u128 * aspect.num as u128;
+    let (exact_w, exact_h) = if source_side < target_side {
+        // Too narrow: storage width = aspect · h / par.
+        (round_div(target_side, par.num as u128 * aspect.den as u128), h)
+    } else {
+        (w, round_div(source_side, par.den as u128 * aspect.num as u128))
+    };
+    let width = align_up(to_u32(exact_w.max(w), "width")?, align)?;
+    let height = align_up(to_u32(exact_h.max(h), "height")?, align)?;
+    let x0 = (width - src_w) / 2 / align * align;
+    let y0 = (height - src_h) / 2 / align * align;
+    Ok(OutputLayout { width, height, source: Rect { x0, y0, x1: x0 + src_w, y1: y0 + src_h } })
 }
+
+/// Pixels to add on each side of the source (explicit margins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Margins {
+    pub left: u32,
+    pub right: u32,
+    pub top: u32,
+    pub bottom: u32,
+}
+
+/// The output frame for explicit margins: `left`/`top` are rounded up to
+/// multiples of `align`, and the right and bottom margins grow as needed to
+/// make the frame size a multiple of `align`.
+pub fn output_layout_with_margins(src_w: u32, src_h: u32, margins: Margins, align: u32) -> Result<OutputLayout> {
+    check_frame(src_w, src_h)?;
+    check_align(align)?;
+    let x0 = align_up(margins.left, align)?;
+    let y0 = align_up(margins.top, align)?;
+    let sum = |parts: [u32; 3], what: &str| {
+        let total: u128 = parts.iter().map(|&p| p as u128).sum();
+        to_u32(total, what)
+    };
+    let width = align_up(sum([x0, src_w, margins.right], "width")?, align)?;
+    let height = align_up(sum([y0, src_h, margins.bottom], "height")?, align)?;
+    Ok(OutputLayout { width, height, source: Rect { x0, y0, x1: x0 + src_w, y1: y0 + src_h } })
+}
+
+/// The canvas layout of any output frame (explicit margins included): the
+/// output frame, in display units (`par`), is scaled so that its longer side
+/// is the canvas and centred; the source keeps its place inside it. For a
+/// centred source prefer `canvas_layout_with_par`, the official rule.
+pub fn canvas_layout_for_output(out: &OutputLayout, par: Ratio, canvas: u32) -> Result<CanvasLayout> {
+    check_frame(out.width, out.height)?;
+    check_canvas(canvas)?;
+    let par = par.checked()?;
+    let src = out.source;
+    if src.x1 > out.width || src.y1 > out.height || src.x0 >= src.x1 || src.y0 >= src.y1 {
+        return Err(EngineError::InvalidInput(format!(
+            "the source rectangle {src:?} does not lie inside the {}x{} output",
+            out.width, out.height
+        )));
+    }
+    let x_scale = par.num as f64 / par.den as f64;
+    let (display_w, display_h) = (out.width as f64 * x_scale, out.height as f64);
+    let scale = canvas as f64 / display_w.max(display_h);
+    let fit = |v: f64, limit: u32| (v as u32).clamp(1, limit);
+    let (crop_w, crop_h) = (fit(display_w * scale, canvas), fit(display_h * scale, canvas));
+    let crop = Rect {
+        x0: (canvas - crop_w) / 2,
+        y0: (canvas - crop_h) / 2,
+        x1: (canvas - crop_w) / 2 + crop_w,
+        y1: (canvas - crop_h) / 2 + crop_h,
+    };
+    let place = |start: u32, len: u32, crop_start: u32, crop_len: u32, unit: f64| {
+        let offset = ((start as f64 * unit * scale) as u32).min(crop_len - 1);
+        let size = fit(len as f64 * unit * scale, crop_len - offset);
+        (crop_start + offset, crop_start + offset + size)
+    };
+    let (x0, x1) = place(src.x0, src.width(), crop.x0, crop_w, x_scale);
+    let (y0, y1) = place(src.y0, src.height(), crop.y0, crop_h, 1.0);
+    Ok(CanvasLayout { canvas, content: Rect { x0, y0, x1, y1 }, output_crop: crop })
+}
+
+fn check_frame(w: u32, h: u32) -> Result<()> {
+    if w == 0 || h == 0 {
+        return Err(EngineError::InvalidInput(format!("a {w}x{h} frame has no pixels")));
+    }
+    Ok(())
+}
+
+fn check_canvas(canvas: u32) -> Result<()> {
+    if canvas == 0 || canvas % 8 != 0 {
+        return Err(EngineError::InvalidInput(format!(
+            "the canvas side must be a positive multiple of 8 (the VAE's factor), got {canvas}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_align(align: u32) -> Result<()> {
+    if align == 0 {
+        return Err(EngineError::InvalidInput("the size alignment must be at least 1".into()));
+    }
+    Ok(())
+}
+
+fn round_div(num: u128, den: u128) -> u128 {
+    (2 * num + den) / (2 * den)
+}
+
+fn to_u32(v: u128, what: &str) -> Result<u32> {
+    u32::try_from(v).ok().filter(|&v| v <= i32::MAX as u32).ok_or_else(|| {
+        EngineError::InvalidInput(format!("the output {what} would be {v} pixels, more than a video frame can hold"))
+    })
+}
+
+fn align_up(v: u32, align: u32) -> Result<u32> {
+    to_u32((v as u128).div_ceil(align as u128) * align as u128, "size")
+}
+
+#[cfg(test)]
+mod tests;
