@@ -1,0 +1,117 @@
+"""Command line of the exporter.
+
+    python -m m3ddm_export --unet DIR --vae DIR --out OUT [--precision fp32|fp16] [--canvas 256] [--force]
+    python -m m3ddm_export --random-tiny SEED --out OUT [--precision ...] [--canvas 128] [--force]
+    python -m m3ddm_export check-manifest CASE_JSON
+
+A refusal is one sentence on stderr and a non-zero exit, never a traceback
+(set M3DDM_EXPORT_DEBUG=1 to see the traceback of an unexpected failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import ExportError
+
+PROG = "m3ddm_export"
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class SentenceParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one sentence, like every other refusal."""
+
+    def error(self, message: str):
+        print(f"{PROG}: {message[0].upper()}{message[1:]} (see --help).", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = SentenceParser(prog=f"python -m {PROG}",
+                            description="Export the M3DDM U-Net and SD VAE to an ONNX model directory.",
+                            epilog="Also: python -m m3ddm_export check-manifest CASE_JSON")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--unet", type=Path, help="checkpoint directory of the M3DDM U-Net (config.json + weights)")
+    source.add_argument("--random-tiny", type=int, metavar="SEED",
+                        help="write a tiny random-weight model of the same architecture instead")
+    parser.add_argument("--vae", type=Path, help="the Stable Diffusion 1.5 VAE directory (config.json + weights)")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                        help="fp32 graphs for CPU, fp16 for the GPU (default fp32)")
+    parser.add_argument("--canvas", type=int, default=None,
+                        help="default run canvas recorded in the manifest (256; 128 for --random-tiny)")
+    parser.add_argument("--force", action="store_true", help="overwrite the graphs of an existing output directory")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the ONNX Runtime check of every graph against PyTorch at a second shape")
+    return parser
+
+
+def run_export(argv: list[str]) -> int:
+    args = export_parser().parse_args(argv)
+    if args.unet is not None and args.vae is None:
+        raise ExportError("--vae is required with --unet (the Stable Diffusion 1.5 VAE directory).")
+    if args.random_tiny is not None and args.vae is not None:
+        raise ExportError("--vae cannot be combined with --random-tiny, which makes its own VAE.")
+    if args.out.exists() and not args.force:
+        raise ExportError(f"The output directory {args.out} already exists; pass --force to overwrite it.")
+    import torch  # imported late so that usage errors are quick
+
+    from .checkpoint import load_unet, load_vae
+    from .export import export_model, source_entry
+    from .tiny import TINY_CANVAS, random_tiny
+
+    torch.set_grad_enabled(False)
+    if args.random_tiny is not None:
+        unet, conf, vae, vae_config = random_tiny(args.random_tiny)
+        sources = source_entry(None, None, args.random_tiny)
+        canvas = args.canvas or TINY_CANVAS
+    else:
+        unet, conf, unet_source = load_unet(args.unet)
+        vae, vae_config, vae_source = load_vae(args.vae)
+        sources = source_entry(unet_source, vae_source, None)
+        canvas = args.canvas or 256
+    export_model(unet, conf, vae, vae_config, args.out, precision=args.precision, canvas=canvas,
+                 force=args.force, sources=sources, verify=not args.no_verify)
+    print(f"wrote {args.out} ({args.precision}, canvas {canvas})")
+    return 0
+
+
+def run_check_manifest(argv: list[str]) -> int:
+    parser = SentenceParser(prog=f"python -m {PROG} check-manifest",
+                            description="Compare the U-Net built from a manifest case's config with the case.")
+    parser.add_argument("case", type=Path, help="the case.json of a 'manifest' conformance case")
+    args = parser.parse_args(argv)
+    from .manifest_case import check_manifest_case
+    ok, line = check_manifest_case(args.case)
+    print(line)
+    return 0 if ok else EXIT_REFUSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "check-manifest":
+            return run_check_manifest(argv[1:])
+        return run_export(argv)
+    except ExportError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print(f"{PROG}: Interrupted.", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{PROG}: Out of memory (the full model needs about 16 GB of RAM to export).", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as err:
+        print(f"{PROG}: {err.strerror or err} ({err.filename or 'no file name'}).", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as err:  # a bug: still one line unless debugging
+        if os.environ.get("M3DDM_EXPORT_DEBUG"):
+            raise
+        print(f"{PROG}: Unexpected failure ({type(err).__name__}: {err}); "
+              "run with M3DDM_EXPORT_DEBUG=1 for the traceback.", file=sys.stderr)
+        return EXIT_REFUSED
