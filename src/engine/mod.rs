@@ -2,13 +2,18 @@
 //! The M3DDM engine: everything between pixels and ONNX Runtime, with no
 //! GStreamer types, so it is tested on its own. See DESIGN.md for the map.
 
+pub mod clip;
 pub mod compose;
 pub mod error;
 pub mod geometry;
+pub mod manifest;
 pub mod model;
 pub mod pixels;
+pub mod planner;
+pub mod runtime;
 pub mod scheduler;
 pub mod stream;
+pub mod window;
 
 pub use error::{EngineError, Result};
 pub use geometry::{CanvasLayout, OutputLayout, Ratio, Rect};

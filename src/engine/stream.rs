@@ -1,16 +1,29 @@
 // SPDX-License-Identifier: MPL-2.0
-//! `StreamOutpainter` (API stub; owner: runtime): frames in, generated canvases
-//! out in order, chunk by chunk over a bounded lookahead.
+//! `StreamOutpainter` (DESIGN.md §3): frames in, generated canvases out in
+//! order, chunk by chunk over a bounded lookahead. Each chunk runs the official
+//! clip plan over its frames (the planner's `ChunkPlanner`), with the previous
+//! chunk's last frame as a guide (its latent given, mask 0) for continuity.
+//! Every window starts from the same seeded Gaussian noise, as the official
+//! code (which re-seeds per window) does.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::clip::{self, ClipFrames, ClipInput, FrameImage};
 use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
 use super::model::Model;
-use super::pixels::RgbImage;
+use super::pixels::{self, CanvasInputs, RgbImage};
+use super::planner::{ChunkPlan, ChunkPlanner};
 use super::scheduler::SchedulerKind;
+use super::window::{self, Denoiser, FRAMES, LATENT_CHANNELS};
 
 /// ONNX Runtime execution provider choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,7 +46,13 @@ pub struct DenoiseParams {
 
 impl Default for DenoiseParams {
     fn default() -> Self {
-        DenoiseParams { steps: 50, scheduler: SchedulerKind::Pndm, guidance_scale: 2.0, global_guidance_scale: 4.0, seed: 0 }
+        DenoiseParams {
+            steps: 50,
+            scheduler: SchedulerKind::Pndm,
+            guidance_scale: 2.0,
+            global_guidance_scale: 4.0,
+            seed: 0,
+        }
     }
 }
 
@@ -45,33 +64,391 @@ pub struct ModelOptions {
     pub device_id: i32,
 }
 
+/// The seeded starting noise of every window, `[4,16,canvas/8,canvas/8]`:
+/// `StdRng::seed_from_u64(seed)` drawing standard normal f32 values in order.
+pub fn window_noise(seed: u64, canvas: u32) -> Vec<f32> {
+    let latent = (canvas / 8) as usize;
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..LATENT_CHANNELS * FRAMES * latent * latent).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+/// The last frame of the previous chunk, carried as the next chunk's guide.
+struct CarriedFrame {
+    inputs: CanvasInputs,
+    latent: Vec<f32>,
+}
+
+/// Run counters for the element's statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStats {
+    pub windows_run: u64,
+    pub window_time: Duration,
+}
+
 pub struct StreamOutpainter {
-    _model: Arc<Model>,
+    layout: CanvasLayout,
+    fps: f64,
+    denoiser: Denoiser,
+    planner: ChunkPlanner,
+    /// Frames pushed and not yet returned, oldest first.
+    queue: VecDeque<CanvasInputs>,
+    carried: Option<CarriedFrame>,
+    mask: Vec<f32>,
+    noise: Vec<f32>,
+    stats: StreamStats,
 }
 
 impl StreamOutpainter {
     /// `fps` is the stream's frame rate (the UNet's fps input is floor(fps / stride)).
-    pub fn new(model: Arc<Model>, _params: DenoiseParams, _layout: CanvasLayout, _fps: f64, _lookahead: usize) -> Result<Self> {
-        Ok(StreamOutpainter { _model: model })
+    pub fn new(
+        model: Arc<Model>,
+        params: DenoiseParams,
+        layout: CanvasLayout,
+        fps: f64,
+        lookahead: usize,
+    ) -> Result<Self> {
+        let canvas = layout.canvas;
+        if canvas == 0 || canvas % 8 != 0 {
+            return Err(EngineError::InvalidInput(format!("the canvas {canvas} is not a positive multiple of 8")));
+        }
+        if layout.content.width() == 0 || layout.content.height() == 0 {
+            return Err(EngineError::InvalidInput("the layout's content box is empty".into()));
+        }
+        Ok(StreamOutpainter {
+            layout,
+            fps,
+            planner: ChunkPlanner::new(lookahead)?,
+            noise: window_noise(params.seed, canvas),
+            denoiser: Denoiser::new(model, &params)?,
+            queue: VecDeque::new(),
+            carried: None,
+            mask: pixels::mask(&layout),
+            stats: StreamStats::default(),
+        })
     }
+
     /// Queues one frame: the source scaled to `layout.content` (packed RGB). Cheap.
-    pub fn push(&mut self, _content: RgbImage) -> Result<()> {
-        Err(EngineError::Inference("StreamOutpainter not implemented yet".into()))
+    pub fn push(&mut self, content: RgbImage) -> Result<()> {
+        if content.width == 0 || content.height == 0 {
+            return Err(EngineError::InvalidInput(format!("a {}×{} frame is empty", content.width, content.height)));
+        }
+        if content.data.len() != content.width as usize * content.height as usize * 3 {
+            return Err(EngineError::InvalidInput(format!(
+                "a {}×{} RGB frame needs {} bytes, it has {}",
+                content.width,
+                content.height,
+                content.width as usize * content.height as usize * 3,
+                content.data.len()
+            )));
+        }
+        self.queue.push_back(pixels::canvas_inputs(&content, &self.layout));
+        self.planner.push();
+        Ok(())
     }
+
     /// True when a full chunk (lookahead frames) is queued.
     pub fn chunk_ready(&self) -> bool {
-        false
+        self.planner.is_ready()
     }
+
     /// Frames queued and not yet returned.
     pub fn pending(&self) -> usize {
-        0
+        self.queue.len()
     }
+
+    pub fn stats(&self) -> StreamStats {
+        self.stats
+    }
+
     /// Runs the next chunk (blocking) and returns its generated canvases, one per
     /// frame, oldest first. With `draining`, runs whatever is queued (EOS).
-    /// Checks `cancel` between denoising steps and returns `Cancelled`.
-    pub fn run_next(&mut self, _draining: bool, _cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
-        Err(EngineError::Inference("StreamOutpainter not implemented yet".into()))
+    /// Checks `cancel` between denoising steps and returns `Cancelled`; after an
+    /// error the queued frames stay queued.
+    pub fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
+        let before = self.planner.clone();
+        let Some(chunk) = self.planner.next_chunk(draining) else {
+            return Ok(Vec::new());
+        };
+        match self.run_chunk(&chunk, cancel) {
+            Ok(images) => Ok(images),
+            Err(e) => {
+                self.planner = before;
+                Err(e)
+            }
+        }
     }
+
+    fn run_chunk(&mut self, chunk: &ChunkPlan, cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
+        let count = chunk.new_frames.len();
+        let carried = match (chunk.carried_guide, &self.carried) {
+            (Some(_), Some(c)) => Some(c),
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(EngineError::Inference("the chunk needs a carried guide frame that is missing".into()));
+            }
+        };
+        let frames = ChunkFrames { carried: carried.map(|c| &c.inputs), queued: &self.queue, count };
+        let mut known = vec![None; chunk.local_len()];
+        if let Some(c) = carried {
+            known[0] = Some(c.latent.clone());
+        }
+        let canvas = self.layout.canvas;
+        let first_emitted = chunk.emitted_locals().start;
+        let mut images: Vec<Option<RgbImage>> = vec![None; count];
+        let mut store = |local: usize, image: &[f32]| -> Result<()> {
+            if let Some(slot) = local.checked_sub(first_emitted).and_then(|k| images.get_mut(k)) {
+                *slot = Some(rgb_from_chw(image, canvas));
+            }
+            Ok(())
+        };
+        let input = ClipInput {
+            plan: &chunk.plan,
+            frames: &frames,
+            canvas: canvas as usize,
+            mask: &self.mask,
+            noise: &self.noise,
+            fps: self.fps,
+        };
+        let output = clip::run_clip(&mut self.denoiser, &input, known, &mut store, cancel)?;
+        let images: Vec<RgbImage> = images
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| EngineError::Inference("the plan left a frame of the chunk without an image".into()))?;
+        let last_latent = output.latents.last().cloned().flatten();
+        let last_latent =
+            last_latent.ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
+
+        self.stats.windows_run += output.windows_run as u64;
+        self.stats.window_time += output.window_time;
+        let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
+        let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
+        self.carried = Some(CarriedFrame { inputs: last_inputs, latent: last_latent });
+        Ok(images)
+    }
+
     /// Drops every queued frame and all carried state (flush).
-    pub fn reset(&mut self) {}
+    pub fn reset(&mut self) {
+        self.queue.clear();
+        self.planner.reset();
+        self.carried = None;
+    }
+}
+
+/// The frames of one chunk: the carried guide (local 0, when there is one),
+/// then the first `count` queued frames.
+struct ChunkFrames<'a> {
+    carried: Option<&'a CanvasInputs>,
+    queued: &'a VecDeque<CanvasInputs>,
+    count: usize,
+}
+
+impl ClipFrames for ChunkFrames<'_> {
+    fn len(&self) -> usize {
+        self.count + usize::from(self.carried.is_some())
+    }
+
+    fn write(&self, frame: usize, image: FrameImage, out: &mut [f32]) -> Result<()> {
+        let inputs = match (self.carried, frame) {
+            (Some(c), 0) => c,
+            (Some(_), f) => &self.queued[f - 1],
+            (None, f) => &self.queued[f],
+        };
+        let rgb = match image {
+            FrameImage::Init => &inputs.init,
+            FrameImage::Masked => &inputs.masked,
+            FrameImage::Stretched => &inputs.stretched,
+        };
+        chw_from_rgb(rgb, out)
+    }
+}
+
+/// Packed RGB → `[3,H,W]` floats in [-1,1] (the official normalisation).
+pub fn chw_from_rgb(rgb: &RgbImage, out: &mut [f32]) -> Result<()> {
+    let plane = rgb.width as usize * rgb.height as usize;
+    if out.len() != 3 * plane || rgb.data.len() != 3 * plane {
+        return Err(EngineError::InvalidInput(format!(
+            "a {}×{} image does not fit a buffer of {} values",
+            rgb.width,
+            rgb.height,
+            out.len()
+        )));
+    }
+    for (k, px) in rgb.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + k] = window::unit_from_u8(px[c]);
+        }
+    }
+    Ok(())
+}
+
+/// `[3,C,C]` floats in [0,1] → a packed RGB canvas, rounded as the official
+/// `numpy_to_pil` does.
+pub fn rgb_from_chw(image: &[f32], canvas: u32) -> RgbImage {
+    let plane = canvas as usize * canvas as usize;
+    let mut data = vec![0u8; 3 * plane];
+    for (k, px) in data.chunks_exact_mut(3).enumerate() {
+        for c in 0..3 {
+            px[c] = (image[c * plane + k] * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbImage { width: canvas, height: canvas, data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::geometry::{Ratio, canvas_layout};
+    use crate::engine::model::tiny_model_dir;
+    use crate::engine::planner;
+    use std::sync::atomic::Ordering;
+
+    fn tiny_model() -> Arc<Model> {
+        let options = ModelOptions { model_dir: tiny_model_dir(), provider: ExecutionProvider::Cpu, device_id: 0 };
+        Model::load(&options).unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
+    }
+
+    fn params() -> DenoiseParams {
+        DenoiseParams { steps: 1, seed: 7, ..DenoiseParams::default() }
+    }
+
+    fn layout(canvas: u32) -> CanvasLayout {
+        canvas_layout(64, 36, Ratio::new(9, 16).unwrap(), canvas).unwrap()
+    }
+
+    /// Frame k: a flat colour plus a moving bright column, at the content size.
+    fn content_frame(layout: &CanvasLayout, k: usize) -> RgbImage {
+        let (w, h) = (layout.content.width(), layout.content.height());
+        let mut image = RgbImage::filled(w, h, [(k * 13 % 256) as u8, 90, (255 - k * 7 % 256) as u8]);
+        let x = (k as u32 * 3) % w;
+        for y in 0..h {
+            let at = ((y * w + x) * 3) as usize;
+            image.data[at..at + 3].copy_from_slice(&[250, 250, 250]);
+        }
+        image
+    }
+
+    fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {
+        let layout = layout(model.canvas());
+        let mut stream = StreamOutpainter::new(model.clone(), params(), layout, 30.0, lookahead).unwrap();
+        let cancel = AtomicBool::new(false);
+        let mut out = Vec::new();
+        for k in 0..frames {
+            stream.push(content_frame(&layout, k)).unwrap();
+            if stream.chunk_ready() {
+                out.extend(stream.run_next(false, &cancel).unwrap());
+            }
+        }
+        while stream.pending() > 0 {
+            out.extend(stream.run_next(true, &cancel).unwrap());
+        }
+        assert!(stream.run_next(true, &cancel).unwrap().is_empty());
+        out
+    }
+
+    #[test]
+    fn noise_is_seeded_standard_normal() {
+        let a = window_noise(3, 64);
+        assert_eq!(a.len(), 4 * 16 * 8 * 8);
+        assert_eq!(a, window_noise(3, 64));
+        assert_ne!(a, window_noise(4, 64));
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
+        assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.1, "mean {mean} variance {var}");
+    }
+
+    #[test]
+    fn pixels_convert_to_and_from_the_model_layout() {
+        let rgb = RgbImage { width: 2, height: 1, data: vec![0, 128, 255, 10, 20, 30] };
+        let mut chw = vec![0.0; 6];
+        chw_from_rgb(&rgb, &mut chw).unwrap();
+        assert_eq!(chw[0], -1.0); // R of pixel 0
+        assert_eq!(chw[1], window::unit_from_u8(10)); // R of pixel 1
+        assert_eq!(chw[4], 1.0); // B of pixel 0
+        let unit: Vec<f32> = chw.iter().map(|&v| v / 2.0 + 0.5).collect();
+        // Pixel 0's R, G and B planes.
+        let back = rgb_from_chw(&[unit[0], unit[2], unit[4]], 1);
+        assert_eq!(back.data, vec![0, 128, 255]);
+        assert!(chw_from_rgb(&rgb, &mut [0.0; 5]).is_err());
+    }
+
+    #[test]
+    fn every_frame_leaves_once_in_order_with_a_small_lookahead() {
+        let model = tiny_model();
+        let canvas = model.canvas();
+        for frames in [1, 15, 17] {
+            let out = run_stream(&model, frames, 6);
+            assert_eq!(out.len(), frames, "{frames} frames in");
+            assert!(out.iter().all(|c| c.width == canvas && c.height == canvas));
+        }
+    }
+
+    #[test]
+    fn chunks_equal_clip_runs_with_the_carried_guide() {
+        let model = tiny_model();
+        let layout = layout(model.canvas());
+        let (frames, lookahead) = (9, 5);
+        let streamed = run_stream(&model, frames, lookahead);
+        assert_eq!(streamed.len(), frames);
+
+        // The same frames through the clip runner: chunk 0 = frames 0..5 with the
+        // official plan; chunk 1 = [frame 4 (its latent known), frames 5..9].
+        let inputs: Vec<CanvasInputs> =
+            (0..frames).map(|k| pixels::canvas_inputs(&content_frame(&layout, k), &layout)).collect();
+        let mut denoiser = Denoiser::new(model.clone(), &params()).unwrap();
+        let noise = window_noise(params().seed, layout.canvas);
+        let mask = pixels::mask(&layout);
+        let cancel = AtomicBool::new(false);
+        let mut expected: Vec<Option<RgbImage>> = vec![None; frames];
+        let mut carried_latent = None;
+        for (first, count, carried) in [(0usize, lookahead, false), (lookahead - 1, frames - lookahead + 1, true)] {
+            let queued: VecDeque<CanvasInputs> = inputs[first..first + count].iter().map(clone_inputs).collect();
+            let chunk = ChunkFrames { carried: None, queued: &queued, count };
+            let plan = planner::plan_clip(count, carried).unwrap();
+            let mut known = vec![None; count];
+            known[0] = if carried { carried_latent.clone() } else { None };
+            let input = ClipInput {
+                plan: &plan,
+                frames: &chunk,
+                canvas: layout.canvas as usize,
+                mask: &mask,
+                noise: &noise,
+                fps: 30.0,
+            };
+            let mut store = |local: usize, image: &[f32]| -> Result<()> {
+                if !(carried && local == 0) {
+                    expected[first + local] = Some(rgb_from_chw(image, layout.canvas));
+                }
+                Ok(())
+            };
+            let output = clip::run_clip(&mut denoiser, &input, known, &mut store, &cancel).unwrap();
+            carried_latent = output.latents[count - 1].clone();
+        }
+        for (k, (got, want)) in streamed.iter().zip(&expected).enumerate() {
+            assert_eq!(Some(got), want.as_ref(), "frame {k}");
+        }
+    }
+
+    #[test]
+    fn cancel_keeps_the_frames_queued_and_reset_drops_them() {
+        let model = tiny_model();
+        let layout = layout(model.canvas());
+        let mut stream = StreamOutpainter::new(model, params(), layout, 30.0, 4).unwrap();
+        for k in 0..4 {
+            stream.push(content_frame(&layout, k)).unwrap();
+        }
+        assert!(stream.chunk_ready());
+        let cancel = AtomicBool::new(true);
+        assert_eq!(stream.run_next(false, &cancel), Err(EngineError::Cancelled));
+        assert_eq!(stream.pending(), 4);
+        assert!(stream.chunk_ready());
+        cancel.store(false, Ordering::Relaxed);
+        stream.reset();
+        assert_eq!(stream.pending(), 0);
+        assert!(stream.run_next(true, &cancel).unwrap().is_empty());
+        assert!(stream.push(RgbImage { width: 0, height: 0, data: vec![] }).is_err());
+    }
+
+    fn clone_inputs(c: &CanvasInputs) -> CanvasInputs {
+        CanvasInputs { masked: c.masked.clone(), init: c.init.clone(), stretched: c.stretched.clone() }
+    }
 }

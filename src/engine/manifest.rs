@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The model directory's `manifest.json` (DESIGN.md §1): its format and
+//! version, the engine's input/output contract of each of the four graphs,
+//! and the graph files' presence and sha256. Each refusal is a sentence
+//! naming what is wrong.
+
+use std::io::Read;
+use std::path::Path;
+
+use ort::value::TensorElementType;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::{EngineError, Result};
+
+/// The only manifest format this engine reads.
+pub const MANIFEST_FORMAT: &str = "m3ddm-onnx";
+pub const MANIFEST_VERSION: u64 = 1;
+
+/// The four graphs of a model directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graph {
+    Unet,
+    GlobalEncoder,
+    VaeEncoder,
+    VaeDecoder,
+}
+
+impl Graph {
+    pub const ALL: [Graph; 4] = [Graph::Unet, Graph::GlobalEncoder, Graph::VaeEncoder, Graph::VaeDecoder];
+
+    /// The key in the manifest's `graphs`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Graph::Unet => "unet",
+            Graph::GlobalEncoder => "global_encoder",
+            Graph::VaeEncoder => "vae_encoder",
+            Graph::VaeDecoder => "vae_decoder",
+        }
+    }
+
+    /// The engine's contract: input names, then output names.
+    pub(crate) fn contract(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Graph::Unet => (&["sample", "timestep", "fps", "context"], &["noise_pred"]),
+            Graph::GlobalEncoder => (&["global_latents"], &["context"]),
+            Graph::VaeEncoder => (&["images"], &["latent_mean"]),
+            Graph::VaeDecoder => (&["latents"], &["images"]),
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Element type of a graph input or output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F16,
+    I64,
+}
+
+impl DType {
+    fn parse(s: &str) -> Option<DType> {
+        match s {
+            "float32" => Some(DType::F32),
+            "float16" => Some(DType::F16),
+            "int64" => Some(DType::I64),
+            _ => None,
+        }
+    }
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F16 => "float16",
+            DType::I64 => "int64",
+        }
+    }
+    pub(crate) fn of_ort(t: TensorElementType) -> Option<DType> {
+        match t {
+            TensorElementType::Float32 => Some(DType::F32),
+            TensorElementType::Float16 => Some(DType::F16),
+            TensorElementType::Int64 => Some(DType::I64),
+            _ => None,
+        }
+    }
+}
+
+/// One graph input or output as the manifest declares it; `None` dims are symbolic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<Option<i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphSpec {
+    pub file: String,
+    pub sha256: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// The parsed `manifest.json`.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub precision: String,
+    pub canvas: u32,
+    pub latent_scale: f32,
+    pub unet_config: Value,
+    pub vae_config: Value,
+    pub scheduler_config: Value,
+    /// In [`Graph::ALL`] order.
+    pub graphs: Vec<GraphSpec>,
+}
+
+impl Manifest {
+    pub fn graph(&self, graph: Graph) -> &GraphSpec {
+        &self.graphs[graph.index()]
+    }
+
+    /// Reads `dir/manifest.json` and checks its structure (not the graph files).
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        if !dir.is_dir() {
+            return Err(model_err(format!("the model directory {} does not exist", dir.display())));
+        }
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            model_err(format!(
+                "{} has no readable manifest.json ({e}); export a model directory with `python -m m3ddm_export`",
+                dir.display()
+            ))
+        })?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| model_err(format!("{} is not valid JSON: {e}", path.display())))?;
+        Manifest::from_json(&json).map_err(|why| model_err(format!("{}: {why}", path.display())))
+    }
+
+    fn from_json(json: &Value) -> std::result::Result<Manifest, String> {
+        let format = json["format"].as_str().unwrap_or("<missing>");
+        let version = json["format_version"].as_u64();
+        if format != MANIFEST_FORMAT || version != Some(MANIFEST_VERSION) {
+            return Err(format!(
+                "format `{format}` version {} is not the `{MANIFEST_FORMAT}` version {MANIFEST_VERSION} this engine reads",
+                version.map_or("<missing>".into(), |v| v.to_string())
+            ));
+        }
+        let canvas = json["canvas"].as_u64().filter(|c| *c >= 8 && c % 8 == 0 && *c <= 8192);
+        let canvas = canvas.ok_or("`canvas` must be a positive multiple of 8")? as u32;
+        let latent_scale =
+            json["latent_scale"].as_f64().filter(|s| *s > 0.0).ok_or("`latent_scale` must be a positive number")?;
+        let precision = json["precision"].as_str().ok_or("`precision` is missing")?.to_owned();
+        let mut graphs = Vec::new();
+        for graph in Graph::ALL {
+            let spec = &json["graphs"][graph.key()];
+            if spec.is_null() {
+                return Err(format!("`graphs` has no `{}` entry", graph.key()));
+            }
+            graphs.push(parse_graph_spec(graph, spec).map_err(|why| format!("graph `{}`: {why}", graph.key()))?);
+        }
+        for key in ["unet_config", "vae_config", "scheduler_config"] {
+            if !json[key].is_object() {
+                return Err(format!("`{key}` is missing"));
+            }
+        }
+        Ok(Manifest {
+            precision,
+            canvas,
+            latent_scale: latent_scale as f32,
+            unet_config: json["unet_config"].clone(),
+            vae_config: json["vae_config"].clone(),
+            scheduler_config: json["scheduler_config"].clone(),
+            graphs,
+        })
+    }
+}
+
+fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec, String> {
+    let file = spec["file"].as_str().filter(|f| !f.is_empty()).ok_or("no `file`")?;
+    if Path::new(file).components().count() != 1 {
+        return Err(format!("file `{file}` must be a plain file name inside the model directory"));
+    }
+    let sha256 = spec["sha256"].as_str().ok_or("no `sha256`")?.to_ascii_lowercase();
+    let inputs = parse_tensor_specs(&spec["inputs"]).map_err(|why| format!("inputs: {why}"))?;
+    let outputs = parse_tensor_specs(&spec["outputs"]).map_err(|why| format!("outputs: {why}"))?;
+    let (want_in, want_out) = graph.contract();
+    for (what, got, want) in [("inputs", &inputs, want_in), ("outputs", &outputs, want_out)] {
+        let mut names: Vec<&str> = got.iter().map(|t| t.name.as_str()).collect();
+        let mut wanted: Vec<&str> = want.to_vec();
+        names.sort_unstable();
+        wanted.sort_unstable();
+        if names != wanted {
+            return Err(format!("{what} are {names:?} but the engine needs {wanted:?}"));
+        }
+    }
+    Ok(GraphSpec { file: file.to_owned(), sha256, inputs, outputs })
+}
+
+fn parse_tensor_specs(list: &Value) -> std::result::Result<Vec<TensorSpec>, String> {
+    let items = list.as_array().ok_or("not a list")?;
+    items
+        .iter()
+        .map(|item| {
+            let name = item["name"].as_str().ok_or("an entry has no `name`")?.to_owned();
+            let dtype_text = item["dtype"].as_str().unwrap_or("<missing>");
+            let dtype =
+                DType::parse(dtype_text).ok_or_else(|| format!("`{name}` has unsupported dtype `{dtype_text}`"))?;
+            let dims = item["shape"].as_array().ok_or_else(|| format!("`{name}` has no `shape` list"))?;
+            let shape = dims.iter().map(|d| d.as_i64()).collect();
+            Ok(TensorSpec { name, dtype, shape })
+        })
+        .collect()
+}
+
+pub(crate) fn model_err(s: String) -> EngineError {
+    EngineError::Model(s)
+}
+
+/// Lowercase hex sha256 of a file, read in blocks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Checks the graph files of a manifest: present, with the recorded sha256.
+pub fn check_graph_files(dir: &Path, manifest: &Manifest) -> Result<()> {
+    for graph in Graph::ALL {
+        let spec = manifest.graph(graph);
+        let path = dir.join(&spec.file);
+        if !path.is_file() {
+            return Err(model_err(format!("the {} graph {} is missing", graph.key(), path.display())));
+        }
+        let digest = sha256_file(&path).map_err(|e| model_err(format!("cannot read {}: {e}", path.display())))?;
+        if digest != spec.sha256 {
+            return Err(model_err(format!(
+                "{} does not match its manifest: sha256 {digest}, manifest says {} (re-export the model directory)",
+                path.display(),
+                spec.sha256
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_a_known_text() {
+        let path = std::env::temp_dir().join(format!("m3ddm-sha-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        // FIPS 180-2 test vector.
+        assert_eq!(sha256_file(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let _ = std::fs::remove_file(path);
+    }
+}
