@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The fill back-ends behind one interface: the M3DDM `StreamOutpainter`
+//! (frames held until a chunk of the lookahead is ready) and the flat fills
+//! (`blur`, `color`), which give each frame's canvas at once.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::engine::pixels::{blur_canvas, color_canvas};
+use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
+
+/// Content images in, one generated canvas per frame out, in order.
+pub trait CanvasSource: Send {
+    /// Queues the content image of the next frame.
+    fn push(&mut self, content: RgbImage) -> engine::Result<()>;
+    /// True when `run_next(false, ..)` has a full chunk to run.
+    fn chunk_ready(&self) -> bool;
+    /// Frames pushed and not yet returned.
+    fn pending(&self) -> usize;
+    /// The canvases of the oldest frames; with `draining`, of whatever is queued.
+    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>>;
+    /// Drops every queued frame.
+    fn reset(&mut self);
+    /// True when chunks run the model (counted in the stats).
+    fn runs_model(&self) -> bool;
+    /// Windows run so far and the time they took, for a back-end that runs windows.
+    fn window_stats(&self) -> Option<(u64, Duration)>;
+}
+
+impl CanvasSource for StreamOutpainter {
+    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+        StreamOutpainter::push(self, content)
+    }
+    fn chunk_ready(&self) -> bool {
+        StreamOutpainter::chunk_ready(self)
+    }
+    fn pending(&self) -> usize {
+        StreamOutpainter::pending(self)
+    }
+    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+        StreamOutpainter::run_next(self, draining, cancel)
+    }
+    fn reset(&mut self) {
+        StreamOutpainter::reset(self)
+    }
+    fn runs_model(&self) -> bool {
+        true
+    }
+    fn window_stats(&self) -> Option<(u64, Duration)> {
+        let stats = StreamOutpainter::stats(self);
+        Some((stats.windows_run, stats.window_time))
+    }
+}
+
+/// What a flat fill puts in the new area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlatKind {
+    Blur,
+    Color([u8; 3]),
+}
+
+/// `fill-mode=blur|color`: every frame's canvas is ready as soon as it is pushed.
+pub struct FlatFill {
+    layout: CanvasLayout,
+    kind: FlatKind,
+    ready: VecDeque<RgbImage>,
+}
+
+impl FlatFill {
+    pub fn new(layout: CanvasLayout, kind: FlatKind) -> FlatFill {
+        FlatFill { layout, kind, ready: VecDeque::new() }
+    }
+}
+
+impl CanvasSource for FlatFill {
+    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+        let canvas = match self.kind {
+            FlatKind::Blur => blur_canvas(&content, &self.layout),
+            FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
+        };
+        self.ready.push_back(canvas);
+        Ok(())
+    }
+    fn chunk_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+    fn pending(&self) -> usize {
+        self.ready.len()
+    }
+    fn run_next(&mut self, _draining: bool, _cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+        Ok(self.ready.drain(..).collect())
+    }
+    fn reset(&mut self) {
+        self.ready.clear();
+    }
+    fn runs_model(&self) -> bool {
+        false
+    }
+    fn window_stats(&self) -> Option<(u64, Duration)> {
+        None
+    }
+}

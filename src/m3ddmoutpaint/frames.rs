@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Pixels between GStreamer buffers and the engine: the input frame scaled to
+//! the canvas content box (packed RGB, what the engine sees), and the output
+//! frame composed at full resolution from a generated canvas, the source's
+//! planes copied bit-exact into their box and the seam feathered outwards.
+
+use gst_video::prelude::*;
+
+use super::caps::StreamConfig;
+use crate::engine::compose::{PlaneMut, feather_seam};
+use crate::engine::{Rect, RgbImage};
+
+/// A packed RGB frame of `width × height` with the timing of `like`
+/// (the video converter refuses to change framerate or interlacing).
+fn rgb_info(width: u32, height: u32, like: &gst_video::VideoInfo) -> Result<gst_video::VideoInfo, String> {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
+        .fps(like.fps())
+        .interlace_mode(like.interlace_mode())
+        .build()
+        .map_err(|err| format!("cannot describe a {width}x{height} RGB frame: {err}"))
+}
+
+fn converter(
+    from: &gst_video::VideoInfo,
+    to: &gst_video::VideoInfo,
+    config: gst_video::VideoConverterConfig,
+) -> Result<gst_video::VideoConverter, String> {
+    gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
+        format!("cannot convert {:?} {}x{} to {:?} {}x{}: {err}", from.format(), from.width(), from.height(),
+            to.format(), to.width(), to.height())
+    })
+}
+
+/// Scales input frames to the content box of the canvas, as packed RGB.
+pub struct ContentScaler {
+    in_info: gst_video::VideoInfo,
+    content_info: gst_video::VideoInfo,
+    converter: gst_video::VideoConverter,
+}
+
+impl ContentScaler {
+    pub fn new(config: &StreamConfig) -> Result<ContentScaler, String> {
+        let content = config.canvas.content;
+        let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
+        let converter = converter(&config.in_info, &content_info, gst_video::VideoConverterConfig::new())?;
+        Ok(ContentScaler { in_info: config.in_info.clone(), content_info, converter })
+    }
+
+    /// The content image of one input buffer.
+    pub fn scale(&self, input: &gst::BufferRef) -> Result<RgbImage, String> {
+        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info).map_err(|_| {
+            format!("an input buffer of {} bytes does not hold a frame of the negotiated caps", input.size())
+        })?;
+        let scratch = gst::Buffer::with_size(self.content_info.size())
+            .map_err(|err| format!("cannot allocate a content frame: {err}"))?;
+        let mut scratch = gst_video::VideoFrame::from_buffer_writable(scratch, &self.content_info)
+            .map_err(|_| "cannot map a content frame".to_string())?;
+        self.converter.frame_ref(&input, &mut scratch.as_mut_video_frame_ref());
+        let (width, height) = (self.content_info.width(), self.content_info.height());
+        let row_bytes = width as usize * 3;
+        let stride = scratch.plane_stride()[0] as usize;
+        let plane = scratch.plane_data(0).map_err(|err| err.to_string())?;
+        let mut data = Vec::with_capacity(row_bytes * height as usize);
+        for row in plane.chunks(stride).take(height as usize) {
+            data.extend_from_slice(&row[..row_bytes]);
+        }
+        Ok(RgbImage { width, height, data })
+    }
+}
+
+/// Builds output frames from generated canvases and the input buffers.
+pub struct Compositor {
+    in_info: gst_video::VideoInfo,
+    out_info: gst_video::VideoInfo,
+    canvas_info: gst_video::VideoInfo,
+    /// Scales the canvas's output crop to the whole output frame.
+    converter: gst_video::VideoConverter,
+    source: Rect,
+    feather: u32,
+}
+
+impl Compositor {
+    pub fn new(config: &StreamConfig, feather: u32) -> Result<Compositor, String> {
+        let side = config.canvas.canvas;
+        let canvas_info = rgb_info(side, side, &config.out_info)?;
+        let crop = config.canvas.output_crop;
+        let mut options = gst_video::VideoConverterConfig::new();
+        options.set_src_x(crop.x0 as i32);
+        options.set_src_y(crop.y0 as i32);
+        options.set_src_width(Some(crop.width() as i32));
+        options.set_src_height(Some(crop.height() as i32));
+        let converter = converter(&canvas_info, &config.out_info, options)?;
+        Ok(Compositor {
+            in_info: config.in_info.clone(),
+            out_info: config.out_info.clone(),
+            canvas_info,
+            converter,
+            source: config.output.source,
+            feather,
+        })
+    }
+
+    /// The output frame of `input` whose new area comes from `canvas`; it
+    /// carries the input's timestamps, duration and flags.
+    pub fn compose(&self, canvas: &RgbImage, input: &gst::BufferRef) -> Result<gst::Buffer, String> {
+        let side = self.canvas_info.width();
+        if canvas.width != side || canvas.height != side || canvas.data.len() != (side * side * 3) as usize {
+            return Err(format!(
+                "the engine returned a {}x{} canvas ({} bytes) where {side}x{side} RGB was expected",
+                canvas.width,
+                canvas.height,
+                canvas.data.len()
+            ));
+        }
+        let canvas_frame = self.canvas_frame(canvas)?;
+        let output = gst::Buffer::with_size(self.out_info.size())
+            .map_err(|err| format!("cannot allocate an output frame: {err}"))?;
+        let mut output = gst_video::VideoFrame::from_buffer_writable(output, &self.out_info)
+            .map_err(|_| "cannot map an output frame".to_string())?;
+        self.converter.frame(&canvas_frame, &mut output);
+
+        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info).map_err(|_| {
+            format!("an input buffer of {} bytes does not hold a frame of the negotiated caps", input.size())
+        })?;
+        for plane in 0..self.out_info.n_planes() {
+            self.paste_plane(&source, &mut output, plane)?;
+        }
+        let mut output = output.into_buffer();
+        input
+            .copy_into(
+                output.make_mut(),
+                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS,
+                ..,
+            )
+            .map_err(|err| format!("cannot copy the input's timestamps: {err}"))?;
+        Ok(output)
+    }
+
+    fn canvas_frame(&self, canvas: &RgbImage) -> Result<gst_video::VideoFrame<gst_video::video_frame::Readable>, String> {
+        let buffer = gst::Buffer::with_size(self.canvas_info.size())
+            .map_err(|err| format!("cannot allocate a canvas frame: {err}"))?;
+        let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, &self.canvas_info)
+            .map_err(|_| "cannot map a canvas frame".to_string())?;
+        let row_bytes = canvas.width as usize * 3;
+        let stride = frame.plane_stride()[0] as usize;
+        let plane = frame.plane_data_mut(0).map_err(|err| err.to_string())?;
+        for (dst, src) in plane.chunks_mut(stride).zip(canvas.data.chunks(row_bytes)) {
+            dst[..row_bytes].copy_from_slice(src);
+        }
+        gst_video::VideoFrame::from_buffer_readable(frame.into_buffer(), &self.canvas_info)
+            .map_err(|_| "cannot map a canvas frame".to_string())
+    }
+
+    /// Copies one plane of the source into its box, then feathers the seam.
+    fn paste_plane(
+        &self,
+        source: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        output: &mut gst_video::VideoFrame<gst_video::video_frame::Writable>,
+        plane: u32,
+    ) -> Result<(), String> {
+        let finfo = self.out_info.format_info();
+        // The first component stored in this plane gives its subsampling and pixel size.
+        let component = (0..finfo.n_components() as usize)
+            .find(|&c| finfo.plane()[c] == plane)
+            .ok_or_else(|| format!("plane {plane} of {:?} holds no component", finfo.format()))?;
+        let (w_sub, h_sub) = (finfo.w_sub()[component], finfo.h_sub()[component]);
+        let bytes_per_pixel = finfo.pixel_stride()[component] as usize;
+        let scaled = |value: u32, sub: u32| value.div_ceil(1 << sub);
+        let plane_box = Rect {
+            x0: self.source.x0 >> w_sub,
+            y0: self.source.y0 >> h_sub,
+            x1: (self.source.x0 >> w_sub) + scaled(self.source.width(), w_sub),
+            y1: (self.source.y0 >> h_sub) + scaled(self.source.height(), h_sub),
+        };
+        let plane_width = scaled(self.out_info.width(), w_sub);
+        let plane_height = scaled(self.out_info.height(), h_sub);
+        if plane_box.x1 > plane_width || plane_box.y1 > plane_height {
+            return Err(format!("the source box {:?} leaves plane {plane} of the output", self.source));
+        }
+
+        let src_stride = source.plane_stride()[plane as usize] as usize;
+        let src_data = source.plane_data(plane).map_err(|err| err.to_string())?;
+        let out_stride = output.plane_stride()[plane as usize] as usize;
+        let out_data = output.plane_data_mut(plane).map_err(|err| err.to_string())?;
+        let row_bytes = plane_box.width() as usize * bytes_per_pixel;
+        let x_offset = plane_box.x0 as usize * bytes_per_pixel;
+        for row in 0..plane_box.height() as usize {
+            let src_row = &src_data[row * src_stride..row * src_stride + row_bytes];
+            let out_start = (plane_box.y0 as usize + row) * out_stride + x_offset;
+            out_data[out_start..out_start + row_bytes].copy_from_slice(src_row);
+        }
+        let mut plane_mut = PlaneMut {
+            data: out_data,
+            stride: out_stride,
+            width: plane_width,
+            height: plane_height,
+            bytes_per_pixel,
+        };
+        feather_seam(&mut plane_mut, plane_box, scaled(self.feather, w_sub.max(h_sub)));
+        Ok(())
+    }
+}

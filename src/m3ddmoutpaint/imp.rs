@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: MPL-2.0
+/**
+ * SECTION:element-m3ddmoutpaint
+ *
+ * Changes a video's aspect ratio (`aspect`, the output's display aspect) by
+ * generating the area the new ratio adds with M3DDM, the Hierarchical Masked 3D
+ * Diffusion Model for Video Outpainting (arXiv 2309.02119), run by ONNX Runtime.
+ * The source keeps its full resolution and every source pixel reaches the
+ * output bit-exact; only the new area is generated, at the model canvas
+ * (256 for the published model), upscaled and feathered at the seam into the
+ * new area. `fill-mode=blur|color` fill it without a model, frame by frame.
+ *
+ * The model sees `lookahead` frames at once, so in outpaint mode the element
+ * holds up to `lookahead` input buffers (memory: about lookahead × frame size,
+ * e.g. 226 × 6 MB for 1080p RGB; lower `lookahead` to hold less) and its
+ * latency is lookahead frames at the stream's framerate (30 fps assumed for a
+ * variable framerate) plus the processing time of a chunk. Parallel branches
+ * need queues that hold that much (see the example).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+ *   m3ddmoutpaint aspect=9/16 model-path=models/m3ddm ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
+ * ]|
+ *
+ * Since: 0.1
+ */
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::caps::{self, StreamConfig};
+use super::frames::ContentScaler;
+use super::settings::{PROPERTIES, Settings};
+use super::worker::{DrainPoint, Item, RunContext, State, TaskState};
+use crate::engine::{EngineError, Model, ModelOptions, RgbImage};
+
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("m3ddmoutpaint", gst::DebugColorFlags::empty(), Some("M3DDM video outpainting"))
+});
+
+/// The model loaded at NULL→READY and the options it was loaded with.
+struct LoadedModel {
+    options: ModelOptions,
+    model: Arc<Model>,
+}
+
+/// What the chain needs for the current input caps.
+struct SinkSide {
+    scaler: ContentScaler,
+}
+
+pub struct M3ddmOutpaint {
+    pub(super) srcpad: gst::Pad,
+    sinkpad: gst::Pad,
+    settings: Mutex<Settings>,
+    model: Mutex<Option<LoadedModel>>,
+    pub(super) run: Mutex<Option<Arc<RunContext>>>,
+    pub(super) state: Mutex<State>,
+    pub(super) cond: Condvar,
+    pub(super) task: Mutex<TaskState>,
+    sink: Mutex<Option<SinkSide>>,
+    pub(super) cancel: AtomicBool,
+}
+
+impl M3ddmOutpaint {
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let content = self.content_of(&buffer)?;
+        let mut state = self.state.lock().unwrap();
+        state.srcresult?;
+        gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
+        state.queue.push_back(Item::Frame { buffer, content });
+        state.frames_held += 1;
+        state.stats.frames_in += 1;
+        self.cond.notify_all();
+        while state.srcresult.is_ok() && state.frames_held >= state.max_held {
+            state = self.cond.wait(state).unwrap();
+        }
+        state.srcresult
+    }
+
+    fn content_of(&self, buffer: &gst::Buffer) -> Result<RgbImage, gst::FlowError> {
+        let sink = self.sink.lock().unwrap();
+        let Some(sink) = sink.as_ref() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer arrived before any caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        sink.scaler.scale(buffer).map_err(|err| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
+            gst::FlowError::Error
+        })
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        gst::log!(CAT, obj = pad, "handling event {event:?}");
+        match event.view() {
+            EventView::FlushStart(_) => {
+                let forwarded = self.srcpad.push_event(event);
+                self.set_flushing();
+                let _ = self.srcpad.pause_task();
+                forwarded
+            }
+            EventView::FlushStop(_) => {
+                self.reset_stream(true);
+                let forwarded = self.srcpad.push_event(event);
+                self.restart_task();
+                forwarded
+            }
+            EventView::Caps(caps) => {
+                let caps = caps.caps_owned();
+                self.sink_caps(&caps)
+            }
+            EventView::StreamStart(_) => {
+                // A new stream after EOS flows again.
+                if self.state.lock().unwrap().srcresult == Err(gst::FlowError::Eos) {
+                    self.reset_stream(true);
+                    self.restart_task();
+                }
+                self.enqueue(Item::Drain(DrainPoint::Event(event)))
+            }
+            EventView::Segment(_) | EventView::Eos(_) => self.enqueue(Item::Drain(DrainPoint::Event(event))),
+            _ if event.is_serialized() => self.enqueue(Item::Event(event)),
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    fn enqueue(&self, item: Item) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if state.srcresult == Err(gst::FlowError::Flushing) {
+            return false;
+        }
+        state.queue.push_back(item);
+        self.cond.notify_all();
+        true
+    }
+
+    /// New input caps: checked, then queued so the task drains the old frames first.
+    fn sink_caps(&self, caps: &gst::Caps) -> bool {
+        let Some(run) = self.run.lock().unwrap().clone() else {
+            gst::warning!(CAT, imp = self, "caps {caps} arrived while stopped");
+            return false;
+        };
+        let config = match StreamConfig::new(caps, run.aspect, run.canvas()) {
+            Ok(config) => Arc::new(config),
+            Err(err) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
+                return false;
+            }
+        };
+        if let Some(peer) = self.srcpad.peer()
+            && !peer.query_accept_caps(&config.out_caps)
+        {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("downstream does not accept the output caps {}", config.out_caps)
+            );
+            return false;
+        }
+        let scaler = match ContentScaler::new(&config) {
+            Ok(scaler) => scaler,
+            Err(err) => {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
+                return false;
+            }
+        };
+        gst::info!(CAT, imp = self, "input {caps} gives output {}", config.out_caps);
+        self.state.lock().unwrap().fps = config.fps();
+        *self.sink.lock().unwrap() = Some(SinkSide { scaler });
+        self.enqueue(Item::Drain(DrainPoint::Caps(config)))
+    }
+
+    /// A DRAIN query returns once every frame queued before it has left.
+    fn sink_drain(&self) -> bool {
+        let mut state = self.state.lock().unwrap();
+        state.next_drain_query += 1;
+        let id = state.next_drain_query;
+        if state.srcresult.is_err() {
+            return true;
+        }
+        state.queue.push_back(Item::Drain(DrainPoint::Query(id)));
+        self.cond.notify_all();
+        while state.srcresult.is_ok() && state.drained_query < id {
+            state = self.cond.wait(state).unwrap();
+        }
+        true
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        use gst::QueryViewMut;
+        match query.view_mut() {
+            QueryViewMut::Caps(q) => {
+                let downstream = self.srcpad.peer_query_caps(None);
+                let caps = self.caps_from_other_side(&downstream, gst::PadDirection::Src, pad, q.filter_owned());
+                q.set_result(&caps);
+                true
+            }
+            QueryViewMut::AcceptCaps(q) => {
+                // Any fixed raw video in system memory is let through, so that a
+                // format or size the element cannot handle gets an error naming it.
+                let caps = q.caps();
+                let accepted = caps.is_fixed()
+                    && caps.structure(0).is_some_and(|s| s.name() == "video/x-raw")
+                    && caps.features(0).is_none_or(|f| {
+                        f.is_empty() || (f.size() == 1 && f.contains(gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY))
+                    });
+                q.set_result(accepted);
+                true
+            }
+            QueryViewMut::Allocation(q) => {
+                q.add_allocation_meta::<gst_video::VideoMeta>(None);
+                true
+            }
+            QueryViewMut::Drain(_) => self.sink_drain(),
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        use gst::QueryViewMut;
+        match query.view_mut() {
+            QueryViewMut::Caps(q) => {
+                let caps = match pad.current_caps() {
+                    Some(current) => match q.filter() {
+                        Some(filter) => filter.intersect_with_mode(&current, gst::CapsIntersectMode::First),
+                        None => current,
+                    },
+                    None => {
+                        let upstream = self.sinkpad.peer_query_caps(None);
+                        self.caps_from_other_side(&upstream, gst::PadDirection::Sink, pad, q.filter_owned())
+                    }
+                };
+                q.set_result(&caps);
+                true
+            }
+            QueryViewMut::Latency(q) => {
+                let mut upstream = gst::query::Latency::new();
+                if !self.sinkpad.peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                let ours = self.own_latency();
+                gst::debug!(CAT, imp = self, "own latency {ours}, upstream {min} - {max:?}");
+                q.set(live, min + ours, max.map(|max| max + ours));
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    fn own_latency(&self) -> gst::ClockTime {
+        let Some(run) = self.run.lock().unwrap().clone() else { return gst::ClockTime::ZERO };
+        let state = self.state.lock().unwrap();
+        run.latency(state.fps, state.stats.mean_chunk_time())
+    }
+
+    /// The caps this pad can take given the caps the other side offers (`direction`: the other pad's).
+    fn caps_from_other_side(
+        &self,
+        other: &gst::Caps,
+        direction: gst::PadDirection,
+        pad: &gst::Pad,
+        filter: Option<gst::Caps>,
+    ) -> gst::Caps {
+        let template = pad.pad_template_caps();
+        let caps = if other.is_any() {
+            template
+        } else {
+            let aspect = self.settings.lock().unwrap().aspect_ratio().unwrap_or(crate::engine::Ratio { num: 9, den: 16 });
+            caps::transform_caps(other, direction, aspect).intersect_with_mode(&template, gst::CapsIntersectMode::First)
+        };
+        match filter {
+            Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        }
+    }
+
+    /// Starts the src-pad task anew (after FLUSH_STOP, or a new stream after EOS).
+    /// The old task is stopped first: a pad keeps the function of an existing task
+    /// and would never release the new one.
+    fn restart_task(&self) {
+        if !self.srcpad.is_active() {
+            return;
+        }
+        if let Err(err) = self.srcpad.stop_task().and_then(|_| self.start_task()) {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot restart the streaming task: {err}"));
+        }
+    }
+
+    fn start_task(&self) -> Result<(), glib::BoolError> {
+        let element = self.obj().downgrade();
+        self.srcpad.start_task(move || {
+            if let Some(element) = element.upgrade() {
+                element.imp().src_loop();
+            }
+        })
+    }
+
+    fn src_activatemode(&self, active: bool) -> Result<(), gst::LoggableError> {
+        if active {
+            {
+                let mut state = self.state.lock().unwrap();
+                state.srcresult = Ok(gst::FlowSuccess::Ok);
+                self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.start_task().map_err(|err| gst::loggable_error!(CAT, "cannot start the streaming task: {err}"))
+        } else {
+            self.set_flushing();
+            self.srcpad.stop_task().map_err(|err| gst::loggable_error!(CAT, "cannot stop the streaming task: {err}"))
+        }
+    }
+
+    /// NULL→READY: checks the settings and loads the model the fill mode needs.
+    fn prepare(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        settings.validate().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        self.ensure_model(&settings).map(|_| ())
+    }
+
+    /// The model for `settings` (loading it when the model settings changed since the last load).
+    fn ensure_model(&self, settings: &Settings) -> Result<Option<Arc<Model>>, gst::ErrorMessage> {
+        let mut loaded = self.model.lock().unwrap();
+        let Some(options) = settings.model_options() else {
+            *loaded = None;
+            return Ok(None);
+        };
+        let options = options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
+        if let Some(current) = loaded.as_ref().filter(|current| current.options == options) {
+            return Ok(Some(current.model.clone()));
+        }
+        *loaded = None;
+        gst::info!(CAT, imp = self, "loading the model in {}", options.model_dir.display());
+        let model = Model::load(&options).map_err(|err| match err {
+            EngineError::Runtime(msg) => gst::error_msg!(gst::LibraryError::Init, ("{msg}")),
+            EngineError::Model(msg) => gst::error_msg!(gst::ResourceError::NotFound, ("{msg}")),
+            other => gst::error_msg!(gst::LibraryError::Settings, ("{other}")),
+        })?;
+        gst::info!(CAT, imp = self, "model loaded: canvas {}, provider {}", model.canvas(), model.provider_in_use());
+        *loaded = Some(LoadedModel { options, model: model.clone() });
+        Ok(Some(model))
+    }
+
+    /// READY→PAUSED: the settings and model this run uses.
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        settings.validate().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let aspect = settings.aspect_ratio().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let model = self.ensure_model(&settings)?;
+        let run = Arc::new(RunContext { settings, aspect, model });
+        *self.state.lock().unwrap() = State { max_held: run.max_held(), provider: run.provider(), ..State::default() };
+        *self.task.lock().unwrap() = TaskState::default();
+        *self.run.lock().unwrap() = Some(run);
+        Ok(())
+    }
+
+    /// After PAUSED→READY: every frame, item and configuration dropped.
+    fn stop(&self) {
+        self.reset_stream(false);
+        self.set_flushing();
+        *self.sink.lock().unwrap() = None;
+        *self.run.lock().unwrap() = None;
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        gst::Structure::builder("m3ddmoutpaint-stats")
+            .field("frames-in", state.stats.frames_in)
+            .field("frames-out", state.stats.frames_out)
+            .field("frames-queued", state.frames_held as u64)
+            .field("windows-run", state.stats.windows_run)
+            .field("mean-window-time", state.stats.mean_window_time().as_nanos() as u64)
+            .field("chunks-run", state.stats.chunks_run)
+            .field("mean-chunk-time", state.stats.mean_chunk_time().as_nanos() as u64)
+            .field("provider", state.provider)
+            .build()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for M3ddmOutpaint {
+    const NAME: &'static str = "GstM3ddmOutpaint";
+    type Type = super::M3ddmOutpaint;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
+            .chain_function(|_pad, parent, buffer| {
+                M3ddmOutpaint::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |imp| imp.sink_chain(buffer))
+            })
+            .event_function(|pad, parent, event| {
+                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+            })
+            .query_function(|pad, parent, query| {
+                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.sink_query(pad, query))
+            })
+            .build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
+            .flags(gst::PadFlags::FIXED_CAPS)
+            .query_function(|pad, parent, query| {
+                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
+            .activatemode_function(|_pad, parent, mode, active| {
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic while (de)activating the src pad")),
+                    |imp| match mode {
+                        gst::PadMode::Push => imp.src_activatemode(active),
+                        _ => Err(gst::loggable_error!(CAT, "only push mode is supported")),
+                    },
+                )
+            })
+            .build();
+        M3ddmOutpaint {
+            srcpad,
+            sinkpad,
+            settings: Mutex::new(Settings::default()),
+            model: Mutex::new(None),
+            run: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+            task: Mutex::new(TaskState::default()),
+            sink: Mutex::new(None),
+            cancel: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ObjectImpl for M3ddmOutpaint {
+    fn properties() -> &'static [glib::ParamSpec] {
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        gst::info!(CAT, imp = self, "setting {} to {value:?}", pspec.name());
+        self.settings.lock().unwrap().set_property(value, pspec);
+        if pspec.name() == "lookahead" {
+            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "stats" => self.stats().to_value(),
+            _ => self.settings.lock().unwrap().property(pspec),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.add_pad(&self.srcpad).unwrap();
+    }
+}
+
+impl GstObjectImpl for M3ddmOutpaint {}
+
+impl ElementImpl for M3ddmOutpaint {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "M3DDM video outpainting",
+                "Filter/Effect/Video",
+                "Changes the aspect ratio by generating the missing area with the M3DDM diffusion model \
+                 (or a blurred or flat fill), keeping every source pixel",
+                "m3ddmoutpaint developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = caps::template_caps();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "changing state {transition:?}");
+        let prepared = match transition {
+            gst::StateChange::NullToReady => self.prepare(),
+            gst::StateChange::ReadyToPaused => self.start(),
+            gst::StateChange::PausedToReady => {
+                self.set_flushing();
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(err) = prepared {
+            gst::error!(CAT, imp = self, "{transition:?} failed: {err:?}");
+            self.post_error_message(err);
+            return Err(gst::StateChangeError);
+        }
+        let success = self.parent_change_state(transition)?;
+        match transition {
+            gst::StateChange::PausedToReady => self.stop(),
+            gst::StateChange::ReadyToNull => *self.model.lock().unwrap() = None,
+            _ => {}
+        }
+        Ok(success)
+    }
+}

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The element's properties: their specs (blurb, range, default), the
+//! `Settings` they are stored in, and the check made when the element goes to
+//! READY (a bad value becomes an error message that names the property).
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::{ExecutionProvider, FillMode, Scheduler};
+use crate::engine;
+
+pub const DEFAULT_ASPECT_NUM: i32 = 9;
+pub const DEFAULT_ASPECT_DEN: i32 = 16;
+pub const DEFAULT_FILL_MODE: FillMode = FillMode::Outpaint;
+pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
+pub const DEFAULT_DEVICE_ID: i32 = 0;
+pub const DEFAULT_STEPS: u32 = 50;
+pub const MAX_STEPS: u32 = 1000;
+pub const DEFAULT_SCHEDULER: Scheduler = Scheduler::Pndm;
+pub const DEFAULT_GUIDANCE_SCALE: f64 = 2.0;
+pub const DEFAULT_GLOBAL_GUIDANCE_SCALE: f64 = 4.0;
+pub const MAX_GUIDANCE_SCALE: f64 = 50.0;
+/// One stride-15 window of the official plan spans 15 × 15 + 1 frames.
+pub const DEFAULT_LOOKAHEAD: u32 = 226;
+/// Chunks shorter than a 16-frame window are padded by the planner.
+pub const MIN_LOOKAHEAD: u32 = 1;
+pub const MAX_LOOKAHEAD: u32 = 10_000;
+pub const MAX_DEVICE_ID: i32 = 255;
+pub const DEFAULT_SEED: u64 = 0;
+/// Opaque black, as ARGB.
+pub const DEFAULT_FILL_COLOR: u32 = 0xFF00_0000;
+pub const DEFAULT_FEATHER: u32 = 16;
+pub const MAX_FEATHER: u32 = 256;
+/// The largest aspect either way (100:1 and 1:100).
+pub const MAX_ASPECT_TERM: i32 = 100;
+
+/// Every property value, as set by the application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub aspect: gst::Fraction,
+    pub fill_mode: FillMode,
+    pub model_path: Option<String>,
+    pub execution_provider: ExecutionProvider,
+    pub device_id: i32,
+    pub steps: u32,
+    pub scheduler: Scheduler,
+    pub guidance_scale: f64,
+    pub global_guidance_scale: f64,
+    pub lookahead: u32,
+    pub seed: u64,
+    pub fill_color: u32,
+    pub feather: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            aspect: gst::Fraction::new(DEFAULT_ASPECT_NUM, DEFAULT_ASPECT_DEN),
+            fill_mode: DEFAULT_FILL_MODE,
+            model_path: None,
+            execution_provider: DEFAULT_EXECUTION_PROVIDER,
+            device_id: DEFAULT_DEVICE_ID,
+            steps: DEFAULT_STEPS,
+            scheduler: DEFAULT_SCHEDULER,
+            guidance_scale: DEFAULT_GUIDANCE_SCALE,
+            global_guidance_scale: DEFAULT_GLOBAL_GUIDANCE_SCALE,
+            lookahead: DEFAULT_LOOKAHEAD,
+            seed: DEFAULT_SEED,
+            fill_color: DEFAULT_FILL_COLOR,
+            feather: DEFAULT_FEATHER,
+        }
+    }
+}
+
+impl Settings {
+    /// The output display aspect as an engine ratio (checked at READY).
+    pub fn aspect_ratio(&self) -> Result<engine::Ratio, String> {
+        let (num, den) = (self.aspect.numer(), self.aspect.denom());
+        if num <= 0 || den <= 0 {
+            return Err(format!("aspect {num}/{den} must be a positive fraction"));
+        }
+        engine::Ratio::new(num as u32, den as u32).map_err(|err| format!("aspect {num}/{den}: {err}"))
+    }
+
+    /// How to load the model, when the fill mode needs one.
+    pub fn model_options(&self) -> Option<Result<engine::ModelOptions, String>> {
+        if self.fill_mode != FillMode::Outpaint {
+            return None;
+        }
+        let Some(path) = self.model_path.as_deref().filter(|p| !p.is_empty()) else {
+            return Some(Err("model-path is not set: fill-mode=outpaint needs a model directory \
+                 (a folder with manifest.json written by m3ddm_export), or use fill-mode=blur or color"
+                .to_string()));
+        };
+        let model_dir = PathBuf::from(path);
+        if !model_dir.is_dir() {
+            return Some(Err(format!("model-path {path} is not a directory")));
+        }
+        Some(Ok(engine::ModelOptions {
+            model_dir,
+            provider: self.execution_provider.into(),
+            device_id: self.device_id,
+        }))
+    }
+
+    /// The denoising parameters of the stream.
+    pub fn denoise_params(&self) -> engine::DenoiseParams {
+        engine::DenoiseParams {
+            steps: self.steps,
+            scheduler: self.scheduler.into(),
+            guidance_scale: self.guidance_scale as f32,
+            global_guidance_scale: self.global_guidance_scale as f32,
+            seed: self.seed,
+        }
+    }
+
+    /// The colour of `fill-mode=color` as RGB bytes (the alpha byte of the ARGB value is not used).
+    pub fn fill_rgb(&self) -> [u8; 3] {
+        let [_, r, g, b] = self.fill_color.to_be_bytes();
+        [r, g, b]
+    }
+
+    /// Checks the values that the property specs cannot check on their own.
+    pub fn validate(&self) -> Result<(), String> {
+        self.aspect_ratio()?;
+        if !(self.guidance_scale.is_finite() && self.global_guidance_scale.is_finite()) {
+            return Err("guidance-scale and global-guidance-scale must be finite numbers".into());
+        }
+        Ok(())
+    }
+
+    pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            "aspect" => self.aspect = value.get().expect("type checked upstream"),
+            "fill-mode" => self.fill_mode = value.get().expect("type checked upstream"),
+            "model-path" => self.model_path = value.get().expect("type checked upstream"),
+            "execution-provider" => self.execution_provider = value.get().expect("type checked upstream"),
+            "device-id" => self.device_id = value.get().expect("type checked upstream"),
+            "steps" => self.steps = value.get().expect("type checked upstream"),
+            "scheduler" => self.scheduler = value.get().expect("type checked upstream"),
+            "guidance-scale" => self.guidance_scale = value.get().expect("type checked upstream"),
+            "global-guidance-scale" => self.global_guidance_scale = value.get().expect("type checked upstream"),
+            "lookahead" => self.lookahead = value.get().expect("type checked upstream"),
+            "seed" => self.seed = value.get().expect("type checked upstream"),
+            "fill-color" => self.fill_color = value.get().expect("type checked upstream"),
+            "feather" => self.feather = value.get().expect("type checked upstream"),
+            other => unreachable!("property {other} is not a setting"),
+        }
+    }
+
+    pub fn property(&self, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "aspect" => self.aspect.to_value(),
+            "fill-mode" => self.fill_mode.to_value(),
+            "model-path" => self.model_path.to_value(),
+            "execution-provider" => self.execution_provider.to_value(),
+            "device-id" => self.device_id.to_value(),
+            "steps" => self.steps.to_value(),
+            "scheduler" => self.scheduler.to_value(),
+            "guidance-scale" => self.guidance_scale.to_value(),
+            "global-guidance-scale" => self.global_guidance_scale.to_value(),
+            "lookahead" => self.lookahead.to_value(),
+            "seed" => self.seed.to_value(),
+            "fill-color" => self.fill_color.to_value(),
+            "feather" => self.feather.to_value(),
+            other => unreachable!("property {other} is not a setting"),
+        }
+    }
+}
+
+/// The property specs of the element: the settings above, then `stats`.
+pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+    vec![
+        gst::ParamSpecFraction::builder("aspect")
+            .nick("Aspect ratio")
+            .blurb("Display aspect ratio (width/height) of the output, pixel-aspect-ratio taken into account; \
+                    the source keeps its full resolution and the frame grows on the sides that this ratio needs")
+            .minimum(gst::Fraction::new(1, MAX_ASPECT_TERM))
+            .maximum(gst::Fraction::new(MAX_ASPECT_TERM, 1))
+            .default_value(gst::Fraction::new(DEFAULT_ASPECT_NUM, DEFAULT_ASPECT_DEN))
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("fill-mode", DEFAULT_FILL_MODE)
+            .nick("Fill mode")
+            .blurb("What fills the new area: outpaint (the M3DDM model, needs model-path; output lags the input \
+                    by lookahead frames), blur or color (no model, frame by frame)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("model-path")
+            .nick("Model path")
+            .blurb("Directory of an exported M3DDM model (manifest.json and the ONNX graphs written by \
+                    m3ddm_export); required by fill-mode=outpaint")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
+            .nick("Execution provider")
+            .blurb("Where ONNX Runtime runs the model: auto (CUDA if it starts, else CPU), cuda (an error when \
+                    no GPU can be used, never a silent CPU fallback) or cpu")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("device-id")
+            .nick("Device ID")
+            .blurb("CUDA device index used by execution-provider=cuda or auto")
+            .minimum(0)
+            .maximum(MAX_DEVICE_ID)
+            .default_value(DEFAULT_DEVICE_ID)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("steps")
+            .nick("Steps")
+            .blurb("Denoising steps per 16-frame window (the official M3DDM uses 50; fewer is faster and rougher)")
+            .minimum(1)
+            .maximum(MAX_STEPS)
+            .default_value(DEFAULT_STEPS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("scheduler", DEFAULT_SCHEDULER)
+            .nick("Scheduler")
+            .blurb("Diffusion scheduler of the denoising loop (pndm is the official one)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecDouble::builder("guidance-scale")
+            .nick("Guidance scale")
+            .blurb("Classifier-free guidance scale of the masked-frame condition")
+            .minimum(0.0)
+            .maximum(MAX_GUIDANCE_SCALE)
+            .default_value(DEFAULT_GUIDANCE_SCALE)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecDouble::builder("global-guidance-scale")
+            .nick("Global guidance scale")
+            .blurb("Guidance scale of the global-frame context (values <= 1 turn the global guidance term off)")
+            .minimum(0.0)
+            .maximum(MAX_GUIDANCE_SCALE)
+            .default_value(DEFAULT_GLOBAL_GUIDANCE_SCALE)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("lookahead")
+            .nick("Lookahead")
+            .blurb("Frames the model sees at once (one chunk of the streaming plan). The element holds up to this \
+                    many input buffers (memory: about lookahead x frame size) and its latency is lookahead frames \
+                    plus processing; 226 covers one stride-15 window of the official plan")
+            .minimum(MIN_LOOKAHEAD)
+            .maximum(MAX_LOOKAHEAD)
+            .default_value(DEFAULT_LOOKAHEAD)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("seed")
+            .nick("Seed")
+            .blurb("Seed of the initial noise; the same seed, input and settings give the same output")
+            .default_value(DEFAULT_SEED)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("fill-color")
+            .nick("Fill color")
+            .blurb("Colour of the new area in fill-mode=color, as ARGB 0xAARRGGBB (the alpha byte is not used)")
+            .default_value(DEFAULT_FILL_COLOR)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("feather")
+            .nick("Feather")
+            .blurb("Width in output pixels of the blend from the source's edge into the generated area \
+                    (the source itself is never changed); 0 = a hard seam")
+            .minimum(0)
+            .maximum(MAX_FEATHER)
+            .default_value(DEFAULT_FEATHER)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+            .nick("Statistics")
+            .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
+                    mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
+                    chunk), provider (cpu, cuda, or none without a model)")
+            .read_only()
+            .build(),
+    ]
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_rgb_splits_the_colour() {
+        let settings = Settings { fill_color: 0x12_34_56, ..Settings::default() };
+        assert_eq!(settings.fill_rgb(), [0x12, 0x34, 0x56]);
+    }
+
+    #[test]
+    fn outpaint_without_model_path_names_the_property() {
+        let settings = Settings::default();
+        let err = settings.model_options().unwrap().unwrap_err();
+        assert!(err.contains("model-path"), "{err}");
+    }
+
+    #[test]
+    fn model_path_must_be_a_directory() {
+        let settings = Settings { model_path: Some("/nonexistent/m3ddm".into()), ..Settings::default() };
+        let err = settings.model_options().unwrap().unwrap_err();
+        assert!(err.contains("/nonexistent/m3ddm") && err.contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn blur_needs_no_model() {
+        let settings = Settings { fill_mode: FillMode::Blur, ..Settings::default() };
+        assert!(settings.model_options().is_none());
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn non_positive_aspect_is_refused() {
+        let settings = Settings { aspect: gst::Fraction::new(0, 1), ..Settings::default() };
+        assert!(settings.validate().unwrap_err().contains("aspect"));
+    }
+}

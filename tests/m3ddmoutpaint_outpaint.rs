@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Harness tests of `m3ddmoutpaint` in outpaint mode with the bundled tiny
+//! model (canvas 128) and 2 steps: frame counts around the window (16) and the
+//! default lookahead (226), formats, holding back, latency, flush, EOS, caps
+//! changes, DRAIN, shutdown during a chunk and state cycles.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+fn outpaint_run(frames: u64, lookahead: u32) -> StreamRun {
+    let properties = outpaint_properties(lookahead);
+    let run = run_stream(&as_refs(&properties), "RGB", 64, 36, frames);
+    eprintln!("{frames} frames, lookahead {lookahead}: {:.1} s", run.elapsed.as_secs_f64());
+    check_stream(&run, (9, 16));
+    run
+}
+
+#[test]
+fn test_outpaint_1_frame() {
+    outpaint_run(1, 226);
+}
+
+#[test]
+fn test_outpaint_15_frames() {
+    outpaint_run(15, 226);
+}
+
+#[test]
+fn test_outpaint_16_frames() {
+    outpaint_run(16, 226);
+}
+
+#[test]
+fn test_outpaint_17_frames() {
+    outpaint_run(17, 226);
+}
+
+#[test]
+fn test_outpaint_17_frames_over_two_chunks() {
+    outpaint_run(17, 16);
+}
+
+#[test]
+fn test_outpaint_lookahead_shorter_than_a_window() {
+    outpaint_run(7, 3);
+}
+
+#[test]
+fn test_outpaint_50_frames() {
+    outpaint_run(50, 226);
+}
+
+#[test]
+fn test_outpaint_226_frames() {
+    outpaint_run(226, 226);
+}
+
+#[test]
+fn test_outpaint_227_frames() {
+    outpaint_run(227, 226);
+}
+
+#[test]
+fn test_outpaint_500_frames() {
+    outpaint_run(500, 226);
+}
+
+#[test]
+fn test_outpaint_formats() {
+    let properties = outpaint_properties(16);
+    for format in ["I420", "NV12", "RGBA"] {
+        let run = run_stream(&as_refs(&properties), format, 64, 36, 3);
+        check_stream(&run, (9, 16));
+    }
+}
+
+#[test]
+fn test_outpaint_generates_the_new_area() {
+    // The same frames through color mode and outpaint mode: outpaint writes something else there.
+    let properties = outpaint_properties(16);
+    let painted = run_stream(&as_refs(&properties), "RGB", 64, 36, 2);
+    let flat = run_stream(&[("fill-mode", "color"), ("feather", "16")], "RGB", 64, 36, 2);
+    assert_eq!(painted.out_info.size(), flat.out_info.size());
+    let painted = painted.outputs[0].map_readable().unwrap();
+    let flat = flat.outputs[0].map_readable().unwrap();
+    assert_ne!(painted.as_slice(), flat.as_slice());
+}
+
+#[test]
+fn test_outpaint_holds_frames_until_the_lookahead_is_full() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    h.play();
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..15 {
+        h.push(make_frame(&info, i, 0)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.try_pull().is_none(), "a frame left before the lookahead was full");
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("frames-queued").unwrap(), 15);
+    h.push(make_frame(&info, 15, 0)).unwrap();
+    for i in 0..16 {
+        let out = pull_within(&mut h, Duration::from_secs(300)).expect("the chunk's frames");
+        assert_eq!(out.pts(), Some(gst::ClockTime::from_nseconds(i * FRAME_NS)));
+    }
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("chunks-run").unwrap(), 1);
+    assert!(stats.get::<u64>("windows-run").unwrap() >= 1);
+    assert!(stats.get::<u64>("mean-window-time").unwrap() > 0);
+    assert_eq!(stats.get::<u64>("frames-out").unwrap(), 16);
+    assert_eq!(stats.get::<&str>("provider").unwrap(), "cpu");
+}
+
+#[test]
+fn test_outpaint_latency_is_the_lookahead() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    h.play();
+    h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=36,framerate=30/1");
+    h.set_upstream_latency(gst::ClockTime::ZERO);
+    // 16 frames at 30 fps; no chunk has run yet, so no processing time is known.
+    let expected = gst::ClockTime::SECOND.mul_div_floor(16, 30).unwrap();
+    assert_eq!(h.query_latency(), Some(expected));
+}
+
+#[test]
+fn test_outpaint_eos_drains_pending_frames() {
+    let properties = outpaint_properties(64);
+    let run = run_stream(&as_refs(&properties), "RGB", 64, 36, 5);
+    check_stream(&run, (9, 16));
+}
+
+#[test]
+fn test_outpaint_flush_mid_stream() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    h.play();
+    h.set_src_caps(info.to_caps().unwrap());
+    // 10 frames held (less than the lookahead), then 16 more so that a chunk is running, flushed both times.
+    for batch in [10u64, 16] {
+        for i in 0..batch {
+            h.push(make_frame(&info, i, 0)).unwrap();
+        }
+        let started = Instant::now();
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        assert!(started.elapsed() < Duration::from_secs(30), "the flush waited for the chunk");
+        while h.try_pull().is_some() {}
+        assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    }
+    let offset = 1000 * FRAME_NS;
+    let after: Vec<gst::Buffer> = (0..17).map(|i| make_frame(&info, i, offset)).collect();
+    for buffer in &after {
+        assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    for input in &after {
+        let out = pull_within(&mut h, Duration::from_secs(300)).expect("every frame after the flush");
+        assert_eq!(out.pts(), input.pts());
+    }
+    events_until_eos(&mut h, Duration::from_secs(60));
+    assert!(h.try_pull().is_none());
+}
+
+#[test]
+fn test_outpaint_caps_change_drains_old_frames_first() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    let log = record_src(&h);
+    let first = video_info("RGB", 64, 36);
+    let second = video_info("RGB", 48, 48);
+    h.play();
+    h.set_src_caps(first.to_caps().unwrap());
+    for i in 0..5 {
+        h.push(make_frame(&first, i, 0)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Caps::new(&second.to_caps().unwrap())));
+    for i in 5..10 {
+        h.push(make_frame(&second, i, 0)).unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    let outputs: Vec<gst::Buffer> =
+        (0..10).map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("ten frames")).collect();
+    events_until_eos(&mut h, Duration::from_secs(60));
+    let sizes: Vec<usize> = outputs.iter().map(|b| b.size()).collect();
+    assert!(sizes[..5].iter().all(|&s| s == sizes[0]) && sizes[5..].iter().all(|&s| s == sizes[5]), "{sizes:?}");
+    assert_ne!(sizes[0], sizes[5]);
+    let log = log.lock().unwrap().clone();
+    let caps_events: Vec<usize> = log.iter().enumerate().filter(|(_, e)| e.contains("Caps")).map(|(i, _)| i).collect();
+    assert_eq!(caps_events.len(), 2, "{log:?}");
+    assert_eq!(log[caps_events[1] - 1], "buffer 4", "{log:?}");
+}
+
+#[test]
+fn test_outpaint_drain_query_outputs_held_frames() {
+    let properties = outpaint_properties(64);
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    h.play();
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..4 {
+        h.push(make_frame(&info, i, 0)).unwrap();
+    }
+    let mut drain = gst::query::Drain::new();
+    assert!(h.srcpad().unwrap().peer_query(&mut drain));
+    assert_eq!(h.buffers_in_queue(), 4);
+}
+
+#[test]
+fn test_outpaint_shutdown_during_a_chunk() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    h.play();
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..16 {
+        h.push(make_frame(&info, i, 0)).unwrap();
+    }
+    let started = Instant::now();
+    h.element().unwrap().set_state(gst::State::Null).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn test_outpaint_state_cycles() {
+    init();
+    let model = tiny_model();
+    let args = format!("model-path={} steps=1 lookahead=16 execution-provider=cpu", model.display());
+    for cycle in 0..5 {
+        let weak = pipeline_cycle(&args, 2);
+        assert!(released(&weak), "cycle {cycle}: the element outlived its pipeline");
+    }
+}
+
+
+
+#[test]
+fn test_outpaint_flush_while_draining_for_new_caps() {
+    let properties = outpaint_properties(16);
+    let mut h = harness(&as_refs(&properties));
+    let first = video_info("RGB", 64, 36);
+    let second = video_info("RGB", 48, 48);
+    h.play();
+    h.set_src_caps(first.to_caps().unwrap());
+    for i in 0..5 {
+        h.push(make_frame(&first, i, 0)).unwrap();
+    }
+    // The new caps make the task drain the 5 frames; the flush lands during (or before) that drain.
+    assert!(h.push_event(gst::event::Caps::new(&second.to_caps().unwrap())));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    while h.try_pull().is_some() {}
+    let inputs: Vec<gst::Buffer> = (0..3).map(|i| make_frame(&second, i, 500 * FRAME_NS)).collect();
+    for buffer in &inputs {
+        assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let outputs: Vec<gst::Buffer> =
+        (0..3).map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("the frames after the flush")).collect();
+    events_until_eos(&mut h, Duration::from_secs(60));
+    let out_info = gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    assert_eq!(out_info.width(), 48, "the new caps apply after the flush");
+    let at = locate_source(&second, &inputs[0], &out_info, &outputs[0]).expect("the source in the output");
+    for (input, output) in inputs.iter().zip(&outputs) {
+        assert_eq!(output.pts(), input.pts());
+        assert!(source_is_exact(&second, input, &out_info, output, at));
+    }
+}
