@@ -1,0 +1,72 @@
+# m3ddmoutpaint — set-up, build, tests, demo and benchmarks.
+#   make demo   installs what is missing, builds, and writes demo-out/demo-9x16.mp4
+#   make test   installs what is missing, builds, runs every test and the conformance cases
+# Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
+
+SHELL := /bin/bash
+PROJECT := $(CURDIR)
+VENV := $(PROJECT)/.venv
+PY := $(VENV)/bin/python
+CASES ?= ../shared/golden
+ORT_DYLIB := $(VENV)/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0
+export M3DDM_ORT_DYLIB := $(ORT_DYLIB)
+export GST_PLUGIN_PATH := $(PROJECT)/target/release
+CARGO_JOBS ?= $(shell nproc)
+APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps venv build test test-rust test-python conformance check-element demo bench tiny-model clean
+
+all: build
+
+# GStreamer (and the python venv module) from Debian, only what is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo was not found: install Rust 1.95 or newer (rustup) and run make again."; exit 1; }
+
+# The project venv: ONNX Runtime (the engine's shared library), and PyTorch for the exporter.
+venv: $(VENV)/.installed
+$(VENV)/.installed: models/requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 was not found: apt-get install python3 python3-venv"; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r models/requirements.txt
+	touch $@
+
+build: deps venv
+	cargo build --release -j $(CARGO_JOBS) --all-targets
+
+test: build
+	$(MAKE) --no-print-directory test-rust test-python conformance
+
+test-rust:
+	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) -- --test-threads=1
+
+test-python:
+	cd models && M3DDM_GOLDEN=$(abspath $(CASES)) PYTHONPATH=. $(PY) -m pytest -q tests
+
+conformance: build
+	$(PROJECT)/target/release/m3ddm-conformance $(CASES)
+
+check-element: build
+	../shared/tools/check-element
+
+# Writes demo-out/demo-9x16.mp4 from a generated 16:9 clip with the bundled tiny model.
+demo: build
+	bash examples/demo.sh
+
+bench: build
+	cargo run --release --example bench -- $(BENCH_ARGS)
+
+# Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
+tiny-model: venv
+	PYTHONPATH=models $(PY) -m m3ddm_export --random-tiny 0 --out models/tiny --force
+
+clean:
+	cargo clean
+	rm -rf .cache demo-out
