@@ -15,15 +15,19 @@ from m3ddm_export.cli import main
 from conftest import run_exporter
 
 
-def refusal(capsys, argv) -> str:
-    """Runs the command line in-process; returns its one stderr line after checking the exit code."""
+def refusal(capsys, argv, progress_lines: int = 0) -> str:
+    """Runs the command line in-process; returns its error line after checking the exit code.
+
+    Refusals of bad input print exactly one line; a failure during the export comes after
+    `progress_lines` lines of progress.
+    """
     code = main(argv)
     err = capsys.readouterr().err
     assert code != 0
     lines = err.strip().splitlines()
-    assert len(lines) == 1, err
+    assert len(lines) == 1 + progress_lines, err
     assert "Traceback" not in err
-    return lines[0]
+    return lines[-1]
 
 
 @pytest.fixture
@@ -132,11 +136,22 @@ def test_bin_weights_in_either_precision_load_as_fp32(model_copy, dtype):
 
 
 def test_failed_export_leaves_no_model_directory(capsys, tmp_path, monkeypatch):
-    """A graph that fails its second-shape check is refused, and nothing half-written stays."""
+    """A failure after some graphs were written is reported, and nothing half-written stays."""
     from m3ddm_export import export
-    monkeypatch.setitem(export.VERIFY_TOLERANCE, "fp32", -1.0)
-    out = tmp_path / "out"
-    line = refusal(capsys, ["--random-tiny", "0", "--out", str(out)])
-    assert "graph differs from PyTorch" in line
-    assert not out.exists()
+    from m3ddm_export.graphs import GRAPH_BY_KEY
+    written = []
 
+    def save_then_fail(traced, spec, out_dir, float_dtype):
+        if written:
+            raise export.ExportError(f"The exported {spec.key} graph differs from PyTorch by 1 at a second shape.")
+        written.append(out_dir / spec.file)
+        return real_save(traced, spec, out_dir, float_dtype)
+
+    real_save = export.save_graph
+    monkeypatch.setattr(export, "save_graph", save_then_fail)
+    monkeypatch.setattr(export, "GRAPHS", (GRAPH_BY_KEY["vae_decoder"], GRAPH_BY_KEY["vae_encoder"]))
+    out = tmp_path / "out"
+    line = refusal(capsys, ["--random-tiny", "0", "--out", str(out), "--no-verify"], progress_lines=2)
+    assert line == "m3ddm_export: The exported vae_encoder graph differs from PyTorch by 1 at a second shape."
+    assert written == [out / "vae_decoder.onnx"]
+    assert not out.exists()

@@ -77,6 +77,20 @@ def test_vae_graphs_match_module(tiny_export, random_tiny_modules, key, batch, l
     compare(tiny_export, graph_modules(unet, vae), key, batch, latent_hw)
 
 
+def test_second_shape_check_rejects_wrong_graphs(tiny_export, random_tiny_modules):
+    """The exporter's own check refuses a graph whose output or shape differs from PyTorch."""
+    unet, _, vae, _ = random_tiny_modules
+    spec = GRAPH_BY_KEY["vae_decoder"]
+    references = export_module.reference_outputs(graph_modules(unet, vae), torch.Generator().manual_seed(0))
+    inputs, expected = references[spec.key]
+    path = tiny_export / spec.file
+    assert export_module.verify_graph(spec, path, "fp32", (inputs, expected)) < 1e-4
+    with pytest.raises(export_module.ExportError, match="differs from PyTorch"):
+        export_module.verify_graph(spec, path, "fp32", (inputs, expected + 0.01))
+    with pytest.raises(export_module.ExportError, match="traced as a constant"):
+        export_module.verify_graph(spec, path, "fp32", (inputs, expected[:, :, :-8]))
+
+
 def test_manifest_describes_graphs(tiny_export):
     manifest = json.loads((tiny_export / "manifest.json").read_text())
     assert manifest["format"] == "m3ddm-onnx" and manifest["format_version"] == 1
