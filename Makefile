@@ -42,7 +42,7 @@ build: deps venv
 	cargo build --release -j $(CARGO_JOBS) --all-targets
 
 test: build
-	$(MAKE) --no-print-directory test-rust test-python conformance
+	$(MAKE) -k --no-print-directory test-rust test-python conformance
 
 test-rust:
 	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) -- --test-threads=1
