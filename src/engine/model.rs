@@ -68,6 +68,7 @@ pub struct Model {
     dir: PathBuf,
     manifest: Manifest,
     provider: Provider,
+    provider_note: Option<String>,
     sessions: Vec<Mutex<Session>>,
 }
 
@@ -78,29 +79,36 @@ impl Model {
         let manifest = Manifest::read(&dir)?;
         check_graph_files(&dir, &manifest)?;
         let mut sessions = Vec::new();
-        let mut provider = None;
+        let mut provider: Option<Provider> = None;
+        let mut provider_note = None;
         for graph in Graph::ALL {
             let spec = manifest.graph(graph);
-            let (session, got) = runtime::open_session(&dir.join(&spec.file), options.provider, options.device_id)?;
-            check_session_io(graph, &session, spec)?;
+            let opened = runtime::open_session(&dir.join(&spec.file), options.provider, options.device_id)?;
+            check_session_io(graph, &opened.session, spec)?;
             // With `auto`, every graph must land on the same provider.
-            if provider.is_some_and(|p| p != got) {
+            if let Some(first) = provider.filter(|p| *p != opened.provider) {
                 return Err(EngineError::Runtime(format!(
                     "the {} graph started on {} while the others run on {}",
                     graph.key(),
-                    got.name(),
-                    provider.map_or("", |p: Provider| p.name())
+                    opened.provider.name(),
+                    first.name()
                 )));
             }
-            provider = Some(got);
-            sessions.push(Mutex::new(session));
+            provider = Some(opened.provider);
+            provider_note = provider_note.or(opened.fallback_reason);
+            sessions.push(Mutex::new(opened.session));
         }
-        Ok(Arc::new(Model { dir, manifest, provider: provider.unwrap_or(Provider::Cpu), sessions }))
+        let provider = provider.unwrap_or(Provider::Cpu);
+        Ok(Arc::new(Model { dir, manifest, provider, provider_note, sessions }))
     }
 
     /// The execution provider the sessions run on: "cpu" or "cuda".
     pub fn provider_in_use(&self) -> &'static str {
         self.provider.name()
+    }
+    /// With `execution-provider=auto` on the CPU: why CUDA was not used.
+    pub fn provider_note(&self) -> Option<&str> {
+        self.provider_note.as_deref()
     }
     /// The model's default canvas (manifest `canvas`).
     pub fn canvas(&self) -> u32 {
@@ -427,6 +435,7 @@ mod tests {
         let dir = tiny_model_dir();
         let auto = Model::load(&options(&dir, ExecutionProvider::Auto)).expect("the tiny model loads");
         if auto.provider_in_use() == "cpu" {
+            assert!(auto.provider_note().is_some_and(|why| why.contains("CUDA")), "{:?}", auto.provider_note());
             // No usable CUDA here: asking for it must fail, never fall back.
             let err = Model::load(&options(&dir, ExecutionProvider::Cuda)).err().expect("cuda refused").to_string();
             assert!(err.contains("CUDA execution provider cannot start"), "{err}");

@@ -177,16 +177,25 @@ fn intra_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
+/// A session and the execution provider it runs on.
+pub struct OpenedSession {
+    pub session: Session,
+    pub provider: Provider,
+    /// With `auto` on the CPU: why CUDA was not used.
+    pub fallback_reason: Option<String>,
+}
+
 /// Opens one graph on the requested execution provider and says which one it got.
-/// `Cuda` that cannot start is an error; `Auto` falls back to CPU.
-pub fn open_session(graph: &Path, provider: ExecutionProvider, device_id: i32) -> Result<(Session, Provider)> {
+/// `Cuda` that cannot start is an error; `Auto` falls back to CPU and says why.
+pub fn open_session(graph: &Path, provider: ExecutionProvider, device_id: i32) -> Result<OpenedSession> {
     let env = environment()?;
+    let opened = |session, provider, fallback_reason| OpenedSession { session, provider, fallback_reason };
     match provider {
-        ExecutionProvider::Cpu => Ok((commit(cpu_builder(env)?, graph)?, Provider::Cpu)),
-        ExecutionProvider::Cuda => Ok((commit(cuda_builder(env, device_id)?, graph)?, Provider::Cuda)),
+        ExecutionProvider::Cpu => Ok(opened(commit(cpu_builder(env)?, graph)?, Provider::Cpu, None)),
+        ExecutionProvider::Cuda => Ok(opened(commit(cuda_builder(env, device_id)?, graph)?, Provider::Cuda, None)),
         ExecutionProvider::Auto => match cuda_builder(env, device_id) {
-            Ok(builder) => Ok((commit(builder, graph)?, Provider::Cuda)),
-            Err(_) => Ok((commit(cpu_builder(env)?, graph)?, Provider::Cpu)),
+            Ok(builder) => Ok(opened(commit(builder, graph)?, Provider::Cuda, None)),
+            Err(why) => Ok(opened(commit(cpu_builder(env)?, graph)?, Provider::Cpu, Some(why.to_string()))),
         },
     }
 }

@@ -56,10 +56,6 @@ impl Case {
         self.tensors.get(name).ok_or_else(|| format!("tensors.safetensors has no `{name}`"))
     }
 
-    pub fn has_tensor(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
     /// The case's model directory (its `model` field, relative to the case).
     pub fn model_dir(&self) -> Result<PathBuf, String> {
         let rel = self.json["model"].as_str().ok_or("case.json has no `model`")?;

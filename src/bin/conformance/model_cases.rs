@@ -19,11 +19,13 @@ use gstm3ddm::engine::window::{self, Denoiser, FRAMES, GuidanceContext, LATENT_C
 use gstm3ddm::engine::{DenoiseParams, EngineError, ExecutionProvider, ModelOptions};
 use sha2::{Digest, Sha256};
 
-use crate::golden::{Case, CaseResult, Tensor, compare_slices};
+use crate::golden::{Case, CaseResult, Tensor, compare, compare_slices};
 
 /// Tolerances of the golden README.
 const GRAPH_TOLERANCE: f64 = 1e-3;
 const PIPELINE_TOLERANCE: f64 = 5e-3;
+/// Hex digits of the hash in an export's folder name.
+const HASH_CHARS: usize = 12;
 
 /// The project root: `M3DDM_PROJECT_DIR`, else the crate's own directory.
 fn project_dir() -> PathBuf {
@@ -79,7 +81,25 @@ fn export_and_load(source: &Path) -> Result<Arc<Model>, String> {
     }
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&staging, &out).map_err(|e| format!("cannot move the export to {}: {e}", out.display()))?;
+    remove_stale_exports(&out, &name);
     Model::load(&options).map_err(engine)
+}
+
+/// Removes the exports of earlier versions of the same model directory (best effort).
+fn remove_stale_exports(current: &Path, name: &str) {
+    let (Some(cache), Some(keep)) = (current.parent(), current.file_name()) else { return };
+    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let stale = file_name
+            .to_string_lossy()
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|hash| hash.len() == HASH_CHARS && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        if stale && file_name != keep {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `<venv python> -m m3ddm_export` with the project's `models` on PYTHONPATH.
@@ -106,7 +126,7 @@ fn source_hash(source: &Path, project: &Path) -> Result<String, String> {
         let digest = sha256_file(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         hasher.update(format!("{} {digest}\n", file.file_name().unwrap_or_default().to_string_lossy()));
     }
-    Ok(hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect())
+    Ok(hasher.finalize().iter().take(HASH_CHARS / 2).map(|b| format!("{b:02x}")).collect())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
@@ -191,7 +211,7 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
     let fps = case.f64("fps")? as i64;
     let mut output = Vec::new();
     model.unet(&sample.data, items, h, w, timestep, fps, &context, tokens, dim, &mut output).map_err(engine)?;
-    Ok(worst.max(compare_slices("output", &output, &case.tensor("output")?.data, GRAPH_TOLERANCE)?))
+    Ok(worst.max(compare(case, "output", &output, GRAPH_TOLERANCE)?))
 }
 
 /// `vae`: posterior mean of `images`, decode of `latents` (both unscaled).
@@ -200,11 +220,11 @@ pub fn vae(case: &Case, m: &mut ModelCache) -> CaseResult {
     let images = case.tensor("images")?;
     let [n, _, height, width] = images.shape[..] else { return Err("`images` is not [N,3,H,W]".into()) };
     let mean = model.encode(&images.data, n, height, width).map_err(engine)?;
-    let worst = compare_slices("latent_mean", &mean, &case.tensor("latent_mean")?.data, GRAPH_TOLERANCE)?;
+    let worst = compare(case, "latent_mean", &mean, GRAPH_TOLERANCE)?;
     let latents = case.tensor("latents")?;
     let [n, _, h, w] = latents.shape[..] else { return Err("`latents` is not [N,4,h,w]".into()) };
     let decoded = model.decode(&latents.data, n, h, w).map_err(engine)?;
-    Ok(worst.max(compare_slices("decoded", &decoded, &case.tensor("decoded")?.data, GRAPH_TOLERANCE)?))
+    Ok(worst.max(compare(case, "decoded", &decoded, GRAPH_TOLERANCE)?))
 }
 
 /// The case's denoising parameters and scheduler configuration.
@@ -289,12 +309,11 @@ pub fn window(case: &Case, m: &mut ModelCache) -> CaseResult {
     let noise = &case.tensor("noise")?.data;
     let final_latents =
         denoiser.run(&latents, &context, noise, (h, w), fps, &AtomicBool::new(false)).map_err(engine)?;
-    let worst =
-        compare_slices("final_latents", &final_latents, &case.tensor("final_latents")?.data, PIPELINE_TOLERANCE)?;
+    let worst = compare(case, "final_latents", &final_latents, PIPELINE_TOLERANCE)?;
     let per_frame = frames_first(&final_latents, LATENT_CHANNELS, FRAMES, h * w);
     let images = window::decode_images(&model, &per_frame, FRAMES, h, w).map_err(engine)?;
     let images = channels_last(&images, pixels);
-    Ok(worst.max(compare_slices("images", &images, &case.tensor("images")?.data, PIPELINE_TOLERANCE)?))
+    Ok(worst.max(compare(case, "images", &images, PIPELINE_TOLERANCE)?))
 }
 
 fn frame_of(v: &[f32], f: usize, frame_len: usize) -> &[f32] {
@@ -371,9 +390,9 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
         .map(|(f, l)| l.clone().ok_or(format!("frame {f} has no latent")))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    let worst = compare_slices("frame_latents", &latents, &case.tensor("frame_latents")?.data, PIPELINE_TOLERANCE)?;
+    let worst = compare(case, "frame_latents", &latents, PIPELINE_TOLERANCE)?;
     let images = channels_last(&images, canvas * canvas);
-    Ok(worst.max(compare_slices("images", &images, &case.tensor("images")?.data, PIPELINE_TOLERANCE)?))
+    Ok(worst.max(compare(case, "images", &images, PIPELINE_TOLERANCE)?))
 }
 
 /// The plan's window order, global frames and image windows against the case's.
