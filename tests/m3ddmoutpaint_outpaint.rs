@@ -19,6 +19,19 @@ fn outpaint_run(frames: u64, lookahead: u32) -> StreamRun {
     run
 }
 
+/// A playing harness in outpaint mode with `frames` 64×36 RGB frames pushed.
+fn harness_with_frames(lookahead: u32, frames: u64) -> (gst_check::Harness, gst_video::VideoInfo) {
+    let properties = outpaint_properties(lookahead);
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    h.play();
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..frames {
+        h.push(make_frame(&info, i, 0)).unwrap();
+    }
+    (h, info)
+}
+
 #[test]
 fn test_outpaint_1_frame() {
     outpaint_run(1, 226);
@@ -92,14 +105,7 @@ fn test_outpaint_generates_the_new_area() {
 
 #[test]
 fn test_outpaint_holds_frames_until_the_lookahead_is_full() {
-    let properties = outpaint_properties(16);
-    let mut h = harness(&as_refs(&properties));
-    let info = video_info("RGB", 64, 36);
-    h.play();
-    h.set_src_caps(info.to_caps().unwrap());
-    for i in 0..15 {
-        h.push(make_frame(&info, i, 0)).unwrap();
-    }
+    let (mut h, info) = harness_with_frames(16, 15);
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.try_pull().is_none(), "a frame left before the lookahead was full");
     let stats = h.element().unwrap().property::<gst::Structure>("stats");
@@ -200,14 +206,7 @@ fn test_outpaint_caps_change_drains_old_frames_first() {
 
 #[test]
 fn test_outpaint_drain_query_outputs_held_frames() {
-    let properties = outpaint_properties(64);
-    let mut h = harness(&as_refs(&properties));
-    let info = video_info("RGB", 64, 36);
-    h.play();
-    h.set_src_caps(info.to_caps().unwrap());
-    for i in 0..4 {
-        h.push(make_frame(&info, i, 0)).unwrap();
-    }
+    let (mut h, _info) = harness_with_frames(64, 4);
     let mut drain = gst::query::Drain::new();
     assert!(h.srcpad().unwrap().peer_query(&mut drain));
     assert_eq!(h.buffers_in_queue(), 4);
@@ -215,14 +214,7 @@ fn test_outpaint_drain_query_outputs_held_frames() {
 
 #[test]
 fn test_outpaint_shutdown_during_a_chunk() {
-    let properties = outpaint_properties(16);
-    let mut h = harness(&as_refs(&properties));
-    let info = video_info("RGB", 64, 36);
-    h.play();
-    h.set_src_caps(info.to_caps().unwrap());
-    for i in 0..16 {
-        h.push(make_frame(&info, i, 0)).unwrap();
-    }
+    let (mut h, _info) = harness_with_frames(16, 16);
     let started = Instant::now();
     h.element().unwrap().set_state(gst::State::Null).unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
