@@ -8,10 +8,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use gstm3ddm::engine::geometry::{Ratio, canvas_layout};
-use gstm3ddm::engine::{DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, StreamOutpainter, pixels};
+use gstm3ddm::engine::{
+    DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, StreamOutpainter, pixels,
+};
 
 fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
-    std::env::args().nth(n).and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .nth(n)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A moving gradient, so that frames differ.
@@ -19,10 +24,18 @@ fn synthetic_frame(width: u32, height: u32, k: u32) -> RgbImage {
     let mut data = Vec::with_capacity((width * height * 3) as usize);
     for y in 0..height {
         for x in 0..width {
-            data.extend_from_slice(&[((x + 3 * k) % 256) as u8, ((y + k) % 256) as u8, ((x ^ y) % 256) as u8]);
+            data.extend_from_slice(&[
+                ((x + 3 * k) % 256) as u8,
+                ((y + k) % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ]);
         }
     }
-    RgbImage { width, height, data }
+    RgbImage {
+        width,
+        height,
+        data,
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,9 +43,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u32 = arg(2, 60);
     let steps: u32 = arg(3, 10);
     let t0 = Instant::now();
-    let model = Model::load(&ModelOptions { model_dir: model_dir.into(), provider: ExecutionProvider::Auto, device_id: 0 })?;
+    let model = Model::load(&ModelOptions {
+        model_dir: model_dir.into(),
+        provider: ExecutionProvider::Auto,
+        device_id: 0,
+    })?;
     let canvas: u32 = arg(4, model.canvas());
-    println!("model load: {:.3} s (provider {})", t0.elapsed().as_secs_f64(), model.provider_in_use());
+    println!(
+        "model load: {:.3} s (provider {})",
+        t0.elapsed().as_secs_f64(),
+        model.provider_in_use()
+    );
 
     // One U-Net call on the 3-item guidance batch at this canvas.
     let (h, w) = ((canvas / 8) as usize, (canvas / 8) as usize);
@@ -40,19 +61,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (context, tokens, dim) = model.global_context(&probe, h, w)?;
     let batch = 3;
     let sample = vec![0.1f32; batch * 9 * 16 * h * w];
-    let contexts: Vec<f32> = context.iter().copied().cycle().take(batch * tokens * dim).collect();
+    let contexts: Vec<f32> = context
+        .iter()
+        .copied()
+        .cycle()
+        .take(batch * tokens * dim)
+        .collect();
     let mut out = Vec::new();
-    model.unet(&sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out)?; // warm-up
+    model.unet(
+        &sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out,
+    )?; // warm-up
     let calls = 3;
     let t = Instant::now();
     for _ in 0..calls {
-        model.unet(&sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out)?;
+        model.unet(
+            &sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out,
+        )?;
     }
-    println!("unet call (batch 3 x 16 frames, canvas {canvas}): {:.3} s", t.elapsed().as_secs_f64() / calls as f64);
+    println!(
+        "unet call (batch 3 x 16 frames, canvas {canvas}): {:.3} s",
+        t.elapsed().as_secs_f64() / calls as f64
+    );
 
     // A whole streaming run: 16:9 source to 9:16 at this canvas.
     let layout = canvas_layout(320, 180, Ratio::new(9, 16)?, canvas)?;
-    let params = DenoiseParams { steps, ..DenoiseParams::default() };
+    let params = DenoiseParams {
+        steps,
+        ..DenoiseParams::default()
+    };
     let mut stream = StreamOutpainter::new(model.clone(), params, layout, 30.0, frames as usize)?;
     let (cw, ch) = (layout.content.width(), layout.content.height());
     for k in 0..frames {
@@ -81,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..reps {
         std::hint::black_box(pixels::blur_canvas(&content, &layout));
     }
-    println!("blur canvas (256): {:.2} ms", t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+    println!(
+        "blur canvas (256): {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3 / reps as f64
+    );
     Ok(())
 }

@@ -40,7 +40,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 continue;
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}\n{USAGE}")),
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option {flag}\n{USAGE}"));
+            }
             _ => {
                 positional.push(arg);
                 continue;
@@ -50,12 +52,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         properties.push((property, value));
     }
     let [input, output]: [String; 2] = positional.try_into().map_err(|_| USAGE.to_string())?;
-    Ok(Args { input, output, encoder, properties })
+    Ok(Args {
+        input,
+        output,
+        encoder,
+        properties,
+    })
 }
 
 fn run(args: Args) -> Result<(), String> {
     gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
-    gstm3ddm::plugin_register_static().map_err(|err| format!("cannot register the m3ddm plugin: {err}"))?;
+    gstm3ddm::plugin_register_static()
+        .map_err(|err| format!("cannot register the m3ddm plugin: {err}"))?;
     let description = format!(
         "filesrc name=source ! decodebin ! videoconvert ! m3ddmoutpaint name=outpaint ! videoconvert ! {} \
          ! filesink name=sink",
@@ -65,23 +73,35 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|err| format!("cannot build the pipeline: {err}"))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "the pipeline description is not a pipeline".to_string())?;
-    let by_name = |name: &str| pipeline.by_name(name).ok_or_else(|| format!("no element {name}"));
+    let by_name = |name: &str| {
+        pipeline
+            .by_name(name)
+            .ok_or_else(|| format!("no element {name}"))
+    };
     by_name("source")?.set_property("location", &args.input);
     by_name("sink")?.set_property("location", &args.output);
     let outpaint = by_name("outpaint")?;
     for (name, value) in &args.properties {
-        let pspec = outpaint.find_property(name).ok_or_else(|| format!("m3ddmoutpaint has no property {name}"))?;
+        let pspec = outpaint
+            .find_property(name)
+            .ok_or_else(|| format!("m3ddmoutpaint has no property {name}"))?;
         let value = gst::glib::Value::deserialize(value, pspec.value_type())
             .map_err(|_| format!("{value} is not a valid value for {name}"))?;
         outpaint.set_property_from_value(name, &value);
     }
 
-    pipeline.set_state(gst::State::Playing).map_err(|_| wait_for_error(&pipeline))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| wait_for_error(&pipeline))?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(5)) else {
             let stats = outpaint.property::<gst::Structure>("stats");
-            eprintln!("{} frames in, {} out", stats.get::<u64>("frames-in").unwrap_or(0), stats.get::<u64>("frames-out").unwrap_or(0));
+            eprintln!(
+                "{} frames in, {} out",
+                stats.get::<u64>("frames-in").unwrap_or(0),
+                stats.get::<u64>("frames-out").unwrap_or(0)
+            );
             continue;
         };
         match msg.view() {
@@ -99,7 +119,10 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn error_text(err: &gst::message::Error) -> String {
-    let source = err.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+    let source = err
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_default();
     match err.debug() {
         Some(debug) => format!("{source}: {} ({debug})", err.error()),
         None => format!("{source}: {}", err.error()),

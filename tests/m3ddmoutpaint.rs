@@ -17,13 +17,28 @@ use gst::prelude::*;
 fn test_property_defaults() {
     init();
     let element = gst::ElementFactory::make("m3ddmoutpaint").build().unwrap();
-    assert_eq!(element.property::<gst::Fraction>("aspect"), gst::Fraction::new(9, 16));
-    assert_eq!(element.property_value("fill-mode").serialize().unwrap(), "outpaint");
+    assert_eq!(
+        element.property::<gst::Fraction>("aspect"),
+        gst::Fraction::new(9, 16)
+    );
+    assert_eq!(
+        element.property_value("fill-mode").serialize().unwrap(),
+        "outpaint"
+    );
     assert_eq!(element.property::<Option<String>>("model-path"), None);
-    assert_eq!(element.property_value("execution-provider").serialize().unwrap(), "auto");
+    assert_eq!(
+        element
+            .property_value("execution-provider")
+            .serialize()
+            .unwrap(),
+        "auto"
+    );
     assert_eq!(element.property::<i32>("device-id"), 0);
     assert_eq!(element.property::<u32>("steps"), 50);
-    assert_eq!(element.property_value("scheduler").serialize().unwrap(), "pndm");
+    assert_eq!(
+        element.property_value("scheduler").serialize().unwrap(),
+        "pndm"
+    );
     assert_eq!(element.property::<f64>("guidance-scale"), 2.0);
     assert_eq!(element.property::<f64>("global-guidance-scale"), 4.0);
     assert_eq!(element.property::<u32>("lookahead"), 226);
@@ -53,7 +68,11 @@ fn test_properties_round_trip() {
         element.set_property_from_str(name, value);
         let back = element.property_value(name);
         let expected = glib_value_from_str(&element, name, value);
-        assert_eq!(back.serialize().unwrap(), expected.serialize().unwrap(), "property {name}");
+        assert_eq!(
+            back.serialize().unwrap(),
+            expected.serialize().unwrap(),
+            "property {name}"
+        );
     }
 }
 
@@ -67,11 +86,28 @@ fn test_every_property_is_documented() {
     init();
     let element = gst::ElementFactory::make("m3ddmoutpaint").build().unwrap();
     for name in [
-        "aspect", "fill-mode", "model-path", "execution-provider", "device-id", "steps", "scheduler",
-        "guidance-scale", "global-guidance-scale", "lookahead", "seed", "stats", "fill-color", "feather",
+        "aspect",
+        "fill-mode",
+        "model-path",
+        "execution-provider",
+        "device-id",
+        "steps",
+        "scheduler",
+        "guidance-scale",
+        "global-guidance-scale",
+        "lookahead",
+        "seed",
+        "stats",
+        "fill-color",
+        "feather",
     ] {
-        let pspec = element.find_property(name).unwrap_or_else(|| panic!("property {name}"));
-        assert!(pspec.blurb().is_some_and(|b| b.len() > 10), "blurb of {name}");
+        let pspec = element
+            .find_property(name)
+            .unwrap_or_else(|| panic!("property {name}"));
+        assert!(
+            pspec.blurb().is_some_and(|b| b.len() > 10),
+            "blurb of {name}"
+        );
     }
 }
 
@@ -109,9 +145,18 @@ fn test_caps_query_keeps_format_and_frees_size() {
     assert!(!caps.is_empty());
     for s in caps.iter() {
         assert_eq!(s.get::<&str>("format").unwrap(), "NV12", "{caps}");
-        assert_eq!(s.get::<gst::Fraction>("framerate").unwrap(), gst::Fraction::new(30, 1));
+        assert_eq!(
+            s.get::<gst::Fraction>("framerate").unwrap(),
+            gst::Fraction::new(30, 1)
+        );
     }
-    assert!(sinkpad.query_accept_caps(&"video/x-raw,format=NV12,width=64,height=36,framerate=30/1".parse().unwrap()));
+    assert!(
+        sinkpad.query_accept_caps(
+            &"video/x-raw,format=NV12,width=64,height=36,framerate=30/1"
+                .parse()
+                .unwrap()
+        )
+    );
 }
 
 #[test]
@@ -119,18 +164,28 @@ fn test_src_caps_follow_upstream() {
     let mut h = harness(&[("fill-mode", "blur")]);
     h.play();
     h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=36,framerate=30/1");
-    h.push(make_frame(&video_info("RGB", 64, 36), 0, 0)).unwrap();
+    h.push(make_frame(&video_info("RGB", 64, 36), 0, 0))
+        .unwrap();
     pull_within(&mut h, Duration::from_secs(30)).unwrap();
     let srcpad = h.element().unwrap().static_pad("src").unwrap();
     let caps = srcpad.query_caps(None);
     assert!(caps.is_fixed(), "{caps}");
     let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
-    assert_eq!((info.width(), info.format()), (64, gst_video::VideoFormat::Rgb));
+    assert_eq!(
+        (info.width(), info.format()),
+        (64, gst_video::VideoFormat::Rgb)
+    );
 }
 
 #[test]
 fn test_square_source_to_wide_grows_the_width() {
-    let run = run_stream(&[("fill-mode", "blur"), ("aspect", "16/9")], "RGB", 36, 36, 3);
+    let run = run_stream(
+        &[("fill-mode", "blur"), ("aspect", "16/9")],
+        "RGB",
+        36,
+        36,
+        3,
+    );
     assert_eq!(run.out_info.height(), 36);
     check_stream(&run, (16, 9));
 }
@@ -140,14 +195,18 @@ fn test_pixel_aspect_ratio_is_taken_into_account() {
     init();
     let mut h = harness(&[("fill-mode", "color"), ("aspect", "1/1")]);
     // 40x36 pixels of 2:1 are 80x36 on screen: a 1:1 display needs 80x80 on screen = 40x80 pixels.
-    let caps: gst::Caps = "video/x-raw,format=RGB,width=40,height=36,framerate=30/1,pixel-aspect-ratio=2/1".parse().unwrap();
+    let caps: gst::Caps =
+        "video/x-raw,format=RGB,width=40,height=36,framerate=30/1,pixel-aspect-ratio=2/1"
+            .parse()
+            .unwrap();
     h.play();
     h.set_src_caps(caps.clone());
     let in_info = gst_video::VideoInfo::from_caps(&caps).unwrap();
     let input = make_frame(&in_info, 0, 0);
     h.push(input.clone()).unwrap();
     let output = pull_within(&mut h, Duration::from_secs(30)).unwrap();
-    let out_info = gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
     assert_eq!(out_info.par(), gst::Fraction::new(2, 1));
     assert_eq!((out_info.width(), out_info.height()), (40, 80));
     let at = locate_source(&in_info, &input, &out_info, &output).expect("source in the output");
@@ -169,7 +228,10 @@ fn test_blur_formats() {
         check_stream(&run, (9, 16));
         if matches!(format, "I420" | "NV12") {
             let (width, height) = (run.out_info.width(), run.out_info.height());
-            assert!(width.is_multiple_of(2) && height.is_multiple_of(2), "{format} output size even");
+            assert!(
+                width.is_multiple_of(2) && height.is_multiple_of(2),
+                "{format} output size even"
+            );
         }
     }
 }
@@ -186,16 +248,30 @@ fn test_odd_sizes_in_subsampled_formats() {
 #[test]
 fn test_blur_fills_with_the_source_not_black() {
     let run = run_stream(&[("fill-mode", "blur"), ("feather", "0")], "RGB", 64, 36, 1);
-    let out = gst_video::VideoFrameRef::from_buffer_ref_readable(run.outputs[0].as_ref(), &run.out_info).unwrap();
+    let out =
+        gst_video::VideoFrameRef::from_buffer_ref_readable(run.outputs[0].as_ref(), &run.out_info)
+            .unwrap();
     let top_row = &out.plane_data(0).unwrap()[..64 * 3];
     assert!(top_row.iter().any(|&b| b > 20), "the blurred area is black");
 }
 
 #[test]
 fn test_color_fill_is_the_colour() {
-    let run = run_stream(&[("fill-mode", "color"), ("fill-color", "0xff20c040"), ("feather", "0")], "RGB", 64, 36, 2);
+    let run = run_stream(
+        &[
+            ("fill-mode", "color"),
+            ("fill-color", "0xff20c040"),
+            ("feather", "0"),
+        ],
+        "RGB",
+        64,
+        36,
+        2,
+    );
     check_stream(&run, (9, 16));
-    let out = gst_video::VideoFrameRef::from_buffer_ref_readable(run.outputs[1].as_ref(), &run.out_info).unwrap();
+    let out =
+        gst_video::VideoFrameRef::from_buffer_ref_readable(run.outputs[1].as_ref(), &run.out_info)
+            .unwrap();
     let first_rows = &out.plane_data(0).unwrap()[..64 * 3 * 4];
     for pixel in first_rows.chunks(3) {
         assert_eq!(pixel, [0x20, 0xc0, 0x40]);
@@ -223,7 +299,10 @@ fn test_setting_lookahead_posts_a_latency_message() {
 
 // ---------------------------------------------------------------- events
 
-fn flat_stream_with_events(fill: &str, build: impl FnOnce(&mut gst_check::Harness, &gst_video::VideoInfo)) -> Vec<String> {
+fn flat_stream_with_events(
+    fill: &str,
+    build: impl FnOnce(&mut gst_check::Harness, &gst_video::VideoInfo),
+) -> Vec<String> {
     let mut h = harness(&[("fill-mode", fill)]);
     let log = record_src(&h);
     h.play();
@@ -247,7 +326,10 @@ fn test_serialized_events_keep_their_place() {
             h.push(make_frame(info, i, 0)).unwrap();
         }
     });
-    let marker = log.iter().position(|e| e.contains("CustomDownstream")).expect("marker forwarded");
+    let marker = log
+        .iter()
+        .position(|e| e.contains("CustomDownstream"))
+        .expect("marker forwarded");
     assert_eq!(log[marker - 1], "buffer 2", "{log:?}");
     assert_eq!(log[marker + 1], "buffer 3", "{log:?}");
     assert_eq!(log.last().unwrap(), "event Eos");
@@ -269,15 +351,25 @@ fn test_flush_in_flat_mode_restarts_cleanly() {
     assert!(h.push_event(gst::event::Segment::new(&segment)));
     let offset = 100 * FRAME_NS;
     for i in 0..6 {
-        assert_eq!(h.push(make_frame(&info, i, offset)), Ok(gst::FlowSuccess::Ok));
+        assert_eq!(
+            h.push(make_frame(&info, i, offset)),
+            Ok(gst::FlowSuccess::Ok)
+        );
     }
     assert!(h.push_event(gst::event::Eos::new()));
     for i in 0..6 {
         let out = pull_within(&mut h, Duration::from_secs(30)).expect("a frame after the flush");
-        assert_eq!(out.pts(), Some(gst::ClockTime::from_nseconds(offset + i * FRAME_NS)));
+        assert_eq!(
+            out.pts(),
+            Some(gst::ClockTime::from_nseconds(offset + i * FRAME_NS))
+        );
     }
     let events = events_until_eos(&mut h, Duration::from_secs(30));
-    assert!(events.iter().any(|e| e.type_() == gst::EventType::FlushStop));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.type_() == gst::EventType::FlushStop)
+    );
     assert!(h.try_pull().is_none());
     // The task restarted by the flush lets go of the element too.
     let weak = h.element().unwrap().downgrade();
@@ -310,7 +402,8 @@ fn test_caps_change_in_flat_mode() {
     let b = pull_within(&mut h, Duration::from_secs(30)).unwrap();
     // 64x36 at 9:16 is 64 wide, 48x48 is 48 wide: the sizes of their frames tell which caps they had.
     assert!(a.size() > b.size());
-    let out_info = gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
     assert_eq!(out_info.width(), 48);
 }
 
@@ -325,9 +418,16 @@ fn ready_error(properties: &[(&str, &str)]) -> gst::glib::Error {
     }
     let bus = gst::Bus::new();
     element.set_bus(Some(&bus));
-    assert!(element.set_state(gst::State::Ready).is_err(), "READY must fail with {properties:?}");
-    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    assert!(
+        element.set_state(gst::State::Ready).is_err(),
+        "READY must fail with {properties:?}"
+    );
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
     let _ = element.set_state(gst::State::Null);
     err.error()
 }
@@ -361,7 +461,10 @@ fn test_cuda_without_gpu_is_an_error() {
         return;
     }
     let model = tiny_model();
-    let err = ready_error(&[("model-path", model.to_str().unwrap()), ("execution-provider", "cuda")]);
+    let err = ready_error(&[
+        ("model-path", model.to_str().unwrap()),
+        ("execution-provider", "cuda"),
+    ]);
     assert!(err.message().to_lowercase().contains("cuda"), "{err}");
 }
 
@@ -374,9 +477,16 @@ fn caps_error(caps: &str) -> gst::glib::Error {
     let caps: gst::Caps = caps.parse().unwrap();
     // The harness's own push reports a refused sticky event as stored; ask the pad itself.
     let sinkpad = h.element().unwrap().static_pad("sink").unwrap();
-    assert!(!sinkpad.send_event(gst::event::Caps::new(&caps)), "caps {caps} must be refused");
-    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    assert!(
+        !sinkpad.send_event(gst::event::Caps::new(&caps)),
+        "caps {caps} must be refused"
+    );
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
     err.error()
 }
 
@@ -389,7 +499,10 @@ fn test_unhandled_format_is_an_error() {
 #[test]
 fn test_too_small_frame_is_an_error() {
     let err = caps_error("video/x-raw,format=RGB,width=1,height=1,framerate=30/1");
-    assert!(err.message().contains("1x1") && err.message().contains("2x2"), "{err}");
+    assert!(
+        err.message().contains("1x1") && err.message().contains("2x2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -398,7 +511,11 @@ fn test_buffer_before_caps_is_not_negotiated() {
     let bus = gst::Bus::new();
     h.element().unwrap().set_bus(Some(&bus));
     h.play();
-    assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
     let buffer = make_frame(&video_info("RGB", 64, 36), 0, 0);
     assert_eq!(h.push(buffer), Err(gst::FlowError::NotNegotiated));
     assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_some());
@@ -413,7 +530,11 @@ fn test_state_cycles_on_one_element() {
         h.play();
         assert!(h.push_event(gst::event::StreamStart::new(&format!("cycle-{cycle}"))));
         assert!(h.push_event(gst::event::Caps::new(&info.to_caps().unwrap())));
-        assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+        assert!(
+            h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()))
+        );
         h.push(make_frame(&info, 0, 0)).unwrap();
         pull_within(&mut h, Duration::from_secs(30)).expect("a frame in every cycle");
         element.set_state(gst::State::Null).unwrap();

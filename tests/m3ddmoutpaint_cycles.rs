@@ -21,12 +21,18 @@ fn test_100_state_cycles_leak_nothing() {
     let mut counts = Vec::new();
     for cycle in 0..100 {
         let weak = pipeline_cycle("fill-mode=blur", 3);
-        assert!(released(&weak), "cycle {cycle}: the element outlived its pipeline");
+        assert!(
+            released(&weak),
+            "cycle {cycle}: the element outlived its pipeline"
+        );
         counts.push(thread_count());
     }
     eprintln!("threads before: {before}, after each cycle: {counts:?}");
     // A thread kept by each cycle would add 100; the pools may keep a few for
     // reuse, and a task thread may still be on its way back to its pool.
     let bound = before + TASKS_PER_CYCLE + IDLE_POOL_THREADS;
-    assert!(counts.iter().all(|&n| n <= bound), "threads grew past {bound}: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n <= bound),
+        "threads grew past {bound}: {counts:?}"
+    );
 }

@@ -14,7 +14,10 @@ use gst::prelude::*;
 fn outpaint_run(frames: u64, lookahead: u32) -> StreamRun {
     let properties = outpaint_properties(lookahead);
     let run = run_stream(&as_refs(&properties), "RGB", 64, 36, frames);
-    eprintln!("{frames} frames, lookahead {lookahead}: {:.1} s", run.elapsed.as_secs_f64());
+    eprintln!(
+        "{frames} frames, lookahead {lookahead}: {:.1} s",
+        run.elapsed.as_secs_f64()
+    );
     check_stream(&run, (9, 16));
     run
 }
@@ -96,7 +99,13 @@ fn test_outpaint_generates_the_new_area() {
     // The same frames through color mode and outpaint mode: outpaint writes something else there.
     let properties = outpaint_properties(16);
     let painted = run_stream(&as_refs(&properties), "RGB", 64, 36, 2);
-    let flat = run_stream(&[("fill-mode", "color"), ("feather", "16")], "RGB", 64, 36, 2);
+    let flat = run_stream(
+        &[("fill-mode", "color"), ("feather", "16")],
+        "RGB",
+        64,
+        36,
+        2,
+    );
     assert_eq!(painted.out_info.size(), flat.out_info.size());
     let painted = painted.outputs[0].map_readable().unwrap();
     let flat = flat.outputs[0].map_readable().unwrap();
@@ -107,7 +116,10 @@ fn test_outpaint_generates_the_new_area() {
 fn test_outpaint_holds_frames_until_the_lookahead_is_full() {
     let (mut h, info) = harness_with_frames(16, 15);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(h.try_pull().is_none(), "a frame left before the lookahead was full");
+    assert!(
+        h.try_pull().is_none(),
+        "a frame left before the lookahead was full"
+    );
     let stats = h.element().unwrap().property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("frames-queued").unwrap(), 15);
     h.push(make_frame(&info, 15, 0)).unwrap();
@@ -157,9 +169,16 @@ fn test_outpaint_flush_mid_stream() {
         let started = Instant::now();
         assert!(h.push_event(gst::event::FlushStart::new()));
         assert!(h.push_event(gst::event::FlushStop::new(true)));
-        assert!(started.elapsed() < Duration::from_secs(30), "the flush waited for the chunk");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the flush waited for the chunk"
+        );
         while h.try_pull().is_some() {}
-        assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+        assert!(
+            h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()))
+        );
     }
     let offset = 1000 * FRAME_NS;
     let after: Vec<gst::Buffer> = (0..17).map(|i| make_frame(&info, i, offset)).collect();
@@ -168,7 +187,8 @@ fn test_outpaint_flush_mid_stream() {
     }
     assert!(h.push_event(gst::event::Eos::new()));
     for input in &after {
-        let out = pull_within(&mut h, Duration::from_secs(300)).expect("every frame after the flush");
+        let out =
+            pull_within(&mut h, Duration::from_secs(300)).expect("every frame after the flush");
         assert_eq!(out.pts(), input.pts());
     }
     events_until_eos(&mut h, Duration::from_secs(60));
@@ -192,21 +212,30 @@ fn test_outpaint_caps_change_drains_old_frames_first() {
         h.push(make_frame(&second, i, 0)).unwrap();
     }
     h.push_event(gst::event::Eos::new());
-    let outputs: Vec<gst::Buffer> =
-        (0..10).map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("ten frames")).collect();
+    let outputs: Vec<gst::Buffer> = (0..10)
+        .map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("ten frames"))
+        .collect();
     events_until_eos(&mut h, Duration::from_secs(60));
     let sizes: Vec<usize> = outputs.iter().map(|b| b.size()).collect();
-    assert!(sizes[..5].iter().all(|&s| s == sizes[0]) && sizes[5..].iter().all(|&s| s == sizes[5]), "{sizes:?}");
+    assert!(
+        sizes[..5].iter().all(|&s| s == sizes[0]) && sizes[5..].iter().all(|&s| s == sizes[5]),
+        "{sizes:?}"
+    );
     assert_ne!(sizes[0], sizes[5]);
     let log = log.lock().unwrap().clone();
-    let caps_events: Vec<usize> = log.iter().enumerate().filter(|(_, e)| e.contains("Caps")).map(|(i, _)| i).collect();
+    let caps_events: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.contains("Caps"))
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(caps_events.len(), 2, "{log:?}");
     assert_eq!(log[caps_events[1] - 1], "buffer 4", "{log:?}");
 }
 
 #[test]
 fn test_outpaint_drain_query_outputs_held_frames() {
-    let (mut h, _info) = harness_with_frames(64, 4);
+    let (h, _info) = harness_with_frames(64, 4);
     let mut drain = gst::query::Drain::new();
     assert!(h.srcpad().unwrap().peer_query(&mut drain));
     assert_eq!(h.buffers_in_queue(), 4);
@@ -214,7 +243,7 @@ fn test_outpaint_drain_query_outputs_held_frames() {
 
 #[test]
 fn test_outpaint_shutdown_during_a_chunk() {
-    let (mut h, _info) = harness_with_frames(16, 16);
+    let (h, _info) = harness_with_frames(16, 16);
     let started = Instant::now();
     h.element().unwrap().set_state(gst::State::Null).unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -224,14 +253,18 @@ fn test_outpaint_shutdown_during_a_chunk() {
 fn test_outpaint_state_cycles() {
     init();
     let model = tiny_model();
-    let args = format!("model-path={} steps=1 lookahead=16 execution-provider=cpu", model.display());
+    let args = format!(
+        "model-path={} steps=1 lookahead=16 execution-provider=cpu",
+        model.display()
+    );
     for cycle in 0..5 {
         let weak = pipeline_cycle(&args, 2);
-        assert!(released(&weak), "cycle {cycle}: the element outlived its pipeline");
+        assert!(
+            released(&weak),
+            "cycle {cycle}: the element outlived its pipeline"
+        );
     }
 }
-
-
 
 #[test]
 fn test_outpaint_flush_while_draining_for_new_caps() {
@@ -249,19 +282,28 @@ fn test_outpaint_flush_while_draining_for_new_caps() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(h.push_event(gst::event::FlushStart::new()));
     assert!(h.push_event(gst::event::FlushStop::new(true)));
-    assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
     while h.try_pull().is_some() {}
-    let inputs: Vec<gst::Buffer> = (0..3).map(|i| make_frame(&second, i, 500 * FRAME_NS)).collect();
+    let inputs: Vec<gst::Buffer> = (0..3)
+        .map(|i| make_frame(&second, i, 500 * FRAME_NS))
+        .collect();
     for buffer in &inputs {
         assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
     }
     assert!(h.push_event(gst::event::Eos::new()));
-    let outputs: Vec<gst::Buffer> =
-        (0..3).map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("the frames after the flush")).collect();
+    let outputs: Vec<gst::Buffer> = (0..3)
+        .map(|_| pull_within(&mut h, Duration::from_secs(300)).expect("the frames after the flush"))
+        .collect();
     events_until_eos(&mut h, Duration::from_secs(60));
-    let out_info = gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
     assert_eq!(out_info.width(), 48, "the new caps apply after the flush");
-    let at = locate_source(&second, &inputs[0], &out_info, &outputs[0]).expect("the source in the output");
+    let at = locate_source(&second, &inputs[0], &out_info, &outputs[0])
+        .expect("the source in the output");
     for (input, output) in inputs.iter().zip(&outputs) {
         assert_eq!(output.pts(), input.pts());
         assert!(source_is_exact(&second, input, &out_info, output, at));

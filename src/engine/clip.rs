@@ -33,6 +33,10 @@ pub enum FrameImage {
 pub trait ClipFrames {
     /// Frames in the clip.
     fn len(&self) -> usize;
+    /// Whether the clip has no frame.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Writes one image of `frame` as `[3,C,C]` floats in [-1,1] into `out`.
     fn write(&self, frame: usize, image: FrameImage, out: &mut [f32]) -> Result<()>;
 }
@@ -99,7 +103,10 @@ pub fn run_clip(
                 )));
             }
         }
-        let conditioned: Vec<usize> = (0..WINDOW_LEN).filter(|&p| !win.guides[p]).map(|p| win.frames[p]).collect();
+        let conditioned: Vec<usize> = (0..WINDOW_LEN)
+            .filter(|&p| !win.guides[p])
+            .map(|p| win.frames[p])
+            .collect();
         encoder.encode(&win.frames, FrameImage::Init)?;
         encoder.encode(&conditioned, FrameImage::Masked)?;
         let final_latents = {
@@ -127,11 +134,15 @@ pub fn run_clip(
         }
         let finished: Vec<(usize, usize)> = (0..FRAMES)
             .map(|p| (p, win.frames[p]))
-            .filter(|&(p, f)| plan.image_source[f].window == index && plan.image_source[f].position == p)
+            .filter(|&(p, f)| {
+                plan.image_source[f].window == index && plan.image_source[f].position == p
+            })
             .collect();
         if !finished.is_empty() {
-            let batch: Vec<f32> =
-                finished.iter().flat_map(|&(p, _)| window::gather_frame(&final_latents, p, plane)).collect();
+            let batch: Vec<f32> = finished
+                .iter()
+                .flat_map(|&(p, _)| window::gather_frame(&final_latents, p, plane))
+                .collect();
             let images = window::decode_images(&model, &batch, finished.len(), h, w)?;
             let image_len = 3 * canvas * canvas;
             for (k, &(_, f)) in finished.iter().enumerate() {
@@ -141,8 +152,15 @@ pub fn run_clip(
         windows_run += 1;
         window_time += started.elapsed();
     }
-    debug_assert!(latents.iter().all(|l| l.as_ref().is_none_or(|l| l.len() == LATENT_CHANNELS * plane)));
-    Ok(ClipOutput { latents, windows_run, window_time })
+    debug_assert!(latents.iter().all(|l| {
+        l.as_ref()
+            .is_none_or(|l| l.len() == LATENT_CHANNELS * plane)
+    }));
+    Ok(ClipOutput {
+        latents,
+        windows_run,
+        window_time,
+    })
 }
 
 fn check_input(input: &ClipInput<'_>, known: &[Option<Vec<f32>>]) -> Result<()> {
@@ -150,8 +168,10 @@ fn check_input(input: &ClipInput<'_>, known: &[Option<Vec<f32>>]) -> Result<()> 
     let n = plan.total_frames;
     let canvas = input.canvas;
     let bad = |s: String| Err(EngineError::InvalidInput(s));
-    if canvas == 0 || canvas % 8 != 0 {
-        return bad(format!("the canvas {canvas} is not a positive multiple of 8"));
+    if canvas == 0 || !canvas.is_multiple_of(8) {
+        return bad(format!(
+            "the canvas {canvas} is not a positive multiple of 8"
+        ));
     }
     if input.frames.len() != n || known.len() != n {
         return bad(format!(
@@ -161,13 +181,24 @@ fn check_input(input: &ClipInput<'_>, known: &[Option<Vec<f32>>]) -> Result<()> 
         ));
     }
     if input.mask.len() != canvas * canvas {
-        return bad(format!("the mask has {} values for a {canvas}×{canvas} canvas", input.mask.len()));
+        return bad(format!(
+            "the mask has {} values for a {canvas}×{canvas} canvas",
+            input.mask.len()
+        ));
     }
     let latent_len = LATENT_CHANNELS * FRAMES * (canvas / 8) * (canvas / 8);
     if input.noise.len() != latent_len {
-        return bad(format!("the noise has {} values where a window needs {latent_len}", input.noise.len()));
+        return bad(format!(
+            "the noise has {} values where a window needs {latent_len}",
+            input.noise.len()
+        ));
     }
-    if plan.image_source.len() != n || plan.windows.iter().any(|w| w.frames.iter().any(|&f| f >= n)) {
+    if plan.image_source.len() != n
+        || plan
+            .windows
+            .iter()
+            .any(|w| w.frames.iter().any(|&f| f >= n))
+    {
         return bad(format!("the plan does not describe a clip of {n} frames"));
     }
     Ok(())
@@ -183,7 +214,12 @@ struct FrameEncoder<'a> {
 
 impl<'a> FrameEncoder<'a> {
     fn new(model: Arc<Model>, input: &'a ClipInput<'a>, n: usize) -> Self {
-        FrameEncoder { model, input, init: vec![None; n], masked: vec![None; n] }
+        FrameEncoder {
+            model,
+            input,
+            init: vec![None; n],
+            masked: vec![None; n],
+        }
     }
 
     /// The images of `frames` (in order), `[len,3,C,C]`.
@@ -191,7 +227,9 @@ impl<'a> FrameEncoder<'a> {
         let image_len = 3 * self.input.canvas * self.input.canvas;
         let mut out = vec![0.0; frames.len() * image_len];
         for (k, &f) in frames.iter().enumerate() {
-            self.input.frames.write(f, image, &mut out[k * image_len..(k + 1) * image_len])?;
+            self.input
+                .frames
+                .write(f, image, &mut out[k * image_len..(k + 1) * image_len])?;
         }
         Ok(out)
     }
@@ -222,10 +260,18 @@ impl<'a> FrameEncoder<'a> {
     }
 
     fn cache(&self, image: FrameImage) -> &Vec<Option<Vec<f32>>> {
-        if image == FrameImage::Init { &self.init } else { &self.masked }
+        if image == FrameImage::Init {
+            &self.init
+        } else {
+            &self.masked
+        }
     }
 
     fn cache_mut(&mut self, image: FrameImage) -> &mut Vec<Option<Vec<f32>>> {
-        if image == FrameImage::Init { &mut self.init } else { &mut self.masked }
+        if image == FrameImage::Init {
+            &mut self.init
+        } else {
+            &mut self.masked
+        }
     }
 }

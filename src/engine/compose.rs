@@ -35,17 +35,29 @@ pub struct PlaneRef<'a> {
 }
 
 /// Checks that `len` bytes hold `height` rows of `width` pixels at `stride`.
-fn check_layout(len: usize, stride: usize, width: u32, height: u32, bytes_per_pixel: usize) -> Result<()> {
+fn check_layout(
+    len: usize,
+    stride: usize,
+    width: u32,
+    height: u32,
+    bytes_per_pixel: usize,
+) -> Result<()> {
     let row_bytes = width as usize * bytes_per_pixel;
     if bytes_per_pixel == 0 {
-        return Err(EngineError::InvalidInput("a plane needs at least one byte per pixel".into()));
+        return Err(EngineError::InvalidInput(
+            "a plane needs at least one byte per pixel".into(),
+        ));
     }
     if stride < row_bytes {
         return Err(EngineError::InvalidInput(format!(
             "a plane stride of {stride} bytes is shorter than its {width} pixels of {bytes_per_pixel} bytes"
         )));
     }
-    let needed = if height == 0 { 0 } else { stride * (height as usize - 1) + row_bytes };
+    let needed = if height == 0 {
+        0
+    } else {
+        stride * (height as usize - 1) + row_bytes
+    };
     if len < needed {
         return Err(EngineError::InvalidInput(format!(
             "a {width}x{height} plane with stride {stride} needs {needed} bytes, got {len}"
@@ -57,14 +69,26 @@ fn check_layout(len: usize, stride: usize, width: u32, height: u32, bytes_per_pi
 impl PlaneMut<'_> {
     /// Checks that the buffer holds the plane its fields describe.
     pub fn validate(&self) -> Result<()> {
-        check_layout(self.data.len(), self.stride, self.width, self.height, self.bytes_per_pixel)
+        check_layout(
+            self.data.len(),
+            self.stride,
+            self.width,
+            self.height,
+            self.bytes_per_pixel,
+        )
     }
 }
 
 impl PlaneRef<'_> {
     /// Checks that the buffer holds the plane its fields describe.
     pub fn validate(&self) -> Result<()> {
-        check_layout(self.data.len(), self.stride, self.width, self.height, self.bytes_per_pixel)
+        check_layout(
+            self.data.len(),
+            self.stride,
+            self.width,
+            self.height,
+            self.bytes_per_pixel,
+        )
     }
 }
 
@@ -120,14 +144,22 @@ pub fn feather_seam(plane: &mut PlaneMut<'_>, source: Rect, feather: u32) {
         .collect();
     let bpp = plane.bytes_per_pixel;
     for y in y0.saturating_sub(reach)..(y1 + reach).min(height) {
-        let dy = if y < y0 { y0 - y } else { (y + 1).saturating_sub(y1) };
+        let dy = if y < y0 {
+            y0 - y
+        } else {
+            (y + 1).saturating_sub(y1)
+        };
         let edge_row = y.clamp(y0, y1 - 1);
         let left = x0.saturating_sub(reach)..x0;
         let right = x1..(x1 + reach).min(width);
         // Beside the source only the strips left and right of it; above and below, the whole span.
         let middle = if dy == 0 { 0..0 } else { x0..x1 };
         for x in left.chain(middle).chain(right) {
-            let dx = if x < x0 { x0 - x } else { (x + 1).saturating_sub(x1) };
+            let dx = if x < x0 {
+                x0 - x
+            } else {
+                (x + 1).saturating_sub(x1)
+            };
             let squared = dx * dx + dy * dy;
             if squared > reach * reach {
                 continue;
@@ -136,7 +168,8 @@ pub fn feather_seam(plane: &mut PlaneMut<'_>, source: Rect, feather: u32) {
             let edge = edge_row * plane.stride + x.clamp(x0, x1 - 1) * bpp;
             let target = y * plane.stride + x * bpp;
             for c in 0..bpp {
-                let blended = w * plane.data[edge + c] as u32 + (WEIGHT_ONE - w) * plane.data[target + c] as u32;
+                let blended = w * plane.data[edge + c] as u32
+                    + (WEIGHT_ONE - w) * plane.data[target + c] as u32;
                 plane.data[target + c] = ((blended + WEIGHT_ONE / 2) / WEIGHT_ONE) as u8;
             }
         }
@@ -149,7 +182,13 @@ mod tests {
 
     /// A plane of `width × height` pixels with `padding` extra bytes per row;
     /// pixel bytes are `value(x, y, component)`, padding bytes 0xEE.
-    fn plane_bytes(width: u32, height: u32, bpp: usize, padding: usize, value: impl Fn(u32, u32, usize) -> u8) -> (Vec<u8>, usize) {
+    fn plane_bytes(
+        width: u32,
+        height: u32,
+        bpp: usize,
+        padding: usize,
+        value: impl Fn(u32, u32, usize) -> u8,
+    ) -> (Vec<u8>, usize) {
         let stride = width as usize * bpp + padding;
         let mut data = vec![0xEE; stride * height as usize];
         for y in 0..height {
@@ -168,31 +207,88 @@ mod tests {
 
     /// Euclidean distance from `(x, y)` to the box.
     fn distance_to(rect: Rect, x: u32, y: u32) -> f32 {
-        let dx = if x < rect.x0 { rect.x0 - x } else { (x + 1).saturating_sub(rect.x1) } as f32;
-        let dy = if y < rect.y0 { rect.y0 - y } else { (y + 1).saturating_sub(rect.y1) } as f32;
+        let dx = if x < rect.x0 {
+            rect.x0 - x
+        } else {
+            (x + 1).saturating_sub(rect.x1)
+        } as f32;
+        let dy = if y < rect.y0 {
+            rect.y0 - y
+        } else {
+            (y + 1).saturating_sub(rect.y1)
+        } as f32;
         (dx * dx + dy * dy).sqrt()
     }
 
     /// Source pixels vary (so a wrong edge pixel shows); generated pixels are 10.
     fn frame_value(source: Rect) -> impl Fn(u32, u32, usize) -> u8 {
-        move |x, y, c| if inside(source, x, y) { 100 + ((x * 3 + y * 5 + c as u32 * 7) % 100) as u8 } else { 10 }
+        move |x, y, c| {
+            if inside(source, x, y) {
+                100 + ((x * 3 + y * 5 + c as u32 * 7) % 100) as u8
+            } else {
+                10
+            }
+        }
     }
 
     #[test]
     fn source_and_far_pixels_stay_bit_exact_for_every_layout() {
         let cases = [
-            (16, 9, Rect { x0: 5, y0: 0, x1: 11, y1: 9 }),  // bands left and right
-            (17, 31, Rect { x0: 0, y0: 7, x1: 17, y1: 20 }), // bands above and below, odd sizes
-            (21, 15, Rect { x0: 4, y0: 3, x1: 13, y1: 10 }), // all around
-            (12, 8, Rect { x0: 0, y0: 0, x1: 7, y1: 8 }),    // touching three frame edges
+            (
+                16,
+                9,
+                Rect {
+                    x0: 5,
+                    y0: 0,
+                    x1: 11,
+                    y1: 9,
+                },
+            ), // bands left and right
+            (
+                17,
+                31,
+                Rect {
+                    x0: 0,
+                    y0: 7,
+                    x1: 17,
+                    y1: 20,
+                },
+            ), // bands above and below, odd sizes
+            (
+                21,
+                15,
+                Rect {
+                    x0: 4,
+                    y0: 3,
+                    x1: 13,
+                    y1: 10,
+                },
+            ), // all around
+            (
+                12,
+                8,
+                Rect {
+                    x0: 0,
+                    y0: 0,
+                    x1: 7,
+                    y1: 8,
+                },
+            ), // touching three frame edges
         ];
         for (width, height, source) in cases {
             for bpp in 1..=4 {
                 for padding in [0, 3] {
                     for feather in [1, 3, 6] {
-                        let (original, stride) = plane_bytes(width, height, bpp, padding, frame_value(source));
+                        let (original, stride) =
+                            plane_bytes(width, height, bpp, padding, frame_value(source));
                         let mut data = original.clone();
-                        let mut plane = PlaneMut { data: &mut data, stride, width, height, bytes_per_pixel: bpp };
+                        let mut plane = PlaneMut {
+                            data: &mut data,
+                            stride,
+                            width,
+                            height,
+                            bytes_per_pixel: bpp,
+                        };
                         feather_seam(&mut plane, source, feather);
                         for y in 0..height as usize {
                             for byte in 0..stride {
@@ -202,9 +298,15 @@ mod tests {
                                     || inside(source, x, y as u32)
                                     || distance_to(source, x, y as u32) > feather as f32;
                                 if unchanged {
-                                    assert_eq!(data[i], original[i], "{width}x{height} bpp {bpp} feather {feather}: byte {byte} of row {y} changed");
+                                    assert_eq!(
+                                        data[i], original[i],
+                                        "{width}x{height} bpp {bpp} feather {feather}: byte {byte} of row {y} changed"
+                                    );
                                 } else {
-                                    assert!(data[i] > original[i], "{width}x{height} bpp {bpp} feather {feather}: ({x},{y}) not blended");
+                                    assert!(
+                                        data[i] > original[i],
+                                        "{width}x{height} bpp {bpp} feather {feather}: ({x},{y}) not blended"
+                                    );
                                 }
                             }
                         }
@@ -217,21 +319,61 @@ mod tests {
     #[test]
     fn the_weight_falls_linearly_with_distance() {
         // Source columns 4..8 of value 200, generated 0, feather 3: weights 3/4, 2/4, 1/4.
-        let source = Rect { x0: 4, y0: 0, x1: 8, y1: 2 };
-        let (mut data, stride) = plane_bytes(12, 2, 1, 0, |x, _, _| if (4..8).contains(&x) { 200 } else { 0 });
-        feather_seam(&mut PlaneMut { data: &mut data, stride, width: 12, height: 2, bytes_per_pixel: 1 }, source, 3);
-        assert_eq!(&data[..12], &[0, 50, 100, 150, 200, 200, 200, 200, 150, 100, 50, 0]);
+        let source = Rect {
+            x0: 4,
+            y0: 0,
+            x1: 8,
+            y1: 2,
+        };
+        let (mut data, stride) =
+            plane_bytes(
+                12,
+                2,
+                1,
+                0,
+                |x, _, _| if (4..8).contains(&x) { 200 } else { 0 },
+            );
+        feather_seam(
+            &mut PlaneMut {
+                data: &mut data,
+                stride,
+                width: 12,
+                height: 2,
+                bytes_per_pixel: 1,
+            },
+            source,
+            3,
+        );
+        assert_eq!(
+            &data[..12],
+            &[0, 50, 100, 150, 200, 200, 200, 200, 150, 100, 50, 0]
+        );
         assert_eq!(&data[12..], &data[..12]);
     }
 
     #[test]
     fn each_pixel_blends_towards_its_nearest_edge_pixel() {
         // Two-component pixels (like NV12's UV): the edge pixel of each row differs.
-        let source = Rect { x0: 2, y0: 1, x1: 5, y1: 4 };
+        let source = Rect {
+            x0: 2,
+            y0: 1,
+            x1: 5,
+            y1: 4,
+        };
         let (mut data, stride) = plane_bytes(7, 6, 2, 2, |x, y, c| {
-            if inside(source, x, y) { (40 * y + 20 * c as u32 + x) as u8 } else { 0 }
+            if inside(source, x, y) {
+                (40 * y + 20 * c as u32 + x) as u8
+            } else {
+                0
+            }
         });
-        let mut plane = PlaneMut { data: &mut data, stride, width: 7, height: 6, bytes_per_pixel: 2 };
+        let mut plane = PlaneMut {
+            data: &mut data,
+            stride,
+            width: 7,
+            height: 6,
+            bytes_per_pixel: 2,
+        };
         feather_seam(&mut plane, source, 1);
         let at = |x: usize, y: usize, c: usize| data[y * stride + x * 2 + c];
         // Feather 1: direct neighbours get weight 1/2 (128/256) of their edge pixel.
@@ -245,9 +387,31 @@ mod tests {
 
     #[test]
     fn corners_use_the_euclidean_distance() {
-        let source = Rect { x0: 3, y0: 3, x1: 6, y1: 6 };
-        let (mut data, stride) = plane_bytes(9, 9, 1, 0, |x, y, _| if inside(source, x, y) { 255 } else { 0 });
-        feather_seam(&mut PlaneMut { data: &mut data, stride, width: 9, height: 9, bytes_per_pixel: 1 }, source, 3);
+        let source = Rect {
+            x0: 3,
+            y0: 3,
+            x1: 6,
+            y1: 6,
+        };
+        let (mut data, stride) =
+            plane_bytes(
+                9,
+                9,
+                1,
+                0,
+                |x, y, _| if inside(source, x, y) { 255 } else { 0 },
+            );
+        feather_seam(
+            &mut PlaneMut {
+                data: &mut data,
+                stride,
+                width: 9,
+                height: 9,
+                bytes_per_pixel: 1,
+            },
+            source,
+            3,
+        );
         // (2,2) is √2 from (3,3): weight 1 − √2/4 = 0.646 → 256·0.646 = 165 → 255·165/256 = 164.4.
         assert_eq!(data[2 * 9 + 2], 164);
         // (1,1) is √8 = 2.83 away: weight 0.293 → 75/256 of 255 = 74.7.
@@ -258,11 +422,46 @@ mod tests {
 
     #[test]
     fn feather_zero_and_empty_sources_are_no_ops() {
-        let source = Rect { x0: 2, y0: 2, x1: 6, y1: 6 };
+        let source = Rect {
+            x0: 2,
+            y0: 2,
+            x1: 6,
+            y1: 6,
+        };
         let (original, stride) = plane_bytes(8, 8, 3, 1, frame_value(source));
-        for (rect, feather) in [(source, 0), (Rect { x0: 3, y0: 2, x1: 3, y1: 6 }, 4), (Rect { x0: 9, y0: 9, x1: 12, y1: 12 }, 4)] {
+        for (rect, feather) in [
+            (source, 0),
+            (
+                Rect {
+                    x0: 3,
+                    y0: 2,
+                    x1: 3,
+                    y1: 6,
+                },
+                4,
+            ),
+            (
+                Rect {
+                    x0: 9,
+                    y0: 9,
+                    x1: 12,
+                    y1: 12,
+                },
+                4,
+            ),
+        ] {
             let mut data = original.clone();
-            feather_seam(&mut PlaneMut { data: &mut data, stride, width: 8, height: 8, bytes_per_pixel: 3 }, rect, feather);
+            feather_seam(
+                &mut PlaneMut {
+                    data: &mut data,
+                    stride,
+                    width: 8,
+                    height: 8,
+                    bytes_per_pixel: 3,
+                },
+                rect,
+                feather,
+            );
             assert_eq!(data, original);
         }
     }
@@ -270,29 +469,84 @@ mod tests {
     #[test]
     fn a_short_buffer_is_refused_not_indexed() {
         let mut data = vec![0u8; 20];
-        let mut plane = PlaneMut { data: &mut data, stride: 8, width: 4, height: 3, bytes_per_pixel: 2 };
+        let mut plane = PlaneMut {
+            data: &mut data,
+            stride: 8,
+            width: 4,
+            height: 3,
+            bytes_per_pixel: 2,
+        };
         let err = plane.validate().unwrap_err();
         assert!(err.to_string().contains("needs 24 bytes, got 20"), "{err}");
-        feather_seam(&mut plane, Rect { x0: 1, y0: 0, x1: 3, y1: 3 }, 2);
+        feather_seam(
+            &mut plane,
+            Rect {
+                x0: 1,
+                y0: 0,
+                x1: 3,
+                y1: 3,
+            },
+            2,
+        );
         assert!(data.iter().all(|&b| b == 0));
         let mut data = vec![0u8; 30];
-        let plane = PlaneMut { data: &mut data, stride: 5, width: 4, height: 3, bytes_per_pixel: 2 };
-        assert!(plane.validate().unwrap_err().to_string().contains("stride of 5 bytes"));
+        let plane = PlaneMut {
+            data: &mut data,
+            stride: 5,
+            width: 4,
+            height: 3,
+            bytes_per_pixel: 2,
+        };
+        assert!(
+            plane
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("stride of 5 bytes")
+        );
     }
 
     #[test]
     fn blit_copies_bit_exact_and_clips() {
-        let (src_data, src_stride) = plane_bytes(3, 2, 2, 1, |x, y, c| (x * 10 + y * 100 + c as u32) as u8);
-        let src = PlaneRef { data: &src_data, stride: src_stride, width: 3, height: 2, bytes_per_pixel: 2 };
+        let (src_data, src_stride) =
+            plane_bytes(3, 2, 2, 1, |x, y, c| (x * 10 + y * 100 + c as u32) as u8);
+        let src = PlaneRef {
+            data: &src_data,
+            stride: src_stride,
+            width: 3,
+            height: 2,
+            bytes_per_pixel: 2,
+        };
         let (mut dst_data, dst_stride) = plane_bytes(4, 3, 2, 2, |_, _, _| 0);
-        let mut dst = PlaneMut { data: &mut dst_data, stride: dst_stride, width: 4, height: 3, bytes_per_pixel: 2 };
+        let mut dst = PlaneMut {
+            data: &mut dst_data,
+            stride: dst_stride,
+            width: 4,
+            height: 3,
+            bytes_per_pixel: 2,
+        };
         blit(&mut dst, &src, 2, 2).unwrap();
         // Only (0,0) and (1,0) of the source fit, at (2,2) and (3,2).
         let row2 = &dst_data[2 * dst_stride..3 * dst_stride];
         assert_eq!(row2, &[0, 0, 0, 0, 0, 1, 10, 11, 0xEE, 0xEE]);
-        assert!(dst_data[..2 * dst_stride].iter().all(|&b| b == 0 || b == 0xEE));
+        assert!(
+            dst_data[..2 * dst_stride]
+                .iter()
+                .all(|&b| b == 0 || b == 0xEE)
+        );
         let mut other = vec![0u8; 12];
-        let mut wrong = PlaneMut { data: &mut other, stride: 4, width: 4, height: 3, bytes_per_pixel: 1 };
-        assert!(blit(&mut wrong, &src, 0, 0).unwrap_err().to_string().contains("bytes per pixel"));
+        let mut wrong = PlaneMut {
+            data: &mut other,
+            stride: 4,
+            width: 4,
+            height: 3,
+            bytes_per_pixel: 1,
+        };
+        assert!(
+            blit(&mut wrong, &src, 0, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("bytes per pixel")
+        );
     }
 }

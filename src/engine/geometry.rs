@@ -26,7 +26,9 @@ pub struct Ratio {
 impl Ratio {
     pub fn new(num: u32, den: u32) -> Result<Ratio> {
         if num == 0 || den == 0 {
-            return Err(EngineError::InvalidInput(format!("ratio {num}:{den} must have both terms > 0")));
+            return Err(EngineError::InvalidInput(format!(
+                "ratio {num}:{den} must have both terms > 0"
+            )));
         }
         Ok(Ratio { num, den })
     }
@@ -35,7 +37,10 @@ impl Ratio {
     pub fn parse(text: &str) -> Result<Ratio> {
         let bad = || EngineError::InvalidInput(format!("`{text}` is not a ratio like 9:16"));
         let (num, den) = text.trim().split_once([':', '/']).ok_or_else(bad)?;
-        Ratio::new(num.trim().parse().map_err(|_| bad())?, den.trim().parse().map_err(|_| bad())?)
+        Ratio::new(
+            num.trim().parse().map_err(|_| bad())?,
+            den.trim().parse().map_err(|_| bad())?,
+        )
     }
 
     pub fn as_f64(&self) -> f64 {
@@ -93,7 +98,11 @@ impl SharedCanvasLayout {
     /// The single-output layout of the `index`-th ratio.
     pub fn layout(&self, index: usize) -> Option<CanvasLayout> {
         let output_crop = *self.output_crops.get(index)?;
-        Some(CanvasLayout { canvas: self.canvas, content: self.content, output_crop })
+        Some(CanvasLayout {
+            canvas: self.canvas,
+            content: self.content,
+            output_crop,
+        })
     }
 }
 
@@ -106,23 +115,46 @@ pub fn canvas_layout(src_w: u32, src_h: u32, target: Ratio, canvas: u32) -> Resu
 /// `canvas_layout` for a source whose pixels are not square: the official rule
 /// applied to the source's display size (`src_w · par` × `src_h`), so that the
 /// model sees undistorted content; `target` is a display aspect ratio.
-pub fn canvas_layout_with_par(src_w: u32, src_h: u32, par: Ratio, target: Ratio, canvas: u32) -> Result<CanvasLayout> {
+pub fn canvas_layout_with_par(
+    src_w: u32,
+    src_h: u32,
+    par: Ratio,
+    target: Ratio,
+    canvas: u32,
+) -> Result<CanvasLayout> {
     let shared = shared_layout(src_w, src_h, par, &[target], canvas)?;
-    Ok(CanvasLayout { canvas, content: shared.content, output_crop: shared.output_crops[0] })
+    Ok(CanvasLayout {
+        canvas,
+        content: shared.content,
+        output_crop: shared.output_crops[0],
+    })
 }
 
 /// The official shared canvas of several target ratios: the source is placed
 /// once, for the largest target frame, and each ratio gets its output crop.
-pub fn canvas_layout_for_ratios(src_w: u32, src_h: u32, targets: &[Ratio], canvas: u32) -> Result<SharedCanvasLayout> {
+pub fn canvas_layout_for_ratios(
+    src_w: u32,
+    src_h: u32,
+    targets: &[Ratio],
+    canvas: u32,
+) -> Result<SharedCanvasLayout> {
     shared_layout(src_w, src_h, Ratio { num: 1, den: 1 }, targets, canvas)
 }
 
-fn shared_layout(src_w: u32, src_h: u32, par: Ratio, targets: &[Ratio], canvas: u32) -> Result<SharedCanvasLayout> {
+fn shared_layout(
+    src_w: u32,
+    src_h: u32,
+    par: Ratio,
+    targets: &[Ratio],
+    canvas: u32,
+) -> Result<SharedCanvasLayout> {
     check_frame(src_w, src_h)?;
     check_canvas(canvas)?;
     let par = par.checked()?;
     if targets.is_empty() {
-        return Err(EngineError::InvalidInput("at least one target ratio is needed".into()));
+        return Err(EngineError::InvalidInput(
+            "at least one target ratio is needed".into(),
+        ));
     }
     let (w, h) = (src_w as f64 * par.num as f64 / par.den as f64, src_h as f64);
     let current = w / h;
@@ -144,8 +176,17 @@ fn shared_layout(src_w: u32, src_h: u32, par: Ratio, targets: &[Ratio], canvas: 
     let scaled = |v: f64| ((side / max_dim * v) as u32).clamp(1, canvas);
     let (content_w, content_h) = (scaled(w), scaled(h));
     let (x0, y0) = ((canvas - content_w) / 2, (canvas - content_h) / 2);
-    let content = Rect { x0, y0, x1: x0 + content_w, y1: y0 + content_h };
-    Ok(SharedCanvasLayout { canvas, content, output_crops })
+    let content = Rect {
+        x0,
+        y0,
+        x1: x0 + content_w,
+        y1: y0 + content_h,
+    };
+    Ok(SharedCanvasLayout {
+        canvas,
+        content,
+        output_crops,
+    })
 }
 
 /// The official output crop of `target` on a `canvas × canvas` frame: the
@@ -157,11 +198,21 @@ pub fn output_crop(target: Ratio, canvas: u32) -> Rect {
     if 1.0 > aspect {
         let width = truncate(side * aspect);
         let margin = ((canvas - width) as f64 / 2.0) as u32;
-        Rect { x0: margin, y0: 0, x1: margin + width, y1: canvas }
+        Rect {
+            x0: margin,
+            y0: 0,
+            x1: margin + width,
+            y1: canvas,
+        }
     } else {
         let height = truncate(side / aspect);
         let margin = ((canvas - height) as f64 / 2.0) as u32;
-        Rect { x0: 0, y0: margin, x1: canvas, y1: margin + height }
+        Rect {
+            x0: 0,
+            y0: margin,
+            x1: canvas,
+            y1: margin + height,
+        }
     }
 }
 
@@ -179,7 +230,13 @@ pub struct OutputLayout {
 /// the output's *display* aspect ratio is `aspect`; width and height are rounded
 /// up to multiples of `align` (2 for subsampled formats, else 1) and the source
 /// is centred (offsets aligned too).
-pub fn output_layout(src_w: u32, src_h: u32, par: Ratio, aspect: Ratio, align: u32) -> Result<OutputLayout> {
+pub fn output_layout(
+    src_w: u32,
+    src_h: u32,
+    par: Ratio,
+    aspect: Ratio,
+    align: u32,
+) -> Result<OutputLayout> {
     check_frame(src_w, src_h)?;
     let (par, aspect) = (par.checked()?, aspect.checked()?);
     check_align(align)?;
@@ -190,15 +247,30 @@ pub fn output_layout(src_w: u32, src_h: u32, par: Ratio, aspect: Ratio, align: u
     let target_side = h * par.den as u128 * aspect.num as u128;
     let (exact_w, exact_h) = if source_side < target_side {
         // Too narrow: storage width = aspect · h / par.
-        (round_div(target_side, par.num as u128 * aspect.den as u128), h)
+        (
+            round_div(target_side, par.num as u128 * aspect.den as u128),
+            h,
+        )
     } else {
-        (w, round_div(source_side, par.den as u128 * aspect.num as u128))
+        (
+            w,
+            round_div(source_side, par.den as u128 * aspect.num as u128),
+        )
     };
     let width = align_up(to_u32(exact_w.max(w), "width")?, align)?;
     let height = align_up(to_u32(exact_h.max(h), "height")?, align)?;
     let x0 = (width - src_w) / 2 / align * align;
     let y0 = (height - src_h) / 2 / align * align;
-    Ok(OutputLayout { width, height, source: Rect { x0, y0, x1: x0 + src_w, y1: y0 + src_h } })
+    Ok(OutputLayout {
+        width,
+        height,
+        source: Rect {
+            x0,
+            y0,
+            x1: x0 + src_w,
+            y1: y0 + src_h,
+        },
+    })
 }
 
 /// Pixels to add on each side of the source (explicit margins).
@@ -213,7 +285,12 @@ pub struct Margins {
 /// The output frame for explicit margins: `left`/`top` are rounded up to
 /// multiples of `align`, and the right and bottom margins grow as needed to
 /// make the frame size a multiple of `align`.
-pub fn output_layout_with_margins(src_w: u32, src_h: u32, margins: Margins, align: u32) -> Result<OutputLayout> {
+pub fn output_layout_with_margins(
+    src_w: u32,
+    src_h: u32,
+    margins: Margins,
+    align: u32,
+) -> Result<OutputLayout> {
     check_frame(src_w, src_h)?;
     check_align(align)?;
     let x0 = align_up(margins.left, align)?;
@@ -224,14 +301,27 @@ pub fn output_layout_with_margins(src_w: u32, src_h: u32, margins: Margins, alig
     };
     let width = align_up(sum([x0, src_w, margins.right], "width")?, align)?;
     let height = align_up(sum([y0, src_h, margins.bottom], "height")?, align)?;
-    Ok(OutputLayout { width, height, source: Rect { x0, y0, x1: x0 + src_w, y1: y0 + src_h } })
+    Ok(OutputLayout {
+        width,
+        height,
+        source: Rect {
+            x0,
+            y0,
+            x1: x0 + src_w,
+            y1: y0 + src_h,
+        },
+    })
 }
 
 /// The canvas layout of any output frame (explicit margins included): the
 /// output frame, in display units (`par`), is scaled so that its longer side
 /// is the canvas and centred; the source keeps its place inside it. For a
 /// centred source prefer `canvas_layout_with_par`, the official rule.
-pub fn canvas_layout_for_output(out: &OutputLayout, par: Ratio, canvas: u32) -> Result<CanvasLayout> {
+pub fn canvas_layout_for_output(
+    out: &OutputLayout,
+    par: Ratio,
+    canvas: u32,
+) -> Result<CanvasLayout> {
     check_frame(out.width, out.height)?;
     check_canvas(canvas)?;
     let par = par.checked()?;
@@ -246,7 +336,10 @@ pub fn canvas_layout_for_output(out: &OutputLayout, par: Ratio, canvas: u32) -> 
     let (display_w, display_h) = (out.width as f64 * x_scale, out.height as f64);
     let scale = canvas as f64 / display_w.max(display_h);
     let fit = |v: f64, limit: u32| (v as u32).clamp(1, limit);
-    let (crop_w, crop_h) = (fit(display_w * scale, canvas), fit(display_h * scale, canvas));
+    let (crop_w, crop_h) = (
+        fit(display_w * scale, canvas),
+        fit(display_h * scale, canvas),
+    );
     let crop = Rect {
         x0: (canvas - crop_w) / 2,
         y0: (canvas - crop_h) / 2,
@@ -260,18 +353,24 @@ pub fn canvas_layout_for_output(out: &OutputLayout, par: Ratio, canvas: u32) -> 
     };
     let (x0, x1) = place(src.x0, src.width(), crop.x0, crop_w, x_scale);
     let (y0, y1) = place(src.y0, src.height(), crop.y0, crop_h, 1.0);
-    Ok(CanvasLayout { canvas, content: Rect { x0, y0, x1, y1 }, output_crop: crop })
+    Ok(CanvasLayout {
+        canvas,
+        content: Rect { x0, y0, x1, y1 },
+        output_crop: crop,
+    })
 }
 
 fn check_frame(w: u32, h: u32) -> Result<()> {
     if w == 0 || h == 0 {
-        return Err(EngineError::InvalidInput(format!("a {w}x{h} frame has no pixels")));
+        return Err(EngineError::InvalidInput(format!(
+            "a {w}x{h} frame has no pixels"
+        )));
     }
     Ok(())
 }
 
 fn check_canvas(canvas: u32) -> Result<()> {
-    if canvas == 0 || canvas % 8 != 0 {
+    if canvas == 0 || !canvas.is_multiple_of(8) {
         return Err(EngineError::InvalidInput(format!(
             "the canvas side must be a positive multiple of 8 (the VAE's factor), got {canvas}"
         )));
@@ -281,7 +380,9 @@ fn check_canvas(canvas: u32) -> Result<()> {
 
 fn check_align(align: u32) -> Result<()> {
     if align == 0 {
-        return Err(EngineError::InvalidInput("the size alignment must be at least 1".into()));
+        return Err(EngineError::InvalidInput(
+            "the size alignment must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -291,9 +392,14 @@ fn round_div(num: u128, den: u128) -> u128 {
 }
 
 fn to_u32(v: u128, what: &str) -> Result<u32> {
-    u32::try_from(v).ok().filter(|&v| v <= i32::MAX as u32).ok_or_else(|| {
-        EngineError::InvalidInput(format!("the output {what} would be {v} pixels, more than a video frame can hold"))
-    })
+    u32::try_from(v)
+        .ok()
+        .filter(|&v| v <= i32::MAX as u32)
+        .ok_or_else(|| {
+            EngineError::InvalidInput(format!(
+                "the output {what} would be {v} pixels, more than a video frame can hold"
+            ))
+        })
 }
 
 fn align_up(v: u32, align: u32) -> Result<u32> {

@@ -27,7 +27,12 @@ pub enum Graph {
 }
 
 impl Graph {
-    pub const ALL: [Graph; 4] = [Graph::Unet, Graph::GlobalEncoder, Graph::VaeEncoder, Graph::VaeDecoder];
+    pub const ALL: [Graph; 4] = [
+        Graph::Unet,
+        Graph::GlobalEncoder,
+        Graph::VaeEncoder,
+        Graph::VaeDecoder,
+    ];
 
     /// The key in the manifest's `graphs`.
     pub fn key(self) -> &'static str {
@@ -125,7 +130,10 @@ impl Manifest {
     /// Reads `dir/manifest.json` and checks its structure (not the graph files).
     pub fn read(dir: &Path) -> Result<Manifest> {
         if !dir.is_dir() {
-            return Err(model_err(format!("the model directory {} does not exist", dir.display())));
+            return Err(model_err(format!(
+                "the model directory {} does not exist",
+                dir.display()
+            )));
         }
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -134,8 +142,8 @@ impl Manifest {
                 dir.display()
             ))
         })?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|e| model_err(format!("{} is not valid JSON: {e}", path.display())))?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|e| model_err(format!("{} is not valid JSON: {e}", path.display())))?;
         Manifest::from_json(&json).map_err(|why| model_err(format!("{}: {why}", path.display())))
     }
 
@@ -148,18 +156,28 @@ impl Manifest {
                 version.map_or("<missing>".into(), |v| v.to_string())
             ));
         }
-        let canvas = json["canvas"].as_u64().filter(|c| *c >= 8 && c % 8 == 0 && *c <= 8192);
+        let canvas = json["canvas"]
+            .as_u64()
+            .filter(|c| *c >= 8 && c % 8 == 0 && *c <= 8192);
         let canvas = canvas.ok_or("`canvas` must be a positive multiple of 8")? as u32;
-        let latent_scale =
-            json["latent_scale"].as_f64().filter(|s| *s > 0.0).ok_or("`latent_scale` must be a positive number")?;
-        let precision = json["precision"].as_str().ok_or("`precision` is missing")?.to_owned();
+        let latent_scale = json["latent_scale"]
+            .as_f64()
+            .filter(|s| *s > 0.0)
+            .ok_or("`latent_scale` must be a positive number")?;
+        let precision = json["precision"]
+            .as_str()
+            .ok_or("`precision` is missing")?
+            .to_owned();
         let mut graphs = Vec::new();
         for graph in Graph::ALL {
             let spec = &json["graphs"][graph.key()];
             if spec.is_null() {
                 return Err(format!("`graphs` has no `{}` entry", graph.key()));
             }
-            graphs.push(parse_graph_spec(graph, spec).map_err(|why| format!("graph `{}`: {why}", graph.key()))?);
+            graphs.push(
+                parse_graph_spec(graph, spec)
+                    .map_err(|why| format!("graph `{}`: {why}", graph.key()))?,
+            );
         }
         for key in ["unet_config", "vae_config", "scheduler_config"] {
             if !json[key].is_object() {
@@ -179,24 +197,42 @@ impl Manifest {
 }
 
 fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec, String> {
-    let file = spec["file"].as_str().filter(|f| !f.is_empty()).ok_or("no `file`")?;
+    let file = spec["file"]
+        .as_str()
+        .filter(|f| !f.is_empty())
+        .ok_or("no `file`")?;
     if Path::new(file).components().count() != 1 {
-        return Err(format!("file `{file}` must be a plain file name inside the model directory"));
+        return Err(format!(
+            "file `{file}` must be a plain file name inside the model directory"
+        ));
     }
-    let sha256 = spec["sha256"].as_str().ok_or("no `sha256`")?.to_ascii_lowercase();
+    let sha256 = spec["sha256"]
+        .as_str()
+        .ok_or("no `sha256`")?
+        .to_ascii_lowercase();
     let inputs = parse_tensor_specs(&spec["inputs"]).map_err(|why| format!("inputs: {why}"))?;
     let outputs = parse_tensor_specs(&spec["outputs"]).map_err(|why| format!("outputs: {why}"))?;
     let (want_in, want_out) = graph.contract();
-    for (what, got, want) in [("inputs", &inputs, want_in), ("outputs", &outputs, want_out)] {
+    for (what, got, want) in [
+        ("inputs", &inputs, want_in),
+        ("outputs", &outputs, want_out),
+    ] {
         let mut names: Vec<&str> = got.iter().map(|t| t.name.as_str()).collect();
         let mut wanted: Vec<&str> = want.to_vec();
         names.sort_unstable();
         wanted.sort_unstable();
         if names != wanted {
-            return Err(format!("{what} are {names:?} but the engine needs {wanted:?}"));
+            return Err(format!(
+                "{what} are {names:?} but the engine needs {wanted:?}"
+            ));
         }
     }
-    Ok(GraphSpec { file: file.to_owned(), sha256, inputs, outputs })
+    Ok(GraphSpec {
+        file: file.to_owned(),
+        sha256,
+        inputs,
+        outputs,
+    })
 }
 
 fn parse_tensor_specs(list: &Value) -> std::result::Result<Vec<TensorSpec>, String> {
@@ -204,11 +240,16 @@ fn parse_tensor_specs(list: &Value) -> std::result::Result<Vec<TensorSpec>, Stri
     items
         .iter()
         .map(|item| {
-            let name = item["name"].as_str().ok_or("an entry has no `name`")?.to_owned();
+            let name = item["name"]
+                .as_str()
+                .ok_or("an entry has no `name`")?
+                .to_owned();
             let dtype_text = item["dtype"].as_str().unwrap_or("<missing>");
-            let dtype =
-                DType::parse(dtype_text).ok_or_else(|| format!("`{name}` has unsupported dtype `{dtype_text}`"))?;
-            let dims = item["shape"].as_array().ok_or_else(|| format!("`{name}` has no `shape` list"))?;
+            let dtype = DType::parse(dtype_text)
+                .ok_or_else(|| format!("`{name}` has unsupported dtype `{dtype_text}`"))?;
+            let dims = item["shape"]
+                .as_array()
+                .ok_or_else(|| format!("`{name}` has no `shape` list"))?;
             let shape = dims.iter().map(|d| d.as_i64()).collect();
             Ok(TensorSpec { name, dtype, shape })
         })
@@ -231,7 +272,11 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Checks the graph files of a manifest: present, with the recorded sha256.
@@ -240,9 +285,14 @@ pub fn check_graph_files(dir: &Path, manifest: &Manifest) -> Result<()> {
         let spec = manifest.graph(graph);
         let path = dir.join(&spec.file);
         if !path.is_file() {
-            return Err(model_err(format!("the {} graph {} is missing", graph.key(), path.display())));
+            return Err(model_err(format!(
+                "the {} graph {} is missing",
+                graph.key(),
+                path.display()
+            )));
         }
-        let digest = sha256_file(&path).map_err(|e| model_err(format!("cannot read {}: {e}", path.display())))?;
+        let digest = sha256_file(&path)
+            .map_err(|e| model_err(format!("cannot read {}: {e}", path.display())))?;
         if digest != spec.sha256 {
             return Err(model_err(format!(
                 "{} does not match its manifest: sha256 {digest}, manifest says {} (re-export the model directory)",
@@ -263,7 +313,10 @@ mod tests {
         let path = std::env::temp_dir().join(format!("m3ddm-sha-{}", std::process::id()));
         std::fs::write(&path, b"abc").unwrap();
         // FIPS 180-2 test vector.
-        assert_eq!(sha256_file(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_file(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let _ = std::fs::remove_file(path);
     }
 }

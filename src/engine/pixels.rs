@@ -40,8 +40,16 @@ impl RgbImage {
     /// A `width × height` image of one colour.
     pub fn filled(width: u32, height: u32, rgb: [u8; 3]) -> RgbImage {
         let pixels = width as usize * height as usize;
-        let data = if rgb[0] == rgb[1] && rgb[1] == rgb[2] { vec![rgb[0]; pixels * 3] } else { rgb.repeat(pixels) };
-        RgbImage { width, height, data }
+        let data = if rgb[0] == rgb[1] && rgb[1] == rgb[2] {
+            vec![rgb[0]; pixels * 3]
+        } else {
+            rgb.repeat(pixels)
+        };
+        RgbImage {
+            width,
+            height,
+            data,
+        }
     }
 
     /// Wraps `data`, checking that it holds exactly `width * height * 3` bytes.
@@ -53,7 +61,11 @@ impl RgbImage {
                 data.len()
             )));
         }
-        Ok(RgbImage { width, height, data })
+        Ok(RgbImage {
+            width,
+            height,
+            data,
+        })
     }
 
     /// The pixel at `(x, y)`, or `None` outside the image.
@@ -77,7 +89,12 @@ impl RgbImage {
     }
 
     fn bounds(&self) -> Rect {
-        Rect { x0: 0, y0: 0, x1: self.width, y1: self.height }
+        Rect {
+            x0: 0,
+            y0: 0,
+            x1: self.width,
+            y1: self.height,
+        }
     }
 }
 
@@ -85,7 +102,12 @@ impl RgbImage {
 fn clip(rect: Rect, bounds: Rect) -> Rect {
     let x0 = rect.x0.clamp(bounds.x0, bounds.x1);
     let y0 = rect.y0.clamp(bounds.y0, bounds.y1);
-    Rect { x0, y0, x1: rect.x1.clamp(x0, bounds.x1), y1: rect.y1.clamp(y0, bounds.y1) }
+    Rect {
+        x0,
+        y0,
+        x1: rect.x1.clamp(x0, bounds.x1),
+        y1: rect.y1.clamp(y0, bounds.y1),
+    }
 }
 
 /// Bilinear resize (half-pixel centres; an area average for shrinks beyond 2×).
@@ -133,7 +155,15 @@ pub struct CanvasInputs {
 
 /// The layout's content box clipped to its canvas.
 fn content_box(layout: &CanvasLayout) -> Rect {
-    clip(layout.content, Rect { x0: 0, y0: 0, x1: layout.canvas, y1: layout.canvas })
+    clip(
+        layout.content,
+        Rect {
+            x0: 0,
+            y0: 0,
+            x1: layout.canvas,
+            y1: layout.canvas,
+        },
+    )
 }
 
 /// `content` at the size of `rect` (resized only when the sizes differ).
@@ -155,7 +185,11 @@ pub fn canvas_inputs(content: &RgbImage, layout: &CanvasLayout) -> CanvasInputs 
     let mut init = masked.clone();
     fill::fill_outside(&mut init, rect);
     let stretched = resize(&content, canvas, canvas);
-    CanvasInputs { masked, init, stretched }
+    CanvasInputs {
+        masked,
+        init,
+        stretched,
+    }
 }
 
 /// How much the `blur` fill darkens the blurred picture.
@@ -172,7 +206,12 @@ pub fn blur_canvas(content: &RgbImage, layout: &CanvasLayout) -> RgbImage {
     if crop.width() == 0 || crop.height() == 0 || content.width == 0 || content.height == 0 {
         return out;
     }
-    let covered = resize_region(&content, cover_region(content.width, content.height, crop), crop.width(), crop.height());
+    let covered = resize_region(
+        &content,
+        cover_region(content.width, content.height, crop),
+        crop.width(),
+        crop.height(),
+    );
     let radius = (crop.width().min(crop.height()) / BLUR_RADIUS_DIVISOR).max(1);
     let blurred = blur(&covered, radius, BLUR_DIM);
     out.paste(&blurred, crop.x0, crop.y0);
@@ -191,7 +230,12 @@ fn cover_region(width: u32, height: u32, target: Rect) -> Rect {
     };
     let x0 = ((w - region_w) / 2) as u32;
     let y0 = ((h - region_h) / 2) as u32;
-    Rect { x0, y0, x1: x0 + region_w as u32, y1: y0 + region_h as u32 }
+    Rect {
+        x0,
+        y0,
+        x1: x0 + region_w as u32,
+        y1: y0 + region_h as u32,
+    }
 }
 
 /// Blurs `image` by three box passes of `radius` along each axis (edges
@@ -202,11 +246,31 @@ pub fn blur(image: &RgbImage, radius: u32, gain: f32) -> RgbImage {
     let mut scratch = Vec::new();
     for _ in 0..3 {
         // Rows: `width` pixels 3 apart; columns: `height` pixels a row apart.
-        box_pass(&mut values, height, width, width * 3, 3, radius as usize, &mut scratch);
-        box_pass(&mut values, width, height, 3, width * 3, radius as usize, &mut scratch);
+        box_pass(
+            &mut values,
+            height,
+            width,
+            width * 3,
+            3,
+            radius as usize,
+            &mut scratch,
+        );
+        box_pass(
+            &mut values,
+            width,
+            height,
+            3,
+            width * 3,
+            radius as usize,
+            &mut scratch,
+        );
     }
     let data = values.iter().map(|&v| to_u8(v * gain)).collect();
-    RgbImage { width: image.width, height: image.height, data }
+    RgbImage {
+        width: image.width,
+        height: image.height,
+        data,
+    }
 }
 
 /// One box-filter pass over `lines` lines of `len` RGB pixels, line `i` starting

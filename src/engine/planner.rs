@@ -92,11 +92,17 @@ pub fn official_plan(total_frames: usize) -> Result<ClipPlan> {
 /// frame 0's latent is given in advance (a guide in every window holding it).
 pub fn plan_clip(total_frames: usize, first_frame_known: bool) -> Result<ClipPlan> {
     if total_frames == 0 {
-        return Err(EngineError::InvalidInput("a clip of 0 frames has no plan".into()));
+        return Err(EngineError::InvalidInput(
+            "a clip of 0 frames has no plan".into(),
+        ));
     }
     let n = total_frames;
     let last = n - 1;
-    let strides: &[usize] = if n < COARSE_MIN_FRAMES { &[1] } else { &COARSE_STRIDES };
+    let strides: &[usize] = if n < COARSE_MIN_FRAMES {
+        &[1]
+    } else {
+        &COARSE_STRIDES
+    };
     let mut frame_lists: Vec<(usize, [usize; WINDOW_LEN])> = Vec::new();
     for &stride in strides {
         let strided: Vec<usize> = (0..n).step_by(stride).collect();
@@ -116,7 +122,13 @@ pub fn plan_clip(total_frames: usize, first_frame_known: bool) -> Result<ClipPla
     let mut latent_source: Vec<Option<FrameSource>> = vec![None; n];
     let mut produced = vec![false; n];
     produced[0] = first_frame_known;
-    let mut image_source = vec![FrameSource { window: 0, position: 0 }; n];
+    let mut image_source = vec![
+        FrameSource {
+            window: 0,
+            position: 0
+        };
+        n
+    ];
     let mut windows = Vec::with_capacity(frame_lists.len());
     for (w, (stride, frames)) in frame_lists.into_iter().enumerate() {
         let guides = frames.map(|f| produced[f]);
@@ -124,19 +136,36 @@ pub fn plan_clip(total_frames: usize, first_frame_known: bool) -> Result<ClipPla
         for (p, &f) in frames.iter().enumerate() {
             let first_here = !frames[..p].contains(&f);
             if first_here {
-                image_source[f] = FrameSource { window: w, position: p };
+                image_source[f] = FrameSource {
+                    window: w,
+                    position: p,
+                };
                 if !guides[p] {
                     keeps[p] = true;
-                    latent_source[f] = Some(FrameSource { window: w, position: p });
+                    latent_source[f] = Some(FrameSource {
+                        window: w,
+                        position: p,
+                    });
                 }
             }
         }
         for &f in &frames {
             produced[f] = true;
         }
-        windows.push(Window { stride, frames, guides, keeps });
+        windows.push(Window {
+            stride,
+            frames,
+            guides,
+            keeps,
+        });
     }
-    Ok(ClipPlan { total_frames: n, windows, global_frames: global_frames(n), image_source, latent_source })
+    Ok(ClipPlan {
+        total_frames: n,
+        windows,
+        global_frames: global_frames(n),
+        image_source,
+        latent_source,
+    })
 }
 
 /// numpy's `linspace(0, n-1, 16, dtype=int)` (floor of each value).
@@ -148,7 +177,7 @@ pub fn global_frames(total_frames: usize) -> [usize; GLOBAL_FRAMES] {
 /// Python's float floor division `fps // stride` (0 for a rate that is not a
 /// positive number, e.g. a variable frame rate).
 pub fn window_fps(fps: f64, stride: usize) -> i64 {
-    if !(fps > 0.0) || stride == 0 {
+    if fps.is_nan() || fps <= 0.0 || stride == 0 {
         return 0;
     }
     let divisor = stride as f64;
@@ -211,9 +240,15 @@ impl ChunkPlanner {
     /// A planner emitting chunks of `lookahead` (≥ 1) frames.
     pub fn new(lookahead: usize) -> Result<ChunkPlanner> {
         if lookahead == 0 {
-            return Err(EngineError::InvalidInput("the lookahead must be at least 1 frame".into()));
+            return Err(EngineError::InvalidInput(
+                "the lookahead must be at least 1 frame".into(),
+            ));
         }
-        Ok(ChunkPlanner { lookahead, next_frame: 0, queued: 0 })
+        Ok(ChunkPlanner {
+            lookahead,
+            next_frame: 0,
+            queued: 0,
+        })
     }
 
     pub fn lookahead(&self) -> usize {
@@ -254,7 +289,11 @@ impl ChunkPlanner {
         let new_frames = self.next_frame..self.next_frame + count;
         self.next_frame += count;
         self.queued -= count;
-        Some(ChunkPlan { carried_guide, new_frames, plan })
+        Some(ChunkPlan {
+            carried_guide,
+            new_frames,
+            plan,
+        })
     }
 
     /// Forgets every queued frame and the carried guide (flush, new stream).

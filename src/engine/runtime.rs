@@ -56,7 +56,11 @@ pub fn find_library() -> Result<PathBuf> {
 /// The lookup of [`find_library`] on explicit inputs (testable).
 /// An `ORT_DYLIB_PATH` that is set must name an existing file: it is never
 /// silently skipped.
-pub fn find_library_in(env_override: Option<OsString>, build_time: &str, site_packages: &[PathBuf]) -> Result<PathBuf> {
+pub fn find_library_in(
+    env_override: Option<OsString>,
+    build_time: &str,
+    site_packages: &[PathBuf],
+) -> Result<PathBuf> {
     if let Some(path) = env_override.filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return if path.is_file() {
@@ -90,7 +94,11 @@ pub fn find_library_in(env_override: Option<OsString>, build_time: &str, site_pa
     let list: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
     Err(EngineError::Runtime(format!(
         "the ONNX Runtime shared library was not found (looked for ORT_DYLIB_PATH, then {}); {INSTALL_HINT}",
-        if list.is_empty() { "nothing else".to_owned() } else { list.join(", ") }
+        if list.is_empty() {
+            "nothing else".to_owned()
+        } else {
+            list.join(", ")
+        }
     )))
 }
 
@@ -115,8 +123,14 @@ fn newest_versioned_library(dir: &Path) -> Option<PathBuf> {
     let mut best: Option<(Vec<u32>, PathBuf)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(version) = name.strip_prefix("libonnxruntime.so.") else { continue };
-        let Ok(parts) = version.split('.').map(str::parse::<u32>).collect::<std::result::Result<Vec<_>, _>>() else {
+        let Some(version) = name.strip_prefix("libonnxruntime.so.") else {
+            continue;
+        };
+        let Ok(parts) = version
+            .split('.')
+            .map(str::parse::<u32>)
+            .collect::<std::result::Result<Vec<_>, _>>()
+        else {
             continue;
         };
         if best.as_ref().is_none_or(|(v, _)| parts > *v) {
@@ -145,7 +159,10 @@ pub fn library_path() -> Result<&'static Path> {
 }
 
 fn loaded() -> Result<&'static LoadedRuntime> {
-    RUNTIME.get_or_init(load_runtime).as_ref().map_err(|e| EngineError::Runtime(e.clone()))
+    RUNTIME
+        .get_or_init(load_runtime)
+        .as_ref()
+        .map_err(|e| EngineError::Runtime(e.clone()))
 }
 
 fn load_runtime() -> std::result::Result<LoadedRuntime, String> {
@@ -153,8 +170,12 @@ fn load_runtime() -> std::result::Result<LoadedRuntime, String> {
         EngineError::Runtime(s) => s,
         other => other.to_string(),
     })?;
-    let builder = ort::init_from(&library)
-        .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}; {INSTALL_HINT}", library.display()))?;
+    let builder = ort::init_from(&library).map_err(|e| {
+        format!(
+            "cannot load ONNX Runtime from {}: {e}; {INSTALL_HINT}",
+            library.display()
+        )
+    })?;
     let pool = GlobalThreadPoolOptions::default()
         .with_intra_threads(intra_threads())
         .and_then(|p| p.with_inter_threads(1))
@@ -164,8 +185,16 @@ fn load_runtime() -> std::result::Result<LoadedRuntime, String> {
         .with_telemetry(false)
         .with_global_thread_pool(pool)
         .build()
-        .map_err(|e| format!("cannot create the ONNX Runtime environment from {}: {e}", library.display()))?;
-    Ok(LoadedRuntime { environment, library })
+        .map_err(|e| {
+            format!(
+                "cannot create the ONNX Runtime environment from {}: {e}",
+                library.display()
+            )
+        })?;
+    Ok(LoadedRuntime {
+        environment,
+        library,
+    })
 }
 
 /// Intra-op threads: `M3DDM_THREADS` when set to a positive number, else the available cores.
@@ -174,7 +203,11 @@ fn intra_threads() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// A session and the execution provider it runs on.
@@ -187,15 +220,35 @@ pub struct OpenedSession {
 
 /// Opens one graph on the requested execution provider and says which one it got.
 /// `Cuda` that cannot start is an error; `Auto` falls back to CPU and says why.
-pub fn open_session(graph: &Path, provider: ExecutionProvider, device_id: i32) -> Result<OpenedSession> {
+pub fn open_session(
+    graph: &Path,
+    provider: ExecutionProvider,
+    device_id: i32,
+) -> Result<OpenedSession> {
     let env = environment()?;
-    let opened = |session, provider, fallback_reason| OpenedSession { session, provider, fallback_reason };
+    let opened = |session, provider, fallback_reason| OpenedSession {
+        session,
+        provider,
+        fallback_reason,
+    };
     match provider {
-        ExecutionProvider::Cpu => Ok(opened(commit(cpu_builder(env)?, graph)?, Provider::Cpu, None)),
-        ExecutionProvider::Cuda => Ok(opened(commit(cuda_builder(env, device_id)?, graph)?, Provider::Cuda, None)),
+        ExecutionProvider::Cpu => Ok(opened(
+            commit(cpu_builder(env)?, graph)?,
+            Provider::Cpu,
+            None,
+        )),
+        ExecutionProvider::Cuda => Ok(opened(
+            commit(cuda_builder(env, device_id)?, graph)?,
+            Provider::Cuda,
+            None,
+        )),
         ExecutionProvider::Auto => match cuda_builder(env, device_id) {
             Ok(builder) => Ok(opened(commit(builder, graph)?, Provider::Cuda, None)),
-            Err(why) => Ok(opened(commit(cpu_builder(env)?, graph)?, Provider::Cpu, Some(why.to_string()))),
+            Err(why) => Ok(opened(
+                commit(cpu_builder(env)?, graph)?,
+                Provider::Cpu,
+                Some(why.to_string()),
+            )),
         },
     }
 }
@@ -236,7 +289,13 @@ fn preload_venv_cuda_libraries() {
     DONE.get_or_init(|| {
         let Ok(library) = library_path() else { return };
         // <site-packages>/onnxruntime/capi/libonnxruntime.so.X
-        let Some(site_packages) = library.parent().and_then(Path::parent).and_then(Path::parent) else { return };
+        let Some(site_packages) = library
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+        else {
+            return;
+        };
         let cuda = site_packages.join("nvidia").join("cu13").join("lib");
         let cudnn = site_packages.join("nvidia").join("cudnn").join("lib");
         let _ = ep::cuda::preload_dylibs(
@@ -247,9 +306,12 @@ fn preload_venv_cuda_libraries() {
 }
 
 fn commit(mut builder: SessionBuilder, graph: &Path) -> Result<Session> {
-    builder
-        .commit_from_file(graph)
-        .map_err(|e| EngineError::Model(format!("{} is not a graph ONNX Runtime can load: {e}", graph.display())))
+    builder.commit_from_file(graph).map_err(|e| {
+        EngineError::Model(format!(
+            "{} is not a graph ONNX Runtime can load: {e}",
+            graph.display()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -265,17 +327,25 @@ mod tests {
 
     #[test]
     fn missing_override_is_an_error_naming_it() {
-        let err = find_library_in(Some("/nonexistent/libonnxruntime.so.9".into()), "", &[]).unwrap_err();
+        let err =
+            find_library_in(Some("/nonexistent/libonnxruntime.so.9".into()), "", &[]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("ORT_DYLIB_PATH") && text.contains("/nonexistent/libonnxruntime.so.9"), "{text}");
+        assert!(
+            text.contains("ORT_DYLIB_PATH") && text.contains("/nonexistent/libonnxruntime.so.9"),
+            "{text}"
+        );
     }
 
     #[test]
     fn nothing_found_says_how_to_install() {
         let dir = temp_dir("none");
-        let err = find_library_in(None, "/nonexistent/recorded.so", &[dir.clone()]).unwrap_err();
+        let err = find_library_in(None, "/nonexistent/recorded.so", std::slice::from_ref(&dir))
+            .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("make venv") && text.contains("pip install onnxruntime"), "{text}");
+        assert!(
+            text.contains("make venv") && text.contains("pip install onnxruntime"),
+            "{text}"
+        );
         assert!(text.contains("/nonexistent/recorded.so"), "{text}");
     }
 
@@ -292,7 +362,10 @@ mod tests {
         }
         let sp = vec![dir.join("sp")];
         let rec = recorded.to_str().unwrap();
-        assert_eq!(find_library_in(Some(override_lib.clone().into()), rec, &sp).unwrap(), override_lib);
+        assert_eq!(
+            find_library_in(Some(override_lib.clone().into()), rec, &sp).unwrap(),
+            override_lib
+        );
         assert_eq!(find_library_in(None, rec, &sp).unwrap(), recorded);
         assert_eq!(find_library_in(None, "", &sp).unwrap(), venv_lib);
     }
@@ -302,10 +375,17 @@ mod tests {
         let dir = temp_dir("glob");
         let capi = dir.join("onnxruntime").join("capi");
         std::fs::create_dir_all(&capi).unwrap();
-        for name in ["libonnxruntime.so.1.26.0", "libonnxruntime.so.1.31.1", "libonnxruntime_providers_cuda.so"] {
+        for name in [
+            "libonnxruntime.so.1.26.0",
+            "libonnxruntime.so.1.31.1",
+            "libonnxruntime_providers_cuda.so",
+        ] {
             std::fs::write(capi.join(name), b"x").unwrap();
         }
-        assert_eq!(find_library_in(None, "", &[dir.clone()]).unwrap(), capi.join("libonnxruntime.so.1.31.1"));
+        assert_eq!(
+            find_library_in(None, "", std::slice::from_ref(&dir)).unwrap(),
+            capi.join("libonnxruntime.so.1.31.1")
+        );
     }
 
     #[test]

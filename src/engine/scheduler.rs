@@ -32,7 +32,11 @@ pub enum SchedulerKind {
 }
 
 impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 3] = [SchedulerKind::Pndm, SchedulerKind::Ddim, SchedulerKind::DpmSolverPp];
+    pub const ALL: [SchedulerKind; 3] = [
+        SchedulerKind::Pndm,
+        SchedulerKind::Ddim,
+        SchedulerKind::DpmSolverPp,
+    ];
 
     /// `pndm`, `ddim` or `dpmsolver++` (case-insensitive).
     pub fn from_name(name: &str) -> Result<SchedulerKind> {
@@ -40,7 +44,9 @@ impl SchedulerKind {
             "pndm" => Ok(SchedulerKind::Pndm),
             "ddim" => Ok(SchedulerKind::Ddim),
             "dpmsolver++" | "dpm-solver++" | "dpmsolverpp" => Ok(SchedulerKind::DpmSolverPp),
-            _ => Err(EngineError::InvalidInput(format!("unknown scheduler `{name}`: use pndm, ddim or dpmsolver++"))),
+            _ => Err(EngineError::InvalidInput(format!(
+                "unknown scheduler `{name}`: use pndm, ddim or dpmsolver++"
+            ))),
         }
     }
 
@@ -97,10 +103,18 @@ impl Scheduler {
         Scheduler::with_config(kind, steps, SchedulerConfig::from_json(kind, json)?)
     }
 
-    pub fn with_config(kind: SchedulerKind, steps: usize, config: SchedulerConfig) -> Result<Scheduler> {
+    pub fn with_config(
+        kind: SchedulerKind,
+        steps: usize,
+        config: SchedulerConfig,
+    ) -> Result<Scheduler> {
         let alphas_cumprod = config.alphas_cumprod()?;
         let timesteps = config.timesteps(kind, steps, &alphas_cumprod)?;
-        let final_alpha_cumprod = if config.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+        let final_alpha_cumprod = if config.set_alpha_to_one {
+            1.0
+        } else {
+            alphas_cumprod[0]
+        };
         Ok(Scheduler {
             kind,
             config,
@@ -142,12 +156,19 @@ impl Scheduler {
     pub fn run_timesteps_for_strength(&self, strength: f64) -> (i64, Vec<i64>) {
         let steps = self.steps as i64;
         let offset = self.config.steps_offset;
-        let strength = if strength.is_nan() { 1.0 } else { strength.clamp(0.0, 1.0) };
+        let strength = if strength.is_nan() {
+            1.0
+        } else {
+            strength.clamp(0.0, 1.0)
+        };
         let init = ((steps as f64 * strength) as i64 + offset).min(steps);
         let len = self.timesteps.len() as i64;
         let noise_index = (len - init).clamp(0, len - 1) as usize;
         let start = (steps - init + offset).clamp(0, len) as usize;
-        (self.timesteps[noise_index], self.timesteps[start..].to_vec())
+        (
+            self.timesteps[noise_index],
+            self.timesteps[start..].to_vec(),
+        )
     }
 
     /// Clears the multistep memory for a new run over the same timesteps.
@@ -160,7 +181,11 @@ impl Scheduler {
         same_len("noise", noise, x0)?;
         let a = self.alpha_at(t)?;
         let (cx, cn) = (a.sqrt(), (1.0 - a).sqrt());
-        Ok(x0.iter().zip(noise).map(|(&x, &n)| (cx * x as f64 + cn * n as f64) as f32).collect())
+        Ok(x0
+            .iter()
+            .zip(noise)
+            .map(|(&x, &n)| (cx * x as f64 + cn * n as f64) as f32)
+            .collect())
     }
 
     /// One denoising step from `sample` at timestep `t` with the model's noise
@@ -184,17 +209,24 @@ impl Scheduler {
     }
 
     fn alpha_at(&self, t: i64) -> Result<f64> {
-        usize::try_from(t).ok().and_then(|i| self.alphas_cumprod.get(i).copied()).ok_or_else(|| {
-            EngineError::InvalidInput(format!(
-                "timestep {t} is outside the training range 0..{}",
-                self.alphas_cumprod.len()
-            ))
-        })
+        usize::try_from(t)
+            .ok()
+            .and_then(|i| self.alphas_cumprod.get(i).copied())
+            .ok_or_else(|| {
+                EngineError::InvalidInput(format!(
+                    "timestep {t} is outside the training range 0..{}",
+                    self.alphas_cumprod.len()
+                ))
+            })
     }
 
     /// The alpha product at `t`, or past the end of the chain for `t < 0`.
     fn alpha_or_final(&self, t: i64) -> Result<f64> {
-        if t < 0 { Ok(self.final_alpha_cumprod) } else { self.alpha_at(t) }
+        if t < 0 {
+            Ok(self.final_alpha_cumprod)
+        } else {
+            self.alpha_at(t)
+        }
     }
 
     /// The training-timestep distance between two inference steps.
@@ -207,7 +239,11 @@ impl Scheduler {
     /// the first call's sample, one stride higher.
     fn step_plms(&mut self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
         let warmup_second = self.history.counter == 1;
-        let (t, prev_t) = if warmup_second { (t + self.step_ratio(), t) } else { (t, t - self.step_ratio()) };
+        let (t, prev_t) = if warmup_second {
+            (t + self.step_ratio(), t)
+        } else {
+            (t, t - self.step_ratio())
+        };
         let (a_t, a_prev) = (self.alpha_at(t)?, self.alpha_or_final(prev_t)?);
         let sample_coeff = (a_prev / a_t).sqrt();
         let denom = a_t * (1.0 - a_prev).sqrt() + (a_t * (1.0 - a_t) * a_prev).sqrt();
@@ -224,7 +260,11 @@ impl Scheduler {
         if h.eps.len() == 1 && h.counter == 0 {
             h.warmup_sample = Some(sample.to_vec());
         } else if h.eps.len() == 1 && warmup_second {
-            restart = Some(h.warmup_sample.take().ok_or_else(|| inconsistent("PNDM warm-up"))?);
+            restart = Some(
+                h.warmup_sample
+                    .take()
+                    .ok_or_else(|| inconsistent("PNDM warm-up"))?,
+            );
         }
         let n = h.eps.len();
         let last = |k: usize| h.eps[n - k].as_slice();
@@ -232,8 +272,17 @@ impl Scheduler {
             1 if warmup_second => vec![(0.5, eps), (0.5, last(1))],
             1 => vec![(1.0, eps)],
             2 => vec![(1.5, last(1)), (-0.5, last(2))],
-            3 => vec![(23.0 / 12.0, last(1)), (-16.0 / 12.0, last(2)), (5.0 / 12.0, last(3))],
-            _ => vec![(55.0 / 24.0, last(1)), (-59.0 / 24.0, last(2)), (37.0 / 24.0, last(3)), (-9.0 / 24.0, last(4))],
+            3 => vec![
+                (23.0 / 12.0, last(1)),
+                (-16.0 / 12.0, last(2)),
+                (5.0 / 12.0, last(3)),
+            ],
+            _ => vec![
+                (55.0 / 24.0, last(1)),
+                (-59.0 / 24.0, last(2)),
+                (37.0 / 24.0, last(3)),
+                (-9.0 / 24.0, last(4)),
+            ],
         };
         let base = restart.as_deref().unwrap_or(sample);
         Ok((0..base.len())
@@ -246,7 +295,10 @@ impl Scheduler {
 
     /// DDIM with eta 0 (deterministic), optional x0 clipping.
     fn step_ddim(&self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
-        let (a_t, a_prev) = (self.alpha_at(t)?, self.alpha_or_final(t - self.step_ratio())?);
+        let (a_t, a_prev) = (
+            self.alpha_at(t)?,
+            self.alpha_or_final(t - self.step_ratio())?,
+        );
         let (sqrt_a, sqrt_b) = (a_t.sqrt(), (1.0 - a_t).sqrt());
         let (sqrt_a_prev, sqrt_b_prev) = (a_prev.sqrt(), (1.0 - a_prev).sqrt());
         let clip = self.config.clip_sample_range;
@@ -268,11 +320,18 @@ impl Scheduler {
     fn step_dpm(&mut self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
         let n = self.timesteps.len();
         let index = self.timesteps.iter().position(|&s| s == t).unwrap_or(n - 1);
-        let prev_t = if index == n - 1 { 0 } else { self.timesteps[index + 1] };
+        let prev_t = if index == n - 1 {
+            0
+        } else {
+            self.timesteps[index + 1]
+        };
         let lower_order_final = index == n - 1 && self.config.lower_order_final && n < 15;
         let (alpha_s, sigma_s) = self.alpha_sigma(t)?;
-        let x0_pred: Vec<f32> =
-            sample.iter().zip(eps).map(|(&x, &e)| ((x as f64 - sigma_s * e as f64) / alpha_s) as f32).collect();
+        let x0_pred: Vec<f32> = sample
+            .iter()
+            .zip(eps)
+            .map(|(&x, &e)| ((x as f64 - sigma_s * e as f64) / alpha_s) as f32)
+            .collect();
         let order = self.config.solver_order;
         let h = &mut self.history;
         if h.x0_preds.len() == order {
@@ -289,7 +348,8 @@ impl Scheduler {
         let ratio = sigma_t / sigma_s;
         let preds = &self.history.x0_preds;
         let m0 = &preds[preds.len() - 1];
-        let first_order = order == 1 || steps_taken < 1 || lower_order_final || index == 0 || preds.len() < 2;
+        let first_order =
+            order == 1 || steps_taken < 1 || lower_order_final || index == 0 || preds.len() < 2;
         if first_order {
             return Ok(sample
                 .iter()
@@ -323,12 +383,18 @@ fn same_len(what: &str, got: &[f32], sample: &[f32]) -> Result<()> {
     if got.len() == sample.len() {
         Ok(())
     } else {
-        Err(EngineError::InvalidInput(format!("{what} has {} values but the sample has {}", got.len(), sample.len())))
+        Err(EngineError::InvalidInput(format!(
+            "{what} has {} values but the sample has {}",
+            got.len(),
+            sample.len()
+        )))
     }
 }
 
 fn inconsistent(what: &str) -> EngineError {
-    EngineError::InvalidInput(format!("the scheduler's {what} state is missing: call `reset` before a new run"))
+    EngineError::InvalidInput(format!(
+        "the scheduler's {what} state is missing: call `reset` before a new run"
+    ))
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ pub struct ModelOptions {
 pub fn window_noise(seed: u64, canvas: u32) -> Vec<f32> {
     let latent = (canvas / 8) as usize;
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..LATENT_CHANNELS * FRAMES * latent * latent).map(|_| StandardNormal.sample(&mut rng)).collect()
+    (0..LATENT_CHANNELS * FRAMES * latent * latent)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
 }
 
 /// The last frame of the previous chunk, carried as the next chunk's guide.
@@ -108,11 +110,15 @@ impl StreamOutpainter {
         lookahead: usize,
     ) -> Result<Self> {
         let canvas = layout.canvas;
-        if canvas == 0 || canvas % 8 != 0 {
-            return Err(EngineError::InvalidInput(format!("the canvas {canvas} is not a positive multiple of 8")));
+        if canvas == 0 || !canvas.is_multiple_of(8) {
+            return Err(EngineError::InvalidInput(format!(
+                "the canvas {canvas} is not a positive multiple of 8"
+            )));
         }
         if layout.content.width() == 0 || layout.content.height() == 0 {
-            return Err(EngineError::InvalidInput("the layout's content box is empty".into()));
+            return Err(EngineError::InvalidInput(
+                "the layout's content box is empty".into(),
+            ));
         }
         Ok(StreamOutpainter {
             layout,
@@ -130,7 +136,10 @@ impl StreamOutpainter {
     /// Queues one frame: the source scaled to `layout.content` (packed RGB). Cheap.
     pub fn push(&mut self, content: RgbImage) -> Result<()> {
         if content.width == 0 || content.height == 0 {
-            return Err(EngineError::InvalidInput(format!("a {}×{} frame is empty", content.width, content.height)));
+            return Err(EngineError::InvalidInput(format!(
+                "a {}×{} frame is empty",
+                content.width, content.height
+            )));
         }
         if content.data.len() != content.width as usize * content.height as usize * 3 {
             return Err(EngineError::InvalidInput(format!(
@@ -141,7 +150,8 @@ impl StreamOutpainter {
                 content.data.len()
             )));
         }
-        self.queue.push_back(pixels::canvas_inputs(&content, &self.layout));
+        self.queue
+            .push_back(pixels::canvas_inputs(&content, &self.layout));
         self.planner.push();
         Ok(())
     }
@@ -184,10 +194,16 @@ impl StreamOutpainter {
             (Some(_), Some(c)) => Some(c),
             (None, _) => None,
             (Some(_), None) => {
-                return Err(EngineError::Inference("the chunk needs a carried guide frame that is missing".into()));
+                return Err(EngineError::Inference(
+                    "the chunk needs a carried guide frame that is missing".into(),
+                ));
             }
         };
-        let frames = ChunkFrames { carried: carried.map(|c| &c.inputs), queued: &self.queue, count };
+        let frames = ChunkFrames {
+            carried: carried.map(|c| &c.inputs),
+            queued: &self.queue,
+            count,
+        };
         let mut known = vec![None; chunk.local_len()];
         if let Some(c) = carried {
             known[0] = Some(c.latent.clone());
@@ -196,7 +212,10 @@ impl StreamOutpainter {
         let first_emitted = chunk.emitted_locals().start;
         let mut images: Vec<Option<RgbImage>> = vec![None; count];
         let mut store = |local: usize, image: &[f32]| -> Result<()> {
-            if let Some(slot) = local.checked_sub(first_emitted).and_then(|k| images.get_mut(k)) {
+            if let Some(slot) = local
+                .checked_sub(first_emitted)
+                .and_then(|k| images.get_mut(k))
+            {
                 *slot = Some(rgb_from_chw(image, canvas));
             }
             Ok(())
@@ -210,19 +229,27 @@ impl StreamOutpainter {
             fps: self.fps,
         };
         let output = clip::run_clip(&mut self.denoiser, &input, known, &mut store, cancel)?;
-        let images: Vec<RgbImage> = images
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| EngineError::Inference("the plan left a frame of the chunk without an image".into()))?;
+        let images: Vec<RgbImage> =
+            images
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    EngineError::Inference(
+                        "the plan left a frame of the chunk without an image".into(),
+                    )
+                })?;
         let last_latent = output.latents.last().cloned().flatten();
-        let last_latent =
-            last_latent.ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
+        let last_latent = last_latent
+            .ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
 
         self.stats.windows_run += output.windows_run as u64;
         self.stats.window_time += output.window_time;
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
-        self.carried = Some(CarriedFrame { inputs: last_inputs, latent: last_latent });
+        self.carried = Some(CarriedFrame {
+            inputs: last_inputs,
+            latent: last_latent,
+        });
         Ok(images)
     }
 
@@ -291,7 +318,11 @@ pub fn rgb_from_chw(image: &[f32], canvas: u32) -> RgbImage {
             px[c] = (image[c * plane + k] * 255.0).round().clamp(0.0, 255.0) as u8;
         }
     }
-    RgbImage { width: canvas, height: canvas, data }
+    RgbImage {
+        width: canvas,
+        height: canvas,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -303,12 +334,21 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn tiny_model() -> Arc<Model> {
-        let options = ModelOptions { model_dir: tiny_model_dir(), provider: ExecutionProvider::Cpu, device_id: 0 };
-        Model::load(&options).unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
+        let options = ModelOptions {
+            model_dir: tiny_model_dir(),
+            provider: ExecutionProvider::Cpu,
+            device_id: 0,
+        };
+        Model::load(&options)
+            .unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
     }
 
     fn params() -> DenoiseParams {
-        DenoiseParams { steps: 1, seed: 7, ..DenoiseParams::default() }
+        DenoiseParams {
+            steps: 1,
+            seed: 7,
+            ..DenoiseParams::default()
+        }
     }
 
     fn layout(canvas: u32) -> CanvasLayout {
@@ -318,7 +358,8 @@ mod tests {
     /// Frame k: a flat colour plus a moving bright column, at the content size.
     fn content_frame(layout: &CanvasLayout, k: usize) -> RgbImage {
         let (w, h) = (layout.content.width(), layout.content.height());
-        let mut image = RgbImage::filled(w, h, [(k * 13 % 256) as u8, 90, (255 - k * 7 % 256) as u8]);
+        let mut image =
+            RgbImage::filled(w, h, [(k * 13 % 256) as u8, 90, (255 - k * 7 % 256) as u8]);
         let x = (k as u32 * 3) % w;
         for y in 0..h {
             let at = ((y * w + x) * 3) as usize;
@@ -329,7 +370,8 @@ mod tests {
 
     fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {
         let layout = layout(model.canvas());
-        let mut stream = StreamOutpainter::new(model.clone(), params(), layout, 30.0, lookahead).unwrap();
+        let mut stream =
+            StreamOutpainter::new(model.clone(), params(), layout, 30.0, lookahead).unwrap();
         let cancel = AtomicBool::new(false);
         let mut out = Vec::new();
         for k in 0..frames {
@@ -353,12 +395,19 @@ mod tests {
         assert_ne!(a, window_noise(4, 64));
         let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
         let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
-        assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.1, "mean {mean} variance {var}");
+        assert!(
+            mean.abs() < 0.1 && (var - 1.0).abs() < 0.1,
+            "mean {mean} variance {var}"
+        );
     }
 
     #[test]
     fn pixels_convert_to_and_from_the_model_layout() {
-        let rgb = RgbImage { width: 2, height: 1, data: vec![0, 128, 255, 10, 20, 30] };
+        let rgb = RgbImage {
+            width: 2,
+            height: 1,
+            data: vec![0, 128, 255, 10, 20, 30],
+        };
         let mut chw = vec![0.0; 6];
         chw_from_rgb(&rgb, &mut chw).unwrap();
         assert_eq!(chw[0], -1.0); // R of pixel 0
@@ -392,20 +441,35 @@ mod tests {
 
         // The same frames through the clip runner: chunk 0 = frames 0..5 with the
         // official plan; chunk 1 = [frame 4 (its latent known), frames 5..9].
-        let inputs: Vec<CanvasInputs> =
-            (0..frames).map(|k| pixels::canvas_inputs(&content_frame(&layout, k), &layout)).collect();
+        let inputs: Vec<CanvasInputs> = (0..frames)
+            .map(|k| pixels::canvas_inputs(&content_frame(&layout, k), &layout))
+            .collect();
         let mut denoiser = Denoiser::new(model.clone(), &params()).unwrap();
         let noise = window_noise(params().seed, layout.canvas);
         let mask = pixels::mask(&layout);
         let cancel = AtomicBool::new(false);
         let mut expected: Vec<Option<RgbImage>> = vec![None; frames];
         let mut carried_latent = None;
-        for (first, count, carried) in [(0usize, lookahead, false), (lookahead - 1, frames - lookahead + 1, true)] {
-            let queued: VecDeque<CanvasInputs> = inputs[first..first + count].iter().map(clone_inputs).collect();
-            let chunk = ChunkFrames { carried: None, queued: &queued, count };
+        for (first, count, carried) in [
+            (0usize, lookahead, false),
+            (lookahead - 1, frames - lookahead + 1, true),
+        ] {
+            let queued: VecDeque<CanvasInputs> = inputs[first..first + count]
+                .iter()
+                .map(clone_inputs)
+                .collect();
+            let chunk = ChunkFrames {
+                carried: None,
+                queued: &queued,
+                count,
+            };
             let plan = planner::plan_clip(count, carried).unwrap();
             let mut known = vec![None; count];
-            known[0] = if carried { carried_latent.clone() } else { None };
+            known[0] = if carried {
+                carried_latent.clone()
+            } else {
+                None
+            };
             let input = ClipInput {
                 plan: &plan,
                 frames: &chunk,
@@ -445,10 +509,22 @@ mod tests {
         stream.reset();
         assert_eq!(stream.pending(), 0);
         assert!(stream.run_next(true, &cancel).unwrap().is_empty());
-        assert!(stream.push(RgbImage { width: 0, height: 0, data: vec![] }).is_err());
+        assert!(
+            stream
+                .push(RgbImage {
+                    width: 0,
+                    height: 0,
+                    data: vec![]
+                })
+                .is_err()
+        );
     }
 
     fn clone_inputs(c: &CanvasInputs) -> CanvasInputs {
-        CanvasInputs { masked: c.masked.clone(), init: c.init.clone(), stretched: c.stretched.clone() }
+        CanvasInputs {
+            masked: c.masked.clone(),
+            init: c.init.clone(),
+            stretched: c.stretched.clone(),
+        }
     }
 }

@@ -47,9 +47,17 @@ pub fn image_from_decoded(x: f32) -> f32 {
 }
 
 /// Encodes `n` images `[n,3,H,W]` in [-1,1] to scaled latents `[n,4,H/8,W/8]`.
-pub fn encode_scaled(model: &Model, images: &[f32], n: usize, height: usize, width: usize) -> Result<Vec<f32>> {
-    if height % 8 != 0 || width % 8 != 0 || height == 0 || width == 0 {
-        return Err(EngineError::InvalidInput(format!("a {width}×{height} canvas is not a positive multiple of 8")));
+pub fn encode_scaled(
+    model: &Model,
+    images: &[f32],
+    n: usize,
+    height: usize,
+    width: usize,
+) -> Result<Vec<f32>> {
+    if !height.is_multiple_of(8) || !width.is_multiple_of(8) || height == 0 || width == 0 {
+        return Err(EngineError::InvalidInput(format!(
+            "a {width}×{height} canvas is not a positive multiple of 8"
+        )));
     }
     let image_len = 3 * height * width;
     let mut out = Vec::with_capacity(n * LATENT_CHANNELS * (height / 8) * (width / 8));
@@ -62,13 +70,24 @@ pub fn encode_scaled(model: &Model, images: &[f32], n: usize, height: usize, wid
 }
 
 /// Decodes `n` scaled latents `[n,4,h,w]` to images `[n,3,8h,8w]` in [0,1].
-pub fn decode_images(model: &Model, latents: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+pub fn decode_images(
+    model: &Model,
+    latents: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Result<Vec<f32>> {
     let latent_len = LATENT_CHANNELS * h * w;
     let inv_scale = 1.0 / model.latent_scale();
     let mut out = Vec::with_capacity(n * 3 * 64 * h * w);
     for chunk in latents[..n * latent_len].chunks(VAE_BATCH * latent_len) {
         let unscaled: Vec<f32> = chunk.iter().map(|v| v * inv_scale).collect();
-        out.extend(model.decode(&unscaled, chunk.len() / latent_len, h, w)?.into_iter().map(image_from_decoded));
+        out.extend(
+            model
+                .decode(&unscaled, chunk.len() / latent_len, h, w)?
+                .into_iter()
+                .map(image_from_decoded),
+        );
     }
     Ok(out)
 }
@@ -81,14 +100,16 @@ pub fn uncond_latent(model: &Model, height: usize, width: usize) -> Result<Vec<f
 /// The pixel mask `[H*W]` (1 = generate) at latent size, as PyTorch's default
 /// nearest interpolation does it for a factor of 8: latent (i, j) = pixel (8i, 8j).
 pub fn latent_mask(mask: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
-    if mask.len() != height * width || height % 8 != 0 || width % 8 != 0 {
+    if mask.len() != height * width || !height.is_multiple_of(8) || !width.is_multiple_of(8) {
         return Err(EngineError::InvalidInput(format!(
             "a mask of {} values does not fit a {width}×{height} canvas divisible by 8",
             mask.len()
         )));
     }
     let (h, w) = (height / 8, width / 8);
-    Ok((0..h * w).map(|k| mask[(k / w) * 8 * width + (k % w) * 8]).collect())
+    Ok((0..h * w)
+        .map(|k| mask[(k / w) * 8 * width + (k % w) * 8])
+        .collect())
 }
 
 /// The global image encoder's output on all-zero latents and on the 16 global
@@ -102,17 +123,34 @@ pub struct GuidanceContext {
 
 impl GuidanceContext {
     /// From the 16 scaled global latents `[16,4,h,w]`.
-    pub fn new(model: &Model, global_latents: &[f32], h: usize, w: usize) -> Result<GuidanceContext> {
+    pub fn new(
+        model: &Model,
+        global_latents: &[f32],
+        h: usize,
+        w: usize,
+    ) -> Result<GuidanceContext> {
         let (global, tokens, dim) = model.global_context(global_latents, h, w)?;
         let (zero, zt, zd) = model.global_context(&vec![0.0; global_latents.len()], h, w)?;
         if (zt, zd) != (tokens, dim) {
-            return Err(EngineError::Inference("the global encoder's output shape depends on its input values".into()));
+            return Err(EngineError::Inference(
+                "the global encoder's output shape depends on its input values".into(),
+            ));
         }
-        Ok(GuidanceContext { zero, global, tokens, dim })
+        Ok(GuidanceContext {
+            zero,
+            global,
+            tokens,
+            dim,
+        })
     }
 
     /// From the 16 global frames `[16,3,H,W]` in [-1,1].
-    pub fn from_frames(model: &Model, frames: &[f32], height: usize, width: usize) -> Result<GuidanceContext> {
+    pub fn from_frames(
+        model: &Model,
+        frames: &[f32],
+        height: usize,
+        width: usize,
+    ) -> Result<GuidanceContext> {
         let latents = encode_scaled(model, frames, FRAMES, height, width)?;
         GuidanceContext::new(model, &latents, height / 8, width / 8)
     }
@@ -185,13 +223,19 @@ impl Denoiser {
         config: &serde_json::Value,
     ) -> Result<Denoiser> {
         if params.steps == 0 || params.steps > 1000 {
-            return Err(EngineError::InvalidInput(format!("{} denoising steps: use 1 to 1000", params.steps)));
+            return Err(EngineError::InvalidInput(format!(
+                "{} denoising steps: use 1 to 1000",
+                params.steps
+            )));
         }
-        for (name, v) in
-            [("guidance scale", params.guidance_scale), ("global guidance scale", params.global_guidance_scale)]
-        {
+        for (name, v) in [
+            ("guidance scale", params.guidance_scale),
+            ("global guidance scale", params.global_guidance_scale),
+        ] {
             if !v.is_finite() {
-                return Err(EngineError::InvalidInput(format!("the {name} {v} is not a finite number")));
+                return Err(EngineError::InvalidInput(format!(
+                    "the {name} {v} is not a finite number"
+                )));
             }
         }
         let scheduler = Scheduler::from_json(params.scheduler, params.steps as usize, config)?;
@@ -251,7 +295,14 @@ impl Denoiser {
             }
             self.predict(batch, (h, w), t, fps, context)?;
             let (g, gg) = (self.guidance_scale, self.global_guidance_scale);
-            combine_predictions(self.items, g, gg, &self.prediction, latent_len, &mut self.eps);
+            combine_predictions(
+                self.items,
+                g,
+                gg,
+                &self.prediction,
+                latent_len,
+                &mut self.eps,
+            );
             self.scheduler.step_in_place(&self.eps, t, &mut latents)?;
         }
         Ok(latents)
@@ -275,15 +326,32 @@ impl Denoiser {
             let n = self.max_batch.min(batch - first);
             let sample = &self.sample[first * item_len..(first + n) * item_len];
             let ctx = &self.context[first * context_len..(first + n) * context_len];
-            self.model.unet(sample, n, h, w, t, fps, ctx, context.tokens, context.dim, &mut self.part)?;
-            self.prediction[first * output_len..(first + n) * output_len].copy_from_slice(&self.part);
+            self.model.unet(
+                sample,
+                n,
+                h,
+                w,
+                t,
+                fps,
+                ctx,
+                context.tokens,
+                context.dim,
+                &mut self.part,
+            )?;
+            self.prediction[first * output_len..(first + n) * output_len]
+                .copy_from_slice(&self.part);
         }
         Ok(())
     }
 
     /// The condition and mask channels and the context of every batch item:
     /// the same at every step.
-    fn fill_constant_inputs(&mut self, window: &WindowLatents<'_>, context: &GuidanceContext, plane: usize) {
+    fn fill_constant_inputs(
+        &mut self,
+        window: &WindowLatents<'_>,
+        context: &GuidanceContext,
+        plane: usize,
+    ) {
         let item_len = UNET_CHANNELS * FRAMES * plane;
         let latent_len = LATENT_CHANNELS * FRAMES * plane;
         self.sample.clear();
@@ -294,7 +362,11 @@ impl Denoiser {
             let (condition, mask) = sample[latent_len..].split_at_mut(latent_len);
             let uncond = item == Item::Uncond;
             for f in 0..FRAMES {
-                let source = if uncond && !window.guide[f] { window.uncond } else { window.condition[f] };
+                let source = if uncond && !window.guide[f] {
+                    window.uncond
+                } else {
+                    window.condition[f]
+                };
                 scatter_frame(condition, source, f, plane);
                 let mask_plane = &mut mask[f * plane..(f + 1) * plane];
                 if window.guide[f] {
@@ -305,23 +377,43 @@ impl Denoiser {
                     mask_plane.copy_from_slice(window.mask);
                 }
             }
-            let ctx = if item == Item::MaskedGlobalContext { &context.global } else { &context.zero };
+            let ctx = if item == Item::MaskedGlobalContext {
+                &context.global
+            } else {
+                &context.zero
+            };
             self.context.extend_from_slice(ctx);
         }
     }
 }
 
 /// eps from the batch's predictions `[items.len(), latent_len]` (see the module notes).
-fn combine_predictions(items: &[Item], g: f32, gg: f32, prediction: &[f32], latent_len: usize, eps: &mut Vec<f32>) {
+fn combine_predictions(
+    items: &[Item],
+    g: f32,
+    gg: f32,
+    prediction: &[f32],
+    latent_len: usize,
+    eps: &mut Vec<f32>,
+) {
     let part = |i: usize| &prediction[i * latent_len..(i + 1) * latent_len];
     eps.clear();
     match items.len() {
         3 => eps.extend(
-            part(0).iter().zip(part(1)).zip(part(2)).map(|((&e0, &e1), &e3)| e0 + g * (e1 - e0) + gg * (e3 - e1)),
+            part(0)
+                .iter()
+                .zip(part(1))
+                .zip(part(2))
+                .map(|((&e0, &e1), &e3)| e0 + g * (e1 - e0) + gg * (e3 - e1)),
         ),
         2 => {
             let scale = if items[0] == Item::Uncond { g } else { gg };
-            eps.extend(part(0).iter().zip(part(1)).map(|(&a, &b)| a + scale * (b - a)));
+            eps.extend(
+                part(0)
+                    .iter()
+                    .zip(part(1))
+                    .map(|(&a, &b)| a + scale * (b - a)),
+            );
         }
         _ => eps.extend_from_slice(part(0)),
     }
@@ -336,9 +428,16 @@ fn check_window(
     latent_len: usize,
 ) -> Result<()> {
     let bad = |what: &str, got: usize, want: usize| {
-        EngineError::InvalidInput(format!("the window's {what} has {got} values where {want} are needed"))
+        EngineError::InvalidInput(format!(
+            "the window's {what} has {got} values where {want} are needed"
+        ))
     };
-    for latent in window.init.iter().chain(&window.condition).chain([&window.uncond]) {
+    for latent in window
+        .init
+        .iter()
+        .chain(&window.condition)
+        .chain([&window.uncond])
+    {
         if latent.len() != frame_len {
             return Err(bad("latent of a frame", latent.len(), frame_len));
         }
@@ -349,8 +448,14 @@ fn check_window(
     if noise.len() != latent_len {
         return Err(bad("noise", noise.len(), latent_len));
     }
-    if context.zero.len() != context.tokens * context.dim || context.global.len() != context.zero.len() {
-        return Err(bad("global context", context.global.len(), context.tokens * context.dim));
+    if context.zero.len() != context.tokens * context.dim
+        || context.global.len() != context.zero.len()
+    {
+        return Err(bad(
+            "global context",
+            context.global.len(),
+            context.tokens * context.dim,
+        ));
     }
     Ok(())
 }
@@ -397,30 +502,44 @@ mod tests {
     fn latent_mask_takes_every_eighth_pixel() {
         // A 16×16 mask whose pixel (y, x) is y*16 + x: latent (i, j) is pixel (8i, 8j).
         let mask: Vec<f32> = (0..256).map(|v| v as f32).collect();
-        assert_eq!(latent_mask(&mask, 16, 16).unwrap(), vec![0.0, 8.0, 128.0, 136.0]);
+        assert_eq!(
+            latent_mask(&mask, 16, 16).unwrap(),
+            vec![0.0, 8.0, 128.0, 136.0]
+        );
         assert!(latent_mask(&mask, 16, 8).is_err());
     }
 
     #[test]
     fn frames_scatter_and_gather_in_the_unet_layout() {
         let plane = 2;
-        let frames: Vec<Vec<f32>> = (0..FRAMES).map(|f| (0..8).map(|k| (f * 100 + k) as f32).collect()).collect();
+        let frames: Vec<Vec<f32>> = (0..FRAMES)
+            .map(|f| (0..8).map(|k| (f * 100 + k) as f32).collect())
+            .collect();
         let refs: [&[f32]; FRAMES] = std::array::from_fn(|f| frames[f].as_slice());
         let mut tensor = vec![0.0; LATENT_CHANNELS * FRAMES * plane];
         scatter_frames(&mut tensor, &refs, plane);
         // Channel 1 of frame 3 sits at (1*16 + 3) * plane.
-        assert_eq!(&tensor[(16 + 3) * plane..(16 + 3) * plane + 2], &[302.0, 303.0]);
-        for f in 0..FRAMES {
-            assert_eq!(gather_frame(&tensor, f, plane), frames[f]);
+        assert_eq!(
+            &tensor[(16 + 3) * plane..(16 + 3) * plane + 2],
+            &[302.0, 303.0]
+        );
+        for (f, frame) in frames.iter().enumerate() {
+            assert_eq!(&gather_frame(&tensor, f, plane), frame);
         }
     }
 
     #[test]
     fn guidance_runs_only_the_items_its_formula_uses() {
         use Item::*;
-        assert_eq!(guidance_items(2.0, 4.0), &[Uncond, MaskedZeroContext, MaskedGlobalContext]);
+        assert_eq!(
+            guidance_items(2.0, 4.0),
+            &[Uncond, MaskedZeroContext, MaskedGlobalContext]
+        );
         assert_eq!(guidance_items(2.0, 1.0), &[Uncond, MaskedGlobalContext]);
-        assert_eq!(guidance_items(1.0, 4.0), &[MaskedZeroContext, MaskedGlobalContext]);
+        assert_eq!(
+            guidance_items(1.0, 4.0),
+            &[MaskedZeroContext, MaskedGlobalContext]
+        );
         assert_eq!(guidance_items(1.0, 1.0), &[MaskedGlobalContext]);
     }
 
@@ -438,9 +557,23 @@ mod tests {
             &mut eps,
         );
         assert_eq!(eps, vec![9.0, -6.0]); // e0 + 2(e1 - e0) + 4(e3 - e1)
-        combine_predictions(&[Uncond, MaskedGlobalContext], 2.0, 1.0, &[1., 0., 4., -1.], 2, &mut eps);
+        combine_predictions(
+            &[Uncond, MaskedGlobalContext],
+            2.0,
+            1.0,
+            &[1., 0., 4., -1.],
+            2,
+            &mut eps,
+        );
         assert_eq!(eps, vec![7.0, -2.0]); // e0 + 2(e3 - e0)
-        combine_predictions(&[MaskedZeroContext, MaskedGlobalContext], 1.0, 4.0, &[3., 1., 4., -1.], 2, &mut eps);
+        combine_predictions(
+            &[MaskedZeroContext, MaskedGlobalContext],
+            1.0,
+            4.0,
+            &[3., 1., 4., -1.],
+            2,
+            &mut eps,
+        );
         assert_eq!(eps, vec![7.0, -7.0]); // e1 + 4(e3 - e1)
         combine_predictions(&[MaskedGlobalContext], 1.0, 1.0, &[4., -1.], 2, &mut eps);
         assert_eq!(eps, vec![4.0, -1.0]);

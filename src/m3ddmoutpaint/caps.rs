@@ -8,8 +8,14 @@ use gst_video::VideoFormat;
 use crate::engine::{self, CanvasLayout, OutputLayout, Ratio};
 
 /// The formats handled, in order of preference; the output has the input's format.
-pub const FORMATS: [VideoFormat; 6] =
-    [VideoFormat::Rgb, VideoFormat::Rgba, VideoFormat::Bgra, VideoFormat::Bgrx, VideoFormat::I420, VideoFormat::Nv12];
+pub const FORMATS: [VideoFormat; 6] = [
+    VideoFormat::Rgb,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Bgrx,
+    VideoFormat::I420,
+    VideoFormat::Nv12,
+];
 
 /// Frames smaller than this (either side) are refused with an error message.
 pub const MIN_FRAME_SIDE: u32 = 2;
@@ -17,7 +23,9 @@ pub const MIN_FRAME_SIDE: u32 = 2;
 /// The pad template caps (both pads). Sizes from 1 are let in so that a too
 /// small frame gets an error naming the problem rather than a silent refusal.
 pub fn template_caps() -> gst::Caps {
-    gst_video::VideoCapsBuilder::new().format_list(FORMATS).build()
+    gst_video::VideoCapsBuilder::new()
+        .format_list(FORMATS)
+        .build()
 }
 
 /// Width and height of the output must be multiples of this (chroma subsampling).
@@ -29,7 +37,11 @@ pub fn size_alignment(format: VideoFormat) -> u32 {
 }
 
 fn names_of_formats() -> String {
-    FORMATS.iter().map(|f| f.to_str().to_string()).collect::<Vec<_>>().join(", ")
+    FORMATS
+        .iter()
+        .map(|f| f.to_str().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Everything fixed by one input caps: both infos, the full-resolution output
@@ -47,8 +59,9 @@ impl StreamConfig {
     /// The configuration of `in_caps` at display aspect `aspect` on a `canvas`
     /// square, or a sentence saying why these caps cannot be handled.
     pub fn new(in_caps: &gst::CapsRef, aspect: Ratio, canvas: u32) -> Result<StreamConfig, String> {
-        let in_info = gst_video::VideoInfo::from_caps(in_caps)
-            .map_err(|_| format!("cannot handle caps {in_caps}: they are not complete raw video caps"))?;
+        let in_info = gst_video::VideoInfo::from_caps(in_caps).map_err(|_| {
+            format!("cannot handle caps {in_caps}: they are not complete raw video caps")
+        })?;
         if !FORMATS.contains(&in_info.format()) {
             return Err(format!(
                 "cannot handle format {}: m3ddmoutpaint takes {}",
@@ -63,21 +76,43 @@ impl StreamConfig {
             ));
         }
         let par = pixel_aspect(in_info.par());
-        let output = engine::geometry::output_layout(width, height, par, aspect, size_alignment(in_info.format()))
-            .map_err(|err| format!("cannot lay out a {width}x{height} frame at aspect {aspect:?}: {err}"))?;
-        let output_ratio = Ratio::new(output.width, output.height).map_err(|err| err.to_string())?;
-        let canvas = engine::geometry::canvas_layout(width, height, output_ratio, canvas)
-            .map_err(|err| format!("cannot lay out a {width}x{height} frame on the {canvas} canvas: {err}"))?;
+        let output = engine::geometry::output_layout(
+            width,
+            height,
+            par,
+            aspect,
+            size_alignment(in_info.format()),
+        )
+        .map_err(|err| {
+            format!("cannot lay out a {width}x{height} frame at aspect {aspect:?}: {err}")
+        })?;
+        let output_ratio =
+            Ratio::new(output.width, output.height).map_err(|err| err.to_string())?;
+        let canvas = engine::geometry::canvas_layout(width, height, output_ratio, canvas).map_err(
+            |err| format!("cannot lay out a {width}x{height} frame on the {canvas} canvas: {err}"),
+        )?;
 
         let mut out_caps = in_caps.to_owned();
         {
             let out_caps = out_caps.make_mut();
-            out_caps.set("width", i32::try_from(output.width).map_err(|_| "output width overflows".to_string())?);
-            out_caps.set("height", i32::try_from(output.height).map_err(|_| "output height overflows".to_string())?);
+            out_caps.set(
+                "width",
+                i32::try_from(output.width).map_err(|_| "output width overflows".to_string())?,
+            );
+            out_caps.set(
+                "height",
+                i32::try_from(output.height).map_err(|_| "output height overflows".to_string())?,
+            );
         }
         let out_info = gst_video::VideoInfo::from_caps(&out_caps)
             .map_err(|_| format!("cannot build the output caps {out_caps}"))?;
-        Ok(StreamConfig { in_info, out_info, out_caps, output, canvas })
+        Ok(StreamConfig {
+            in_info,
+            out_info,
+            out_caps,
+            output,
+            canvas,
+        })
     }
 
     /// Frames per second, or `None` for a variable / unknown framerate (0/1).
@@ -104,7 +139,9 @@ pub fn transform_caps(caps: &gst::Caps, direction: gst::PadDirection, aspect: Ra
         let out_ref = out.get_mut().expect("a new caps is writable");
         for (structure, features) in caps.iter_with_features() {
             let mut structure = structure.to_owned();
-            let exact = (direction == gst::PadDirection::Sink).then(|| exact_output_size(&structure, aspect)).flatten();
+            let exact = (direction == gst::PadDirection::Sink)
+                .then(|| exact_output_size(&structure, aspect))
+                .flatten();
             match exact {
                 Some((width, height)) => {
                     structure.set("width", width);
@@ -133,8 +170,12 @@ fn exact_output_size(structure: &gst::StructureRef, aspect: Ratio) -> Option<(i3
         Ok(value) => pixel_aspect(value.get::<gst::Fraction>().ok()?),
         Err(_) => Ratio { num: 1, den: 1 },
     };
-    let layout = engine::geometry::output_layout(width, height, par, aspect, size_alignment(format)).ok()?;
-    Some((i32::try_from(layout.width).ok()?, i32::try_from(layout.height).ok()?))
+    let layout =
+        engine::geometry::output_layout(width, height, par, aspect, size_alignment(format)).ok()?;
+    Some((
+        i32::try_from(layout.width).ok()?,
+        i32::try_from(layout.height).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -148,13 +189,24 @@ mod tests {
     #[test]
     fn src_to_sink_frees_the_size_and_keeps_the_rest() {
         init();
-        let caps: gst::Caps = "video/x-raw,format=I420,width=180,height=320,framerate=30/1".parse().unwrap();
+        let caps: gst::Caps = "video/x-raw,format=I420,width=180,height=320,framerate=30/1"
+            .parse()
+            .unwrap();
         let sink = transform_caps(&caps, gst::PadDirection::Src, Ratio { num: 9, den: 16 });
         let s = sink.structure(0).unwrap();
         assert_eq!(s.get::<&str>("format").unwrap(), "I420");
-        assert_eq!(s.get::<gst::Fraction>("framerate").unwrap(), gst::Fraction::new(30, 1));
-        assert_eq!(s.get::<gst::IntRange<i32>>("width").unwrap(), gst::IntRange::new(1, i32::MAX));
-        assert_eq!(s.get::<gst::IntRange<i32>>("height").unwrap(), gst::IntRange::new(1, i32::MAX));
+        assert_eq!(
+            s.get::<gst::Fraction>("framerate").unwrap(),
+            gst::Fraction::new(30, 1)
+        );
+        assert_eq!(
+            s.get::<gst::IntRange<i32>>("width").unwrap(),
+            gst::IntRange::new(1, i32::MAX)
+        );
+        assert_eq!(
+            s.get::<gst::IntRange<i32>>("height").unwrap(),
+            gst::IntRange::new(1, i32::MAX)
+        );
     }
 
     #[test]
@@ -163,12 +215,20 @@ mod tests {
         let aspect = Ratio { num: 9, den: 16 };
         for format in ["RGB", "I420", "NV12"] {
             let caps: gst::Caps =
-                format!("video/x-raw,format={format},width=63,height=35,framerate=30/1").parse().unwrap();
+                format!("video/x-raw,format={format},width=63,height=35,framerate=30/1")
+                    .parse()
+                    .unwrap();
             let config = StreamConfig::new(&caps, aspect, 128).unwrap();
             let src = transform_caps(&caps, gst::PadDirection::Sink, aspect);
             let s = src.structure(0).unwrap();
-            assert_eq!(s.get::<i32>("width").unwrap() as u32, config.out_info.width());
-            assert_eq!(s.get::<i32>("height").unwrap() as u32, config.out_info.height());
+            assert_eq!(
+                s.get::<i32>("width").unwrap() as u32,
+                config.out_info.width()
+            );
+            assert_eq!(
+                s.get::<i32>("height").unwrap() as u32,
+                config.out_info.height()
+            );
             assert_eq!(config.output.source.width(), 63);
             if format != "RGB" {
                 assert_eq!(config.out_info.width() % 2, 0);
@@ -182,16 +242,23 @@ mod tests {
     #[test]
     fn unfixed_input_gives_any_output_size() {
         init();
-        let caps: gst::Caps = "video/x-raw,format=RGB,width=[1,100],height=36".parse().unwrap();
+        let caps: gst::Caps = "video/x-raw,format=RGB,width=[1,100],height=36"
+            .parse()
+            .unwrap();
         let src = transform_caps(&caps, gst::PadDirection::Sink, Ratio { num: 9, den: 16 });
         let s = src.structure(0).unwrap();
-        assert_eq!(s.get::<gst::IntRange<i32>>("width").unwrap(), gst::IntRange::new(1, i32::MAX));
+        assert_eq!(
+            s.get::<gst::IntRange<i32>>("width").unwrap(),
+            gst::IntRange::new(1, i32::MAX)
+        );
     }
 
     #[test]
     fn unhandled_format_is_named() {
         init();
-        let caps: gst::Caps = "video/x-raw,format=YUY2,width=64,height=36,framerate=30/1".parse().unwrap();
+        let caps: gst::Caps = "video/x-raw,format=YUY2,width=64,height=36,framerate=30/1"
+            .parse()
+            .unwrap();
         let err = StreamConfig::new(&caps, Ratio { num: 9, den: 16 }, 128).unwrap_err();
         assert!(err.contains("YUY2") && err.contains("NV12"), "{err}");
     }
@@ -199,7 +266,9 @@ mod tests {
     #[test]
     fn one_pixel_frames_are_refused() {
         init();
-        let caps: gst::Caps = "video/x-raw,format=RGB,width=1,height=36,framerate=30/1".parse().unwrap();
+        let caps: gst::Caps = "video/x-raw,format=RGB,width=1,height=36,framerate=30/1"
+            .parse()
+            .unwrap();
         let err = StreamConfig::new(&caps, Ratio { num: 9, den: 16 }, 128).unwrap_err();
         assert!(err.contains("1x36") && err.contains("2x2"), "{err}");
     }

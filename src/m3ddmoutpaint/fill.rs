@@ -69,7 +69,11 @@ pub struct FlatFill {
 
 impl FlatFill {
     pub fn new(layout: CanvasLayout, kind: FlatKind) -> FlatFill {
-        FlatFill { layout, kind, ready: VecDeque::new() }
+        FlatFill {
+            layout,
+            kind,
+            ready: VecDeque::new(),
+        }
     }
 }
 

@@ -12,7 +12,11 @@ use crate::engine::{Rect, RgbImage};
 
 /// A packed RGB frame of `width × height` with the timing of `like`
 /// (the video converter refuses to change framerate or interlacing).
-fn rgb_info(width: u32, height: u32, like: &gst_video::VideoInfo) -> Result<gst_video::VideoInfo, String> {
+fn rgb_info(
+    width: u32,
+    height: u32,
+    like: &gst_video::VideoInfo,
+) -> Result<gst_video::VideoInfo, String> {
     gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
         .fps(like.fps())
         .interlace_mode(like.interlace_mode())
@@ -26,8 +30,15 @@ fn converter(
     config: gst_video::VideoConverterConfig,
 ) -> Result<gst_video::VideoConverter, String> {
     gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
-        format!("cannot convert {:?} {}x{} to {:?} {}x{}: {err}", from.format(), from.width(), from.height(),
-            to.format(), to.width(), to.height())
+        format!(
+            "cannot convert {:?} {}x{} to {:?} {}x{}: {err}",
+            from.format(),
+            from.width(),
+            from.height(),
+            to.format(),
+            to.width(),
+            to.height()
+        )
     })
 }
 
@@ -42,20 +53,33 @@ impl ContentScaler {
     pub fn new(config: &StreamConfig) -> Result<ContentScaler, String> {
         let content = config.canvas.content;
         let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
-        let converter = converter(&config.in_info, &content_info, gst_video::VideoConverterConfig::new())?;
-        Ok(ContentScaler { in_info: config.in_info.clone(), content_info, converter })
+        let converter = converter(
+            &config.in_info,
+            &content_info,
+            gst_video::VideoConverterConfig::new(),
+        )?;
+        Ok(ContentScaler {
+            in_info: config.in_info.clone(),
+            content_info,
+            converter,
+        })
     }
 
     /// The content image of one input buffer.
     pub fn scale(&self, input: &gst::BufferRef) -> Result<RgbImage, String> {
-        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info).map_err(|_| {
-            format!("an input buffer of {} bytes does not hold a frame of the negotiated caps", input.size())
-        })?;
+        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
+            .map_err(|_| {
+                format!(
+                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
+                    input.size()
+                )
+            })?;
         let scratch = gst::Buffer::with_size(self.content_info.size())
             .map_err(|err| format!("cannot allocate a content frame: {err}"))?;
         let mut scratch = gst_video::VideoFrame::from_buffer_writable(scratch, &self.content_info)
             .map_err(|_| "cannot map a content frame".to_string())?;
-        self.converter.frame_ref(&input, &mut scratch.as_mut_video_frame_ref());
+        self.converter
+            .frame_ref(&input, &mut scratch.as_mut_video_frame_ref());
         let (width, height) = (self.content_info.width(), self.content_info.height());
         let row_bytes = width as usize * 3;
         let stride = scratch.plane_stride()[0] as usize;
@@ -64,7 +88,11 @@ impl ContentScaler {
         for row in plane.chunks(stride).take(height as usize) {
             data.extend_from_slice(&row[..row_bytes]);
         }
-        Ok(RgbImage { width, height, data })
+        Ok(RgbImage {
+            width,
+            height,
+            data,
+        })
     }
 }
 
@@ -102,9 +130,16 @@ impl Compositor {
 
     /// The output frame of `input` whose new area comes from `canvas`; it
     /// carries the input's timestamps, duration and flags.
-    pub fn compose(&self, canvas: &RgbImage, input: &gst::BufferRef) -> Result<gst::Buffer, String> {
+    pub fn compose(
+        &self,
+        canvas: &RgbImage,
+        input: &gst::BufferRef,
+    ) -> Result<gst::Buffer, String> {
         let side = self.canvas_info.width();
-        if canvas.width != side || canvas.height != side || canvas.data.len() != (side * side * 3) as usize {
+        if canvas.width != side
+            || canvas.height != side
+            || canvas.data.len() != (side * side * 3) as usize
+        {
             return Err(format!(
                 "the engine returned a {}x{} canvas ({} bytes) where {side}x{side} RGB was expected",
                 canvas.width,
@@ -119,9 +154,13 @@ impl Compositor {
             .map_err(|_| "cannot map an output frame".to_string())?;
         self.converter.frame(&canvas_frame, &mut output);
 
-        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info).map_err(|_| {
-            format!("an input buffer of {} bytes does not hold a frame of the negotiated caps", input.size())
-        })?;
+        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
+            .map_err(|_| {
+                format!(
+                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
+                    input.size()
+                )
+            })?;
         for plane in 0..self.out_info.n_planes() {
             self.paste_plane(&source, &mut output, plane)?;
         }
@@ -136,7 +175,10 @@ impl Compositor {
         Ok(output)
     }
 
-    fn canvas_frame(&self, canvas: &RgbImage) -> Result<gst_video::VideoFrame<gst_video::video_frame::Readable>, String> {
+    fn canvas_frame(
+        &self,
+        canvas: &RgbImage,
+    ) -> Result<gst_video::VideoFrame<gst_video::video_frame::Readable>, String> {
         let buffer = gst::Buffer::with_size(self.canvas_info.size())
             .map_err(|err| format!("cannot allocate a canvas frame: {err}"))?;
         let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, &self.canvas_info)
@@ -175,13 +217,18 @@ impl Compositor {
         let plane_width = scaled(self.out_info.width(), w_sub);
         let plane_height = scaled(self.out_info.height(), h_sub);
         if plane_box.x1 > plane_width || plane_box.y1 > plane_height {
-            return Err(format!("the source box {:?} leaves plane {plane} of the output", self.source));
+            return Err(format!(
+                "the source box {:?} leaves plane {plane} of the output",
+                self.source
+            ));
         }
 
         let src_stride = source.plane_stride()[plane as usize] as usize;
         let src_data = source.plane_data(plane).map_err(|err| err.to_string())?;
         let out_stride = output.plane_stride()[plane as usize] as usize;
-        let out_data = output.plane_data_mut(plane).map_err(|err| err.to_string())?;
+        let out_data = output
+            .plane_data_mut(plane)
+            .map_err(|err| err.to_string())?;
         let row_bytes = plane_box.width() as usize * bytes_per_pixel;
         let x_offset = plane_box.x0 as usize * bytes_per_pixel;
         for row in 0..plane_box.height() as usize {
@@ -196,7 +243,11 @@ impl Compositor {
             height: plane_height,
             bytes_per_pixel,
         };
-        feather_seam(&mut plane_mut, plane_box, scaled(self.feather, w_sub.max(h_sub)));
+        feather_seam(
+            &mut plane_mut,
+            plane_box,
+            scaled(self.feather, w_sub.max(h_sub)),
+        );
         Ok(())
     }
 }

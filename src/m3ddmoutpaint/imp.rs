@@ -38,8 +38,14 @@ use super::settings::{PROPERTIES, Settings};
 use super::worker::{DrainPoint, Item, RunContext, State, TaskState};
 use crate::engine::{EngineError, Model, ModelOptions, RgbImage};
 
+mod queries;
+
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("m3ddmoutpaint", gst::DebugColorFlags::empty(), Some("M3DDM video outpainting"))
+    gst::DebugCategory::new(
+        "m3ddmoutpaint",
+        gst::DebugColorFlags::empty(),
+        Some("M3DDM video outpainting"),
+    )
 });
 
 /// The model loaded at NULL→READY and the options it was loaded with.
@@ -85,7 +91,11 @@ impl M3ddmOutpaint {
     fn content_of(&self, buffer: &gst::Buffer) -> Result<RgbImage, gst::FlowError> {
         let sink = self.sink.lock().unwrap();
         let Some(sink) = sink.as_ref() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer arrived before any caps"));
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("a buffer arrived before any caps")
+            );
             return Err(gst::FlowError::NotNegotiated);
         };
         sink.scaler.scale(buffer).map_err(|err| {
@@ -122,7 +132,9 @@ impl M3ddmOutpaint {
                 }
                 self.enqueue(Item::Drain(DrainPoint::Event(event)))
             }
-            EventView::Segment(_) | EventView::Eos(_) => self.enqueue(Item::Drain(DrainPoint::Event(event))),
+            EventView::Segment(_) | EventView::Eos(_) => {
+                self.enqueue(Item::Drain(DrainPoint::Event(event)))
+            }
             _ if event.is_serialized() => self.enqueue(Item::Event(event)),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
@@ -157,7 +169,10 @@ impl M3ddmOutpaint {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ("downstream does not accept the output caps {}", config.out_caps)
+                (
+                    "downstream does not accept the output caps {}",
+                    config.out_caps
+                )
             );
             return false;
         }
@@ -168,7 +183,12 @@ impl M3ddmOutpaint {
                 return false;
             }
         };
-        gst::info!(CAT, imp = self, "input {caps} gives output {}", config.out_caps);
+        gst::info!(
+            CAT,
+            imp = self,
+            "input {caps} gives output {}",
+            config.out_caps
+        );
         self.state.lock().unwrap().fps = config.fps();
         *self.sink.lock().unwrap() = Some(SinkSide { scaler });
         self.enqueue(Item::Drain(DrainPoint::Caps(config)))
@@ -190,95 +210,6 @@ impl M3ddmOutpaint {
         true
     }
 
-    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        use gst::QueryViewMut;
-        match query.view_mut() {
-            QueryViewMut::Caps(q) => {
-                let downstream = self.srcpad.peer_query_caps(None);
-                let caps = self.caps_from_other_side(&downstream, gst::PadDirection::Src, pad, q.filter_owned());
-                q.set_result(&caps);
-                true
-            }
-            QueryViewMut::AcceptCaps(q) => {
-                // Any fixed raw video in system memory is let through, so that a
-                // format or size the element cannot handle gets an error naming it.
-                let caps = q.caps();
-                let accepted = caps.is_fixed()
-                    && caps.structure(0).is_some_and(|s| s.name() == "video/x-raw")
-                    && caps.features(0).is_none_or(|f| {
-                        f.is_empty() || (f.size() == 1 && f.contains(gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY))
-                    });
-                q.set_result(accepted);
-                true
-            }
-            QueryViewMut::Allocation(q) => {
-                q.add_allocation_meta::<gst_video::VideoMeta>(None);
-                true
-            }
-            QueryViewMut::Drain(_) => self.sink_drain(),
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
-    }
-
-    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        use gst::QueryViewMut;
-        match query.view_mut() {
-            QueryViewMut::Caps(q) => {
-                let caps = match pad.current_caps() {
-                    Some(current) => match q.filter() {
-                        Some(filter) => filter.intersect_with_mode(&current, gst::CapsIntersectMode::First),
-                        None => current,
-                    },
-                    None => {
-                        let upstream = self.sinkpad.peer_query_caps(None);
-                        self.caps_from_other_side(&upstream, gst::PadDirection::Sink, pad, q.filter_owned())
-                    }
-                };
-                q.set_result(&caps);
-                true
-            }
-            QueryViewMut::Latency(q) => {
-                let mut upstream = gst::query::Latency::new();
-                if !self.sinkpad.peer_query(&mut upstream) {
-                    return false;
-                }
-                let (live, min, max) = upstream.result();
-                let ours = self.own_latency();
-                gst::debug!(CAT, imp = self, "own latency {ours}, upstream {min} - {max:?}");
-                q.set(live, min + ours, max.map(|max| max + ours));
-                true
-            }
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
-    }
-
-    fn own_latency(&self) -> gst::ClockTime {
-        let Some(run) = self.run.lock().unwrap().clone() else { return gst::ClockTime::ZERO };
-        let state = self.state.lock().unwrap();
-        run.latency(state.fps, state.stats.mean_chunk_time())
-    }
-
-    /// The caps this pad can take given the caps the other side offers (`direction`: the other pad's).
-    fn caps_from_other_side(
-        &self,
-        other: &gst::Caps,
-        direction: gst::PadDirection,
-        pad: &gst::Pad,
-        filter: Option<gst::Caps>,
-    ) -> gst::Caps {
-        let template = pad.pad_template_caps();
-        let caps = if other.is_any() {
-            template
-        } else {
-            let aspect = self.settings.lock().unwrap().aspect_ratio().unwrap_or(crate::engine::Ratio { num: 9, den: 16 });
-            caps::transform_caps(other, direction, aspect).intersect_with_mode(&template, gst::CapsIntersectMode::First)
-        };
-        match filter {
-            Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
-            None => caps,
-        }
-    }
-
     /// Starts the src-pad task anew (after FLUSH_STOP, or a new stream after EOS).
     /// The old task is stopped first: a pad keeps the function of an existing task
     /// and would never release the new one.
@@ -287,7 +218,11 @@ impl M3ddmOutpaint {
             return;
         }
         if let Err(err) = self.srcpad.stop_task().and_then(|_| self.start_task()) {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot restart the streaming task: {err}"));
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Failed,
+                ("cannot restart the streaming task: {err}")
+            );
         }
     }
 
@@ -305,19 +240,25 @@ impl M3ddmOutpaint {
             {
                 let mut state = self.state.lock().unwrap();
                 state.srcresult = Ok(gst::FlowSuccess::Ok);
-                self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+                self.cancel
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
-            self.start_task().map_err(|err| gst::loggable_error!(CAT, "cannot start the streaming task: {err}"))
+            self.start_task()
+                .map_err(|err| gst::loggable_error!(CAT, "cannot start the streaming task: {err}"))
         } else {
             self.set_flushing();
-            self.srcpad.stop_task().map_err(|err| gst::loggable_error!(CAT, "cannot stop the streaming task: {err}"))
+            self.srcpad
+                .stop_task()
+                .map_err(|err| gst::loggable_error!(CAT, "cannot stop the streaming task: {err}"))
         }
     }
 
     /// NULL→READY: checks the settings and loads the model the fill mode needs.
     fn prepare(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        settings.validate().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        settings
+            .validate()
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         self.ensure_model(&settings).map(|_| ())
     }
 
@@ -328,30 +269,57 @@ impl M3ddmOutpaint {
             *loaded = None;
             return Ok(None);
         };
-        let options = options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
+        let options =
+            options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
         if let Some(current) = loaded.as_ref().filter(|current| current.options == options) {
             return Ok(Some(current.model.clone()));
         }
         *loaded = None;
-        gst::info!(CAT, imp = self, "loading the model in {}", options.model_dir.display());
+        gst::info!(
+            CAT,
+            imp = self,
+            "loading the model in {}",
+            options.model_dir.display()
+        );
         let model = Model::load(&options).map_err(|err| match err {
             EngineError::Runtime(msg) => gst::error_msg!(gst::LibraryError::Init, ("{msg}")),
             EngineError::Model(msg) => gst::error_msg!(gst::ResourceError::NotFound, ("{msg}")),
             other => gst::error_msg!(gst::LibraryError::Settings, ("{other}")),
         })?;
-        gst::info!(CAT, imp = self, "model loaded: canvas {}, provider {}", model.canvas(), model.provider_in_use());
-        *loaded = Some(LoadedModel { options, model: model.clone() });
+        gst::info!(
+            CAT,
+            imp = self,
+            "model loaded: canvas {}, provider {}",
+            model.canvas(),
+            model.provider_in_use()
+        );
+        *loaded = Some(LoadedModel {
+            options,
+            model: model.clone(),
+        });
         Ok(Some(model))
     }
 
     /// READY→PAUSED: the settings and model this run uses.
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        settings.validate().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let aspect = settings.aspect_ratio().map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        settings
+            .validate()
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let aspect = settings
+            .aspect_ratio()
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         let model = self.ensure_model(&settings)?;
-        let run = Arc::new(RunContext { settings, aspect, model });
-        *self.state.lock().unwrap() = State { max_held: run.max_held(), provider: run.provider(), ..State::default() };
+        let run = Arc::new(RunContext {
+            settings,
+            aspect,
+            model,
+        });
+        *self.state.lock().unwrap() = State {
+            max_held: run.max_held(),
+            provider: run.provider(),
+            ..State::default()
+        };
         *self.task.lock().unwrap() = TaskState::default();
         *self.run.lock().unwrap() = Some(run);
         Ok(())
@@ -372,9 +340,15 @@ impl M3ddmOutpaint {
             .field("frames-out", state.stats.frames_out)
             .field("frames-queued", state.frames_held as u64)
             .field("windows-run", state.stats.windows_run)
-            .field("mean-window-time", state.stats.mean_window_time().as_nanos() as u64)
+            .field(
+                "mean-window-time",
+                state.stats.mean_window_time().as_nanos() as u64,
+            )
             .field("chunks-run", state.stats.chunks_run)
-            .field("mean-chunk-time", state.stats.mean_chunk_time().as_nanos() as u64)
+            .field(
+                "mean-chunk-time",
+                state.stats.mean_chunk_time().as_nanos() as u64,
+            )
             .field("provider", state.provider)
             .build()
     }
@@ -389,24 +363,45 @@ impl ObjectSubclass for M3ddmOutpaint {
     fn with_class(klass: &Self::Class) -> Self {
         let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
             .chain_function(|_pad, parent, buffer| {
-                M3ddmOutpaint::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |imp| imp.sink_chain(buffer))
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.sink_chain(buffer),
+                )
             })
             .event_function(|pad, parent, event| {
-                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
             })
             .query_function(|pad, parent, query| {
-                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.sink_query(pad, query))
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(pad, query),
+                )
             })
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
             .flags(gst::PadFlags::FIXED_CAPS)
             .query_function(|pad, parent, query| {
-                M3ddmOutpaint::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
+                )
             })
             .activatemode_function(|_pad, parent, mode, active| {
                 M3ddmOutpaint::catch_panic_pad_function(
                     parent,
-                    || Err(gst::loggable_error!(CAT, "panic while (de)activating the src pad")),
+                    || {
+                        Err(gst::loggable_error!(
+                            CAT,
+                            "panic while (de)activating the src pad"
+                        ))
+                    },
                     |imp| match mode {
                         gst::PadMode::Push => imp.src_activatemode(active),
                         _ => Err(gst::loggable_error!(CAT, "only push mode is supported")),
@@ -438,7 +433,9 @@ impl ObjectImpl for M3ddmOutpaint {
         gst::info!(CAT, imp = self, "setting {} to {value:?}", pspec.name());
         self.settings.lock().unwrap().set_property(value, pspec);
         if pspec.name() == "lookahead" {
-            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
     }
 
@@ -477,14 +474,29 @@ impl ElementImpl for M3ddmOutpaint {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = caps::template_caps();
             vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
             ]
         });
         PAD_TEMPLATES.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
         let prepared = match transition {
             gst::StateChange::NullToReady => self.prepare(),

@@ -26,11 +26,20 @@ glib::wrapper! {
 #[enum_type(name = "GstM3ddmFillMode")]
 #[non_exhaustive]
 pub enum FillMode {
-    #[enum_value(name = "Outpaint: generate the new area with the M3DDM diffusion model", nick = "outpaint")]
+    #[enum_value(
+        name = "Outpaint: generate the new area with the M3DDM diffusion model",
+        nick = "outpaint"
+    )]
     Outpaint = 0,
-    #[enum_value(name = "Blur: the source stretched over the frame and blurred (no model)", nick = "blur")]
+    #[enum_value(
+        name = "Blur: the source stretched over the frame and blurred (no model)",
+        nick = "blur"
+    )]
     Blur = 1,
-    #[enum_value(name = "Color: a flat colour, see fill-color (no model)", nick = "color")]
+    #[enum_value(
+        name = "Color: a flat colour, see fill-color (no model)",
+        nick = "color"
+    )]
     Color = 2,
 }
 
@@ -40,9 +49,15 @@ pub enum FillMode {
 #[enum_type(name = "GstM3ddmExecutionProvider")]
 #[non_exhaustive]
 pub enum ExecutionProvider {
-    #[enum_value(name = "Auto: CUDA when it starts, else CPU (the stats say which)", nick = "auto")]
+    #[enum_value(
+        name = "Auto: CUDA when it starts, else CPU (the stats say which)",
+        nick = "auto"
+    )]
     Auto = 0,
-    #[enum_value(name = "CUDA: an NVIDIA GPU; an error when it cannot start", nick = "cuda")]
+    #[enum_value(
+        name = "CUDA: an NVIDIA GPU; an error when it cannot start",
+        nick = "cuda"
+    )]
     Cuda = 1,
     #[enum_value(name = "CPU", nick = "cpu")]
     Cpu = 2,
@@ -86,5 +101,10 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     FillMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Scheduler::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(Some(plugin), "m3ddmoutpaint", gst::Rank::NONE, M3ddmOutpaint::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "m3ddmoutpaint",
+        gst::Rank::NONE,
+        M3ddmOutpaint::static_type(),
+    )
 }

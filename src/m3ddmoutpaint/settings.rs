@@ -82,7 +82,8 @@ impl Settings {
         if num <= 0 || den <= 0 {
             return Err(format!("aspect {num}/{den} must be a positive fraction"));
         }
-        engine::Ratio::new(num as u32, den as u32).map_err(|err| format!("aspect {num}/{den}: {err}"))
+        engine::Ratio::new(num as u32, den as u32)
+            .map_err(|err| format!("aspect {num}/{den}: {err}"))
     }
 
     /// How to load the model, when the fill mode needs one.
@@ -137,12 +138,16 @@ impl Settings {
             "aspect" => self.aspect = value.get().expect("type checked upstream"),
             "fill-mode" => self.fill_mode = value.get().expect("type checked upstream"),
             "model-path" => self.model_path = value.get().expect("type checked upstream"),
-            "execution-provider" => self.execution_provider = value.get().expect("type checked upstream"),
+            "execution-provider" => {
+                self.execution_provider = value.get().expect("type checked upstream")
+            }
             "device-id" => self.device_id = value.get().expect("type checked upstream"),
             "steps" => self.steps = value.get().expect("type checked upstream"),
             "scheduler" => self.scheduler = value.get().expect("type checked upstream"),
             "guidance-scale" => self.guidance_scale = value.get().expect("type checked upstream"),
-            "global-guidance-scale" => self.global_guidance_scale = value.get().expect("type checked upstream"),
+            "global-guidance-scale" => {
+                self.global_guidance_scale = value.get().expect("type checked upstream")
+            }
             "lookahead" => self.lookahead = value.get().expect("type checked upstream"),
             "seed" => self.seed = value.get().expect("type checked upstream"),
             "fill-color" => self.fill_color = value.get().expect("type checked upstream"),
@@ -285,7 +290,10 @@ mod tests {
 
     #[test]
     fn fill_rgb_splits_the_colour() {
-        let settings = Settings { fill_color: 0x12_34_56, ..Settings::default() };
+        let settings = Settings {
+            fill_color: 0x12_34_56,
+            ..Settings::default()
+        };
         assert_eq!(settings.fill_rgb(), [0x12, 0x34, 0x56]);
     }
 
@@ -298,21 +306,33 @@ mod tests {
 
     #[test]
     fn model_path_must_be_a_directory() {
-        let settings = Settings { model_path: Some("/nonexistent/m3ddm".into()), ..Settings::default() };
+        let settings = Settings {
+            model_path: Some("/nonexistent/m3ddm".into()),
+            ..Settings::default()
+        };
         let err = settings.model_options().unwrap().unwrap_err();
-        assert!(err.contains("/nonexistent/m3ddm") && err.contains("not a directory"), "{err}");
+        assert!(
+            err.contains("/nonexistent/m3ddm") && err.contains("not a directory"),
+            "{err}"
+        );
     }
 
     #[test]
     fn blur_needs_no_model() {
-        let settings = Settings { fill_mode: FillMode::Blur, ..Settings::default() };
+        let settings = Settings {
+            fill_mode: FillMode::Blur,
+            ..Settings::default()
+        };
         assert!(settings.model_options().is_none());
         assert!(settings.validate().is_ok());
     }
 
     #[test]
     fn non_positive_aspect_is_refused() {
-        let settings = Settings { aspect: gst::Fraction::new(0, 1), ..Settings::default() };
+        let settings = Settings {
+            aspect: gst::Fraction::new(0, 1),
+            ..Settings::default()
+        };
         assert!(settings.validate().unwrap_err().contains("aspect"));
     }
 }

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::FillMode;
 use super::caps::StreamConfig;
 use super::fill::{CanvasSource, FlatFill, FlatKind};
 use super::frames::Compositor;
 use super::imp::{CAT, M3ddmOutpaint};
 use super::settings::Settings;
-use super::FillMode;
 use crate::engine::{EngineError, Model, Ratio, RgbImage, StreamOutpainter};
 
 /// The canvas of the flat fills (they need no model).
@@ -36,7 +36,9 @@ pub struct RunContext {
 
 impl RunContext {
     pub fn canvas(&self) -> u32 {
-        self.model.as_ref().map_or(FLAT_CANVAS, |model| model.canvas())
+        self.model
+            .as_ref()
+            .map_or(FLAT_CANVAS, |model| model.canvas())
     }
 
     /// Frames held at most (queued or in the back-end) before the chain blocks.
@@ -48,7 +50,9 @@ impl RunContext {
     }
 
     pub fn provider(&self) -> &'static str {
-        self.model.as_ref().map_or("none", |model| model.provider_in_use())
+        self.model
+            .as_ref()
+            .map_or("none", |model| model.provider_in_use())
     }
 
     fn new_source(&self, config: &StreamConfig) -> Result<Box<dyn CanvasSource>, EngineError> {
@@ -60,7 +64,10 @@ impl RunContext {
                 config.fps().unwrap_or(FALLBACK_FPS),
                 self.settings.lookahead as usize,
             )?),
-            (FillMode::Color, _) => Box::new(FlatFill::new(config.canvas, FlatKind::Color(self.settings.fill_rgb()))),
+            (FillMode::Color, _) => Box::new(FlatFill::new(
+                config.canvas,
+                FlatKind::Color(self.settings.fill_rgb()),
+            )),
             _ => Box::new(FlatFill::new(config.canvas, FlatKind::Blur)),
         })
     }
@@ -88,7 +95,10 @@ pub enum DrainPoint {
 /// What the sink side hands to the task, in stream order.
 pub enum Item {
     /// An input buffer (held as it is) and its content image for the back-end.
-    Frame { buffer: gst::Buffer, content: RgbImage },
+    Frame {
+        buffer: gst::Buffer,
+        content: RgbImage,
+    },
     /// A serialized event that keeps its place among the frames.
     Event(gst::Event),
     Drain(DrainPoint),
@@ -100,7 +110,8 @@ impl Item {
         match self {
             Item::Drain(DrainPoint::Caps(_)) => true,
             Item::Drain(DrainPoint::Event(event)) | Item::Event(event) => {
-                event.is_sticky() && !matches!(event.type_(), gst::EventType::Segment | gst::EventType::Eos)
+                event.is_sticky()
+                    && !matches!(event.type_(), gst::EventType::Segment | gst::EventType::Eos)
             }
             _ => false,
         }
@@ -244,7 +255,10 @@ impl M3ddmOutpaint {
         }
         gst::debug!(CAT, imp = self, "pausing the task: {flow:?}");
         let _ = self.srcpad.pause_task();
-        if matches!(stop, Stop::Flow(gst::FlowError::Flushing | gst::FlowError::Eos)) {
+        if matches!(
+            stop,
+            Stop::Flow(gst::FlowError::Flushing | gst::FlowError::Eos)
+        ) {
             return;
         }
         if let Stop::Flow(flow) = stop {
@@ -260,7 +274,11 @@ impl M3ddmOutpaint {
 
     fn src_step(&self) -> Result<(), Stop> {
         let mut task = self.task.lock().unwrap();
-        if task.source.as_ref().is_some_and(|source| source.chunk_ready()) {
+        if task
+            .source
+            .as_ref()
+            .is_some_and(|source| source.chunk_ready())
+        {
             return self.run_chunk(&mut task, false);
         }
         let item = {
@@ -281,7 +299,11 @@ impl M3ddmOutpaint {
             None => self.run_chunk(&mut task, true),
             Some(Item::Frame { buffer, content }) => {
                 let Some(source) = task.source.as_mut() else {
-                    gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a frame arrived before its caps"));
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("a frame arrived before its caps")
+                    );
                     return Err(Stop::Failed);
                 };
                 source.push(content).map_err(|err| self.engine_error(err))?;
@@ -325,7 +347,11 @@ impl M3ddmOutpaint {
             DrainPoint::Event(event) => {
                 let is_eos = event.type_() == gst::EventType::Eos;
                 self.srcpad.push_event(event);
-                if is_eos { Err(Stop::Flow(gst::FlowError::Eos)) } else { Ok(()) }
+                if is_eos {
+                    Err(Stop::Flow(gst::FlowError::Eos))
+                } else {
+                    Ok(())
+                }
             }
             DrainPoint::Query(id) => {
                 let mut state = self.state.lock().unwrap();
@@ -345,8 +371,16 @@ impl M3ddmOutpaint {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
             Stop::Failed
         })?;
-        let source = run.new_source(&config).map_err(|err| self.engine_error(err))?;
-        gst::debug!(CAT, imp = self, "configured for {:?}, output {:?}", config.canvas, config.output);
+        let source = run
+            .new_source(&config)
+            .map_err(|err| self.engine_error(err))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "configured for {:?}, output {:?}",
+            config.canvas,
+            config.output
+        );
         task.compositor = Some(compositor);
         task.source = Some(source);
         self.state.lock().unwrap().stats.new_backend();
@@ -359,17 +393,29 @@ impl M3ddmOutpaint {
     }
 
     fn send_caps(&self, task: &TaskState) -> Result<(), Stop> {
-        let config = task.config.as_ref().expect("caps are sent only with a configuration");
-        if self.srcpad.push_event(gst::event::Caps::new(&config.out_caps)) {
+        let config = task
+            .config
+            .as_ref()
+            .expect("caps are sent only with a configuration");
+        if self
+            .srcpad
+            .push_event(gst::event::Caps::new(&config.out_caps))
+        {
             return Ok(());
         }
         let flushing = self.srcpad.pad_flags().contains(gst::PadFlags::FLUSHING);
-        Err(Stop::Flow(if flushing { gst::FlowError::Flushing } else { gst::FlowError::NotNegotiated }))
+        Err(Stop::Flow(if flushing {
+            gst::FlowError::Flushing
+        } else {
+            gst::FlowError::NotNegotiated
+        }))
     }
 
     /// Runs one chunk of the back-end (the lock on `State` released) and pushes its frames.
     fn run_chunk(&self, task: &mut TaskState, draining: bool) -> Result<(), Stop> {
-        let Some(source) = task.source.as_mut() else { return Ok(()) };
+        let Some(source) = task.source.as_mut() else {
+            return Ok(());
+        };
         let started = Instant::now();
         let canvases = match source.run_next(draining, &self.cancel) {
             Ok(canvases) => canvases,
@@ -377,7 +423,11 @@ impl M3ddmOutpaint {
             Err(err) => return Err(self.engine_error(err)),
         };
         if canvases.is_empty() && draining {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ("the engine returned no frame while draining"));
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Failed,
+                ("the engine returned no frame while draining")
+            );
             return Err(Stop::Failed);
         }
         if source.runs_model() {
@@ -387,7 +437,13 @@ impl M3ddmOutpaint {
             if let Some(windows) = source.window_stats() {
                 state.stats.add_windows(windows);
             }
-            gst::debug!(CAT, imp = self, "chunk of {} frames in {:?}", canvases.len(), started.elapsed());
+            gst::debug!(
+                CAT,
+                imp = self,
+                "chunk of {} frames in {:?}",
+                canvases.len(),
+                started.elapsed()
+            );
         }
         for canvas in canvases {
             self.push_frame(task, &canvas)?;
@@ -403,10 +459,17 @@ impl M3ddmOutpaint {
     fn push_frame(&self, task: &mut TaskState, canvas: &RgbImage) -> Result<(), Stop> {
         self.push_leading_events(task);
         let Some(Pending::Frame(input)) = task.pending.pop_front() else {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ("the engine returned more frames than it was given"));
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Failed,
+                ("the engine returned more frames than it was given")
+            );
             return Err(Stop::Failed);
         };
-        let compositor = task.compositor.as_ref().expect("a back-end exists only with its compositor");
+        let compositor = task
+            .compositor
+            .as_ref()
+            .expect("a back-end exists only with its compositor");
         let output = compositor.compose(canvas, &input).map_err(|err| {
             gst::element_imp_error!(self, gst::StreamError::Failed, ("{err}"));
             Stop::Failed
@@ -438,10 +501,18 @@ impl M3ddmOutpaint {
     fn engine_error(&self, err: EngineError) -> Stop {
         match err {
             EngineError::Cancelled => return Stop::Flow(gst::FlowError::Flushing),
-            EngineError::Model(msg) => gst::element_imp_error!(self, gst::ResourceError::Read, ("{msg}")),
-            EngineError::Runtime(msg) => gst::element_imp_error!(self, gst::LibraryError::Init, ("{msg}")),
-            EngineError::InvalidInput(msg) => gst::element_imp_error!(self, gst::LibraryError::Settings, ("{msg}")),
-            EngineError::Inference(msg) => gst::element_imp_error!(self, gst::LibraryError::Failed, ("{msg}")),
+            EngineError::Model(msg) => {
+                gst::element_imp_error!(self, gst::ResourceError::Read, ("{msg}"))
+            }
+            EngineError::Runtime(msg) => {
+                gst::element_imp_error!(self, gst::LibraryError::Init, ("{msg}"))
+            }
+            EngineError::InvalidInput(msg) => {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{msg}"))
+            }
+            EngineError::Inference(msg) => {
+                gst::element_imp_error!(self, gst::LibraryError::Failed, ("{msg}"))
+            }
         }
         Stop::Failed
     }
@@ -461,8 +532,14 @@ impl M3ddmOutpaint {
             changed
         };
         if changed {
-            gst::debug!(CAT, imp = self, "latency changed, posting a latency message");
-            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency changed, posting a latency message"
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
     }
 

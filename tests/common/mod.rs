@@ -56,7 +56,11 @@ pub fn make_frame(info: &gst_video::VideoInfo, index: u64, pts_offset: u64) -> g
         let data = frame.plane_data_mut(plane).unwrap();
         for (y, row) in data.chunks_mut(stride).enumerate() {
             for (x, byte) in row.iter_mut().enumerate() {
-                let v = (x as u64 * 31) ^ (y as u64 * 17 + 5) ^ (index * 13) ^ (plane as u64 * 101) ^ ((x * y) as u64 % 7);
+                let v = (x as u64 * 31)
+                    ^ (y as u64 * 17 + 5)
+                    ^ (index * 13)
+                    ^ (plane as u64 * 101)
+                    ^ ((x * y) as u64 % 7);
                 *byte = (v % 251) as u8;
             }
         }
@@ -67,15 +71,24 @@ pub fn make_frame(info: &gst_video::VideoInfo, index: u64, pts_offset: u64) -> g
 /// Bytes per pixel, horizontal and vertical subsampling of each plane.
 fn plane_layout(info: &gst_video::VideoInfo, plane: u32) -> (usize, u32, u32) {
     let finfo = info.format_info();
-    let component = (0..finfo.n_components() as usize).find(|&c| finfo.plane()[c] == plane).unwrap();
-    (finfo.pixel_stride()[component] as usize, finfo.w_sub()[component], finfo.h_sub()[component])
+    let component = (0..finfo.n_components() as usize)
+        .find(|&c| finfo.plane()[c] == plane)
+        .unwrap();
+    (
+        finfo.pixel_stride()[component] as usize,
+        finfo.w_sub()[component],
+        finfo.h_sub()[component],
+    )
 }
 
 fn plane_rows<'a>(
     frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
     plane: u32,
 ) -> (&'a [u8], usize) {
-    (frame.plane_data(plane).unwrap(), frame.plane_stride()[plane as usize] as usize)
+    (
+        frame.plane_data(plane).unwrap(),
+        frame.plane_stride()[plane as usize] as usize,
+    )
 }
 
 /// Where (in pixels of plane 0) the source lies in the output, if anywhere.
@@ -95,7 +108,8 @@ pub fn locate_source(
         for x0 in 0..=out_info.width().checked_sub(in_info.width())? {
             let matches = (0..in_info.height() as usize).all(|row| {
                 let o = (y0 as usize + row) * out_stride + x0 as usize * bpp;
-                out_data[o..o + row_bytes] == src_data[row * src_stride..row * src_stride + row_bytes]
+                out_data[o..o + row_bytes]
+                    == src_data[row * src_stride..row * src_stride + row_bytes]
             });
             if matches {
                 return Some((x0, y0));
@@ -124,7 +138,8 @@ pub fn source_is_exact(
         let (out_data, out_stride) = plane_rows(&out, plane);
         (0..height).all(|row| {
             let o = (y0 + row) * out_stride + x0 * bpp;
-            out_data[o..o + width * bpp] == src_data[row * src_stride..row * src_stride + width * bpp]
+            out_data[o..o + width * bpp]
+                == src_data[row * src_stride..row * src_stride + width * bpp]
         })
     })
 }
@@ -157,7 +172,10 @@ pub fn outpaint_properties(lookahead: u32) -> Vec<(&'static str, String)> {
 }
 
 pub fn as_refs<'a>(properties: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    properties.iter().map(|(name, value)| (*name, value.as_str())).collect()
+    properties
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
 }
 
 /// The next output buffer, waiting at most `timeout` (the harness's own pull gives up after 60 s).
@@ -187,7 +205,9 @@ pub fn events_until_eos(h: &mut gst_check::Harness, timeout: Duration) -> Vec<gs
                     return events;
                 }
             }
-            None if Instant::now() > deadline => panic!("no EOS within {timeout:?}; events so far: {events:?}"),
+            None if Instant::now() > deadline => {
+                panic!("no EOS within {timeout:?}; events so far: {events:?}")
+            }
             None => std::thread::sleep(Duration::from_millis(2)),
         }
     }
@@ -204,7 +224,13 @@ pub struct StreamRun {
 
 /// Pushes `frames` patterned frames of `format` `width`×`height` and EOS, and
 /// collects every output buffer (then checks that EOS follows and nothing more).
-pub fn run_stream(properties: &[(&str, &str)], format: &str, width: u32, height: u32, frames: u64) -> StreamRun {
+pub fn run_stream(
+    properties: &[(&str, &str)],
+    format: &str,
+    width: u32,
+    height: u32,
+    frames: u64,
+) -> StreamRun {
     let started = Instant::now();
     let mut h = harness(properties);
     let in_info = video_info(format, width, height);
@@ -216,13 +242,22 @@ pub fn run_stream(properties: &[(&str, &str)], format: &str, width: u32, height:
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let outputs: Vec<gst::Buffer> = (0..frames)
-        .map(|i| pull_within(&mut h, Duration::from_secs(900)).unwrap_or_else(|| panic!("output frame {i} of {frames}")))
+        .map(|i| {
+            pull_within(&mut h, Duration::from_secs(900))
+                .unwrap_or_else(|| panic!("output frame {i} of {frames}"))
+        })
         .collect();
     events_until_eos(&mut h, Duration::from_secs(60));
     assert!(h.try_pull().is_none(), "more frames out than in");
     let out_caps = h.sinkpad().unwrap().current_caps().expect("output caps");
     let out_info = gst_video::VideoInfo::from_caps(&out_caps).unwrap();
-    StreamRun { in_info, inputs, outputs, out_info, elapsed: started.elapsed() }
+    StreamRun {
+        in_info,
+        inputs,
+        outputs,
+        out_info,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Every output: the input's PTS, duration and flags in order, the source
@@ -239,16 +274,29 @@ pub fn check_stream(run: &StreamRun, aspect: (u32, u32)) {
     assert_eq!(out_info.fps(), in_info.fps());
     assert_eq!(out_info.par(), in_info.par());
     let par = out_info.par();
-    let display = out_info.width() as f64 * par.numer() as f64 / (out_info.height() as f64 * par.denom() as f64);
+    let display = out_info.width() as f64 * par.numer() as f64
+        / (out_info.height() as f64 * par.denom() as f64);
     let wanted = aspect.0 as f64 / aspect.1 as f64;
     // The output grows by whole (aligned) pixels, so its ratio is within 2 pixels of the target.
-    let tolerance = 2.0 * wanted / out_info.height().min(out_info.width()) as f64 + 2.0 / out_info.height() as f64;
-    assert!((display - wanted).abs() <= tolerance, "output {}x{} is not at {}:{}", out_info.width(), out_info.height(), aspect.0, aspect.1);
+    let tolerance = 2.0 * wanted / out_info.height().min(out_info.width()) as f64
+        + 2.0 / out_info.height() as f64;
+    assert!(
+        (display - wanted).abs() <= tolerance,
+        "output {}x{} is not at {}:{}",
+        out_info.width(),
+        out_info.height(),
+        aspect.0,
+        aspect.1
+    );
     assert!(out_info.width() >= in_info.width() && out_info.height() >= in_info.height());
 
-    let at = locate_source(in_info, &run.inputs[0], out_info, &run.outputs[0]).expect("the source in the first output frame");
+    let at = locate_source(in_info, &run.inputs[0], out_info, &run.outputs[0])
+        .expect("the source in the first output frame");
     for (i, (input, output)) in run.inputs.iter().zip(&run.outputs).enumerate() {
-        assert!(source_is_exact(in_info, input, out_info, output, at), "source pixels of frame {i} changed");
+        assert!(
+            source_is_exact(in_info, input, out_info, output, at),
+            "source pixels of frame {i} changed"
+        );
     }
 }
 
@@ -259,7 +307,9 @@ pub fn record_src(h: &gst_check::Harness) -> Arc<Mutex<Vec<String>>> {
     let sink_log = log.clone();
     srcpad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, move |_, info| {
         let entry = match &info.data {
-            Some(gst::PadProbeData::Buffer(buffer)) => format!("buffer {}", buffer.pts().unwrap().nseconds() / FRAME_NS),
+            Some(gst::PadProbeData::Buffer(buffer)) => {
+                format!("buffer {}", buffer.pts().unwrap().nseconds() / FRAME_NS)
+            }
             Some(gst::PadProbeData::Event(event)) => format!("event {:?}", event.type_()),
             _ => return gst::PadProbeReturn::Ok,
         };
@@ -271,7 +321,9 @@ pub fn record_src(h: &gst_check::Harness) -> Arc<Mutex<Vec<String>>> {
 
 /// Threads of this process.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// One run of `videotestsrc ! m3ddmoutpaint ! fakesink` to EOS, then NULL.
@@ -292,7 +344,10 @@ pub fn pipeline_cycle(element_args: &str, frames: u32) -> gst::glib::WeakRef<gst
         panic!("the pipeline did not start: {msg:?}");
     }
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .expect("EOS within 120 s");
     if let gst::MessageView::Error(err) = msg.view() {
         panic!("pipeline error: {err:?}");

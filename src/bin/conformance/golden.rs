@@ -42,36 +42,55 @@ impl Case {
     pub fn load(dir: &Path) -> Result<Case, String> {
         let text = std::fs::read_to_string(dir.join("case.json"))
             .map_err(|e| format!("cannot read case.json: {e}"))?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| format!("case.json is not JSON: {e}"))?;
-        let kind = json["kind"].as_str().ok_or("case.json has no `kind`")?.to_owned();
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| format!("case.json is not JSON: {e}"))?;
+        let kind = json["kind"]
+            .as_str()
+            .ok_or("case.json has no `kind`")?
+            .to_owned();
         let tensors = match std::fs::read(dir.join("tensors.safetensors")) {
             Ok(bytes) => read_tensors(&bytes)?,
             Err(_) => HashMap::new(),
         };
-        Ok(Case { dir: dir.to_owned(), kind, json, tensors })
+        Ok(Case {
+            dir: dir.to_owned(),
+            kind,
+            json,
+            tensors,
+        })
     }
 
     /// A tensor by name, or a sentence naming the missing tensor.
     pub fn tensor(&self, name: &str) -> Result<&Tensor, String> {
-        self.tensors.get(name).ok_or_else(|| format!("tensors.safetensors has no `{name}`"))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| format!("tensors.safetensors has no `{name}`"))
     }
 
     /// The case's model directory (its `model` field, relative to the case).
     pub fn model_dir(&self) -> Result<PathBuf, String> {
-        let rel = self.json["model"].as_str().ok_or("case.json has no `model`")?;
+        let rel = self.json["model"]
+            .as_str()
+            .ok_or("case.json has no `model`")?;
         Ok(self.dir.join(rel))
     }
 
     pub fn f64(&self, key: &str) -> Result<f64, String> {
-        self.json[key].as_f64().ok_or_else(|| format!("case.json has no number `{key}`"))
+        self.json[key]
+            .as_f64()
+            .ok_or_else(|| format!("case.json has no number `{key}`"))
     }
 
     pub fn u64(&self, key: &str) -> Result<u64, String> {
-        self.json[key].as_u64().ok_or_else(|| format!("case.json has no integer `{key}`"))
+        self.json[key]
+            .as_u64()
+            .ok_or_else(|| format!("case.json has no integer `{key}`"))
     }
 
     pub fn str(&self, key: &str) -> Result<&str, String> {
-        self.json[key].as_str().ok_or_else(|| format!("case.json has no string `{key}`"))
+        self.json[key]
+            .as_str()
+            .ok_or_else(|| format!("case.json has no string `{key}`"))
     }
 }
 
@@ -81,15 +100,36 @@ fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>, String> {
     for (name, view) in st.tensors() {
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
             Dtype::U8 => raw.iter().map(|&v| v as f32).collect(),
-            Dtype::I64 => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            Dtype::I32 => raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::I32 => raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
             other => return Err(format!("tensor `{name}` has unsupported dtype {other:?}")),
         };
-        out.insert(name.to_string(), Tensor { shape: view.shape().to_vec(), data });
+        out.insert(
+            name.to_string(),
+            Tensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
     }
     Ok(out)
 }
@@ -103,13 +143,19 @@ pub fn compare(case: &Case, name: &str, got: &[f32], tol: f64) -> CaseResult {
 
 pub fn compare_slices(name: &str, got: &[f32], want: &[f32], tol: f64) -> CaseResult {
     if got.len() != want.len() {
-        return Err(format!("{name}: {} values, expected {}", got.len(), want.len()));
+        return Err(format!(
+            "{name}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
     }
     let mut err = 0f64;
     for (g, w) in got.iter().zip(want) {
         let d = (*g as f64 - *w as f64).abs();
-        if !(d <= err) {
-            err = if d.is_nan() { f64::INFINITY } else { d };
+        if d.is_nan() {
+            err = f64::INFINITY;
+        } else if d > err {
+            err = d;
         }
     }
     if err > tol {

@@ -28,7 +28,11 @@ fn run_case(case: &Case, models: &mut model_cases::ModelCache) -> CaseResult {
 }
 
 fn main() -> ExitCode {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "../shared/golden".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "../shared/golden".into()),
+    );
     let cases = match golden::list_cases(&dir) {
         Ok(c) => c,
         Err(e) => {
@@ -39,7 +43,11 @@ fn main() -> ExitCode {
     let mut models = model_cases::ModelCache::new();
     let (mut passed, mut failed) = (0usize, 0usize);
     for case_dir in cases {
-        let name = case_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = case_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let result = Case::load(&case_dir).and_then(|case| run_case(&case, &mut models));
         match result {
             Ok(err) => {
@@ -53,5 +61,9 @@ fn main() -> ExitCode {
         }
     }
     println!("{passed} passed, {failed} failed");
-    if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

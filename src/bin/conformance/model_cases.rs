@@ -15,7 +15,9 @@ use gstm3ddm::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use gstm3ddm::engine::model::{Model, sha256_file};
 use gstm3ddm::engine::planner;
 use gstm3ddm::engine::scheduler::SchedulerKind;
-use gstm3ddm::engine::window::{self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowLatents};
+use gstm3ddm::engine::window::{
+    self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowLatents,
+};
 use gstm3ddm::engine::{DenoiseParams, EngineError, ExecutionProvider, ModelOptions};
 use sha2::{Digest, Sha256};
 
@@ -45,26 +47,42 @@ pub struct ModelCache {
 
 impl ModelCache {
     pub fn new() -> Self {
-        ModelCache { models: HashMap::new() }
+        ModelCache {
+            models: HashMap::new(),
+        }
     }
 
     /// The loaded export of the case's model directory (exported on first use).
     fn model(&mut self, case: &Case) -> Result<Arc<Model>, String> {
         let source = case.model_dir()?;
-        let key = source.canonicalize().map_err(|e| format!("model directory {}: {e}", source.display()))?;
-        self.models.entry(key.clone()).or_insert_with(|| export_and_load(&key)).clone()
+        let key = source
+            .canonicalize()
+            .map_err(|e| format!("model directory {}: {e}", source.display()))?;
+        self.models
+            .entry(key.clone())
+            .or_insert_with(|| export_and_load(&key))
+            .clone()
     }
 }
 
 fn export_and_load(source: &Path) -> Result<Arc<Model>, String> {
     let project = project_dir();
-    let name = source.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
-    let out = project.join(".cache").join("export").join(format!("{name}-{}", source_hash(source, &project)?));
-    let options = ModelOptions { model_dir: out.clone(), provider: ExecutionProvider::Cpu, device_id: 0 };
-    if out.join("manifest.json").is_file() {
-        if let Ok(model) = Model::load(&options) {
-            return Ok(model);
-        }
+    let name = source
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let out = project
+        .join(".cache")
+        .join("export")
+        .join(format!("{name}-{}", source_hash(source, &project)?));
+    let options = ModelOptions {
+        model_dir: out.clone(),
+        provider: ExecutionProvider::Cpu,
+        device_id: 0,
+    };
+    if out.join("manifest.json").is_file()
+        && let Ok(model) = Model::load(&options)
+    {
+        return Ok(model);
     }
     let staging = out.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
@@ -77,25 +95,36 @@ fn export_and_load(source: &Path) -> Result<Arc<Model>, String> {
         .map_err(|e| format!("cannot run the exporter ({e}); run `make venv` first"))?;
     if !output.status.success() {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!("exporting {} failed: {}", source.display(), last_line(&output)));
+        return Err(format!(
+            "exporting {} failed: {}",
+            source.display(),
+            last_line(&output)
+        ));
     }
     let _ = std::fs::remove_dir_all(&out);
-    std::fs::rename(&staging, &out).map_err(|e| format!("cannot move the export to {}: {e}", out.display()))?;
+    std::fs::rename(&staging, &out)
+        .map_err(|e| format!("cannot move the export to {}: {e}", out.display()))?;
     remove_stale_exports(&out, &name);
     Model::load(&options).map_err(engine)
 }
 
 /// Removes the exports of earlier versions of the same model directory (best effort).
 fn remove_stale_exports(current: &Path, name: &str) {
-    let (Some(cache), Some(keep)) = (current.parent(), current.file_name()) else { return };
-    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    let (Some(cache), Some(keep)) = (current.parent(), current.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let stale = file_name
             .to_string_lossy()
             .strip_prefix(name)
             .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|hash| hash.len() == HASH_CHARS && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+            .is_some_and(|hash| {
+                hash.len() == HASH_CHARS && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            });
         if stale && file_name != keep {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -105,13 +134,24 @@ fn remove_stale_exports(current: &Path, name: &str) {
 /// `<venv python> -m m3ddm_export` with the project's `models` on PYTHONPATH.
 fn exporter(project: &Path) -> Command {
     let mut command = Command::new(project.join(".venv").join("bin").join("python"));
-    command.env("PYTHONPATH", project.join("models")).args(["-m", "m3ddm_export"]);
+    command
+        .env("PYTHONPATH", project.join("models"))
+        .args(["-m", "m3ddm_export"]);
     command
 }
 
 fn last_line(output: &std::process::Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_owned()
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_owned()
 }
 
 /// A short hash of the model's files and of the exporter's sources.
@@ -123,14 +163,25 @@ fn source_hash(source: &Path, project: &Path) -> Result<String, String> {
     files.sort();
     let mut hasher = Sha256::new();
     for file in &files {
-        let digest = sha256_file(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        hasher.update(format!("{} {digest}\n", file.file_name().unwrap_or_default().to_string_lossy()));
+        let digest =
+            sha256_file(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        hasher.update(format!(
+            "{} {digest}\n",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        ));
     }
-    Ok(hasher.finalize().iter().take(HASH_CHARS / 2).map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .take(HASH_CHARS / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+    {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.is_dir() {
             collect_files(&path, out)?;
@@ -149,12 +200,18 @@ pub fn manifest(case: &Case, _m: &mut ModelCache) -> CaseResult {
         .arg(case.dir.join("case.json"))
         .output()
         .map_err(|e| format!("cannot run the exporter ({e}); run `make venv` first"))?;
-    if output.status.success() { Ok(0.0) } else { Err(last_line(&output)) }
+    if output.status.success() {
+        Ok(0.0)
+    } else {
+        Err(last_line(&output))
+    }
 }
 
 /// `[n,c,h,w]` → `[n,(h w),c]` (the global encoder's tokens).
 fn tokens_from_nchw(t: &Tensor) -> Result<Vec<f32>, String> {
-    let [n, c, h, w] = t.shape[..] else { return Err(format!("a context of shape {:?} is not [n,c,h,w]", t.shape)) };
+    let [n, c, h, w] = t.shape[..] else {
+        return Err(format!("a context of shape {:?} is not [n,c,h,w]", t.shape));
+    };
     let mut out = vec![0.0; t.data.len()];
     for g in 0..n {
         for ch in 0..c {
@@ -171,15 +228,20 @@ fn tokens_from_nchw(t: &Tensor) -> Result<Vec<f32>, String> {
 pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
     let model = m.model(case)?;
     let sample = case.tensor("sample")?;
-    let [items, _, _, h, w] = sample.shape[..] else { return Err("`sample` is not [B,9,16,h,w]".into()) };
+    let [items, _, _, h, w] = sample.shape[..] else {
+        return Err("`sample` is not [B,9,16,h,w]".into());
+    };
     let globals = case.tensor("global_latents")?;
     let per_clip = 16 * LATENT_CHANNELS * h * w;
     let clips = globals.data.len() / per_clip;
-    let (zero, tokens, dim) = model.global_context(&vec![0.0; per_clip], h, w).map_err(engine)?;
+    let (zero, tokens, dim) = model
+        .global_context(&vec![0.0; per_clip], h, w)
+        .map_err(engine)?;
     let mut conds = Vec::new();
     for k in 0..clips {
-        let (cond, _, _) =
-            model.global_context(&globals.data[k * per_clip..(k + 1) * per_clip], h, w).map_err(engine)?;
+        let (cond, _, _) = model
+            .global_context(&globals.data[k * per_clip..(k + 1) * per_clip], h, w)
+            .map_err(engine)?;
         conds.push(cond);
     }
     let zero_all = zero.repeat(clips);
@@ -201,16 +263,35 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
     // The official order: the unconditional groups (zero context) first, then the conditional ones.
     let groups = case.u64("do_classifier")? as usize;
     if clips == 0 || items != groups * clips {
-        return Err(format!("{items} batch items do not make {groups} groups of {clips} clips"));
+        return Err(format!(
+            "{items} batch items do not make {groups} groups of {clips} clips"
+        ));
     }
     let mut context = Vec::new();
     for group in 0..groups {
-        context.extend_from_slice(if group < groups / 2 { &zero_all } else { &cond_all });
+        context.extend_from_slice(if group < groups / 2 {
+            &zero_all
+        } else {
+            &cond_all
+        });
     }
     let timestep = case.u64("timestep")? as i64;
     let fps = case.f64("fps")? as i64;
     let mut output = Vec::new();
-    model.unet(&sample.data, items, h, w, timestep, fps, &context, tokens, dim, &mut output).map_err(engine)?;
+    model
+        .unet(
+            &sample.data,
+            items,
+            h,
+            w,
+            timestep,
+            fps,
+            &context,
+            tokens,
+            dim,
+            &mut output,
+        )
+        .map_err(engine)?;
     Ok(worst.max(compare(case, "output", &output, GRAPH_TOLERANCE)?))
 }
 
@@ -218,11 +299,17 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
 pub fn vae(case: &Case, m: &mut ModelCache) -> CaseResult {
     let model = m.model(case)?;
     let images = case.tensor("images")?;
-    let [n, _, height, width] = images.shape[..] else { return Err("`images` is not [N,3,H,W]".into()) };
-    let mean = model.encode(&images.data, n, height, width).map_err(engine)?;
+    let [n, _, height, width] = images.shape[..] else {
+        return Err("`images` is not [N,3,H,W]".into());
+    };
+    let mean = model
+        .encode(&images.data, n, height, width)
+        .map_err(engine)?;
     let worst = compare(case, "latent_mean", &mean, GRAPH_TOLERANCE)?;
     let latents = case.tensor("latents")?;
-    let [n, _, h, w] = latents.shape[..] else { return Err("`latents` is not [N,4,h,w]".into()) };
+    let [n, _, h, w] = latents.shape[..] else {
+        return Err("`latents` is not [N,4,h,w]".into());
+    };
     let decoded = model.decode(&latents.data, n, h, w).map_err(engine)?;
     Ok(worst.max(compare(case, "decoded", &decoded, GRAPH_TOLERANCE)?))
 }
@@ -244,7 +331,10 @@ fn denoiser(case: &Case, model: Arc<Model>) -> Result<Denoiser, String> {
 }
 
 fn units(t: &Tensor) -> Vec<f32> {
-    t.data.iter().map(|&v| window::unit_from_u8(v as u8)).collect()
+    t.data
+        .iter()
+        .map(|&v| window::unit_from_u8(v as u8))
+        .collect()
 }
 
 /// `[c,f,H,W]` → `[f,c,H,W]`.
@@ -252,7 +342,8 @@ fn frames_first(data: &[f32], channels: usize, frames: usize, plane: usize) -> V
     let mut out = vec![0.0; data.len()];
     for c in 0..channels {
         for f in 0..frames {
-            out[(f * channels + c) * plane..][..plane].copy_from_slice(&data[(c * frames + f) * plane..][..plane]);
+            out[(f * channels + c) * plane..][..plane]
+                .copy_from_slice(&data[(c * frames + f) * plane..][..plane]);
         }
     }
     out
@@ -272,7 +363,10 @@ fn channels_last(data: &[f32], plane: usize) -> Vec<f32> {
 fn canvas_of(mask: &Tensor) -> Result<usize, String> {
     match mask.shape[..] {
         [1, 1, a, b] if a == b && a % 8 == 0 => Ok(a),
-        _ => Err(format!("`mask` of shape {:?} is not [1,1,C,C] with C a multiple of 8", mask.shape)),
+        _ => Err(format!(
+            "`mask` of shape {:?} is not [1,1,C,C] with C a multiple of 8",
+            mask.shape
+        )),
     }
 }
 
@@ -284,22 +378,41 @@ pub fn window(case: &Case, m: &mut ModelCache) -> CaseResult {
     let (h, w, pixels) = (canvas / 8, canvas / 8, canvas * canvas);
     let init = frames_first(&units(case.tensor("init_frames_u8")?), 3, FRAMES, pixels);
     let masked = frames_first(&units(case.tensor("masked_frames_u8")?), 3, FRAMES, pixels);
-    let init_latents = window::encode_scaled(&model, &init, FRAMES, canvas, canvas).map_err(engine)?;
-    let masked_latents = window::encode_scaled(&model, &masked, FRAMES, canvas, canvas).map_err(engine)?;
-    let context = GuidanceContext::from_frames(&model, &units(case.tensor("global_frames_u8")?), canvas, canvas)
-        .map_err(engine)?;
+    let init_latents =
+        window::encode_scaled(&model, &init, FRAMES, canvas, canvas).map_err(engine)?;
+    let masked_latents =
+        window::encode_scaled(&model, &masked, FRAMES, canvas, canvas).map_err(engine)?;
+    let context = GuidanceContext::from_frames(
+        &model,
+        &units(case.tensor("global_frames_u8")?),
+        canvas,
+        canvas,
+    )
+    .map_err(engine)?;
     let uncond = window::uncond_latent(&model, canvas, canvas).map_err(engine)?;
     let latent_mask = window::latent_mask(&mask.data, canvas, canvas).map_err(engine)?;
     let guides = &case.tensor("guide_latents")?.data;
     let mut guide = [false; FRAMES];
-    for g in case.json["guide_frames"].as_array().ok_or("case.json has no `guide_frames` list")? {
-        let g = g.as_u64().filter(|&g| (g as usize) < FRAMES).ok_or("a guide frame is not a position 0..16")?;
+    for g in case.json["guide_frames"]
+        .as_array()
+        .ok_or("case.json has no `guide_frames` list")?
+    {
+        let g = g
+            .as_u64()
+            .filter(|&g| (g as usize) < FRAMES)
+            .ok_or("a guide frame is not a position 0..16")?;
         guide[g as usize] = true;
     }
     let frame_len = LATENT_CHANNELS * h * w;
     let latents = WindowLatents {
         init: std::array::from_fn(|f| frame_of(&init_latents, f, frame_len)),
-        condition: std::array::from_fn(|f| frame_of(if guide[f] { guides } else { &masked_latents }, f, frame_len)),
+        condition: std::array::from_fn(|f| {
+            frame_of(
+                if guide[f] { guides } else { &masked_latents },
+                f,
+                frame_len,
+            )
+        }),
         guide,
         uncond: &uncond,
         mask: &latent_mask,
@@ -307,8 +420,16 @@ pub fn window(case: &Case, m: &mut ModelCache) -> CaseResult {
     let fps = case.f64("fps")?.floor() as i64;
     let mut denoiser = denoiser(case, model.clone())?;
     let noise = &case.tensor("noise")?.data;
-    let final_latents =
-        denoiser.run(&latents, &context, noise, (h, w), fps, &AtomicBool::new(false)).map_err(engine)?;
+    let final_latents = denoiser
+        .run(
+            &latents,
+            &context,
+            noise,
+            (h, w),
+            fps,
+            &AtomicBool::new(false),
+        )
+        .map_err(engine)?;
     let worst = compare(case, "final_latents", &final_latents, PIPELINE_TOLERANCE)?;
     let per_frame = frames_first(&final_latents, LATENT_CHANNELS, FRAMES, h * w);
     let images = window::decode_images(&model, &per_frame, FRAMES, h, w).map_err(engine)?;
@@ -331,7 +452,12 @@ impl ClipFrames for CaseFrames<'_> {
     fn len(&self) -> usize {
         self.init.shape[0]
     }
-    fn write(&self, frame: usize, image: FrameImage, out: &mut [f32]) -> gstm3ddm::engine::Result<()> {
+    fn write(
+        &self,
+        frame: usize,
+        image: FrameImage,
+        out: &mut [f32],
+    ) -> gstm3ddm::engine::Result<()> {
         let tensor = match image {
             FrameImage::Init => self.init,
             FrameImage::Masked => self.masked,
@@ -358,8 +484,13 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
         masked: case.tensor("masked_u8")?,
         stretched: case.tensor("stretched_u8")?,
     };
-    if [frames.init, frames.masked, frames.stretched].iter().any(|t| t.shape != [total, 3, canvas, canvas]) {
-        return Err(format!("the clip's frames are not [{total},3,{canvas},{canvas}]"));
+    if [frames.init, frames.masked, frames.stretched]
+        .iter()
+        .any(|t| t.shape != [total, 3, canvas, canvas])
+    {
+        return Err(format!(
+            "the clip's frames are not [{total},3,{canvas},{canvas}]"
+        ));
     }
     let input = ClipInput {
         plan: &plan,
@@ -378,10 +509,19 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
         Ok(())
     };
     let mut denoiser = denoiser(case, model)?;
-    let output = clip::run_clip(&mut denoiser, &input, vec![None; total], &mut store, &AtomicBool::new(false))
-        .map_err(engine)?;
+    let output = clip::run_clip(
+        &mut denoiser,
+        &input,
+        vec![None; total],
+        &mut store,
+        &AtomicBool::new(false),
+    )
+    .map_err(engine)?;
     if let Some(f) = delivered.iter().position(|&d| d != 1) {
-        return Err(format!("frame {f} was delivered {} times, not once", delivered[f]));
+        return Err(format!(
+            "frame {f} was delivered {} times, not once",
+            delivered[f]
+        ));
     }
     let latents: Vec<f32> = output
         .latents
@@ -397,21 +537,48 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
 
 /// The plan's window order, global frames and image windows against the case's.
 fn check_plan(case: &Case, plan: &planner::ClipPlan) -> Result<(), String> {
-    let windows = case.json["windows"].as_array().ok_or("case.json has no `windows` list")?;
+    let windows = case.json["windows"]
+        .as_array()
+        .ok_or("case.json has no `windows` list")?;
     let as_usizes = |v: &serde_json::Value| -> Vec<usize> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64().map(|x| x as usize))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let ours: Vec<(usize, Vec<usize>)> = plan.windows.iter().map(|w| (w.stride, w.frames.to_vec())).collect();
-    let theirs: Vec<(usize, Vec<usize>)> =
-        windows.iter().map(|w| (w["stride"].as_u64().unwrap_or(0) as usize, as_usizes(&w["frames"]))).collect();
+    let ours: Vec<(usize, Vec<usize>)> = plan
+        .windows
+        .iter()
+        .map(|w| (w.stride, w.frames.to_vec()))
+        .collect();
+    let theirs: Vec<(usize, Vec<usize>)> = windows
+        .iter()
+        .map(|w| {
+            (
+                w["stride"].as_u64().unwrap_or(0) as usize,
+                as_usizes(&w["frames"]),
+            )
+        })
+        .collect();
     if ours != theirs {
-        return Err(format!("the planner's windows {ours:?} differ from the case's {theirs:?}"));
+        return Err(format!(
+            "the planner's windows {ours:?} differ from the case's {theirs:?}"
+        ));
     }
     if plan.global_frames.to_vec() != as_usizes(&case.json["global_frames"]) {
-        return Err(format!("the planner's global frames {:?} differ from the case's", plan.global_frames));
+        return Err(format!(
+            "the planner's global frames {:?} differ from the case's",
+            plan.global_frames
+        ));
     }
     if plan.image_windows() != as_usizes(&case.json["image_window"]) {
-        return Err(format!("the planner's image windows {:?} differ from the case's", plan.image_windows()));
+        return Err(format!(
+            "the planner's image windows {:?} differ from the case's",
+            plan.image_windows()
+        ));
     }
     Ok(())
 }

@@ -44,7 +44,11 @@ fn edge_line(image: &RgbImage, count: usize, pixel: impl Fn(usize) -> (usize, us
         .flat_map(|i| {
             let (x, y) = pixel(i);
             let at = (y * width + x) * 3;
-            [image.data[at] as f32, image.data[at + 1] as f32, image.data[at + 2] as f32]
+            [
+                image.data[at] as f32,
+                image.data[at + 1] as f32,
+                image.data[at + 2] as f32,
+            ]
         })
         .collect()
 }
@@ -53,8 +57,14 @@ fn edge_line(image: &RgbImage, count: usize, pixel: impl Fn(usize) -> (usize, us
 /// inside `keep` stay unchanged. An empty `keep` leaves the image as it is.
 pub(crate) fn fill_outside(image: &mut RgbImage, keep: Rect) {
     let (width, height) = (image.width as usize, image.height as usize);
-    let (x0, x1) = (keep.x0.min(image.width) as usize, keep.x1.min(image.width) as usize);
-    let (y0, y1) = (keep.y0.min(image.height) as usize, keep.y1.min(image.height) as usize);
+    let (x0, x1) = (
+        keep.x0.min(image.width) as usize,
+        keep.x1.min(image.width) as usize,
+    );
+    let (y0, y1) = (
+        keep.y0.min(image.height) as usize,
+        keep.y1.min(image.height) as usize,
+    );
     if x0 >= x1 || y0 >= y1 {
         return;
     }
@@ -68,23 +78,35 @@ pub(crate) fn fill_outside(image: &mut RgbImage, keep: Rect) {
     let mut row_values = vec![0f32; width * height * 3];
     for y in (0..y0).chain(y1..height) {
         let edge = if y < y0 { &top } else { &bottom };
-        box_line(edge, radius_at(distance(y, y0, y1)), &mut row_values[y * row_len..(y + 1) * row_len]);
+        box_line(
+            edge,
+            radius_at(distance(y, y0, y1)),
+            &mut row_values[y * row_len..(y + 1) * row_len],
+        );
         let values = &row_values[y * row_len + x0 * 3..y * row_len + x1 * 3];
-        for (out, &value) in image.data[y * row_len + x0 * 3..y * row_len + x1 * 3].iter_mut().zip(values) {
+        for (out, &value) in image.data[y * row_len + x0 * 3..y * row_len + x1 * 3]
+            .iter_mut()
+            .zip(values)
+        {
             *out = to_u8(value);
         }
     }
     let mut column = vec![0f32; height * 3];
     for x in (0..x0).chain(x1..width) {
         let dx = distance(x, x0, x1);
-        box_line(if x < x0 { &left } else { &right }, radius_at(dx), &mut column);
+        box_line(
+            if x < x0 { &left } else { &right },
+            radius_at(dx),
+            &mut column,
+        );
         for (y, column_value) in column.chunks_exact(3).enumerate() {
             let dy = distance(y, y0, y1);
             let at = y * row_len + x * 3;
             let row_value = &row_values[at..at + 3];
             let row_weight = dy as f32 / (dx + dy) as f32;
             for c in 0..3 {
-                image.data[at + c] = to_u8(row_weight * row_value[c] + (1.0 - row_weight) * column_value[c]);
+                image.data[at + c] =
+                    to_u8(row_weight * row_value[c] + (1.0 - row_weight) * column_value[c]);
             }
         }
     }
@@ -98,18 +120,53 @@ mod tests {
         let mut data = Vec::with_capacity((width * height * 3) as usize);
         for y in 0..height {
             for x in 0..width {
-                data.extend_from_slice(&[(x * 37 % 256) as u8, (y * 53 % 256) as u8, ((x + y) * 11 % 256) as u8]);
+                data.extend_from_slice(&[
+                    (x * 37 % 256) as u8,
+                    (y * 53 % 256) as u8,
+                    ((x + y) * 11 % 256) as u8,
+                ]);
             }
         }
-        RgbImage { width, height, data }
+        RgbImage {
+            width,
+            height,
+            data,
+        }
     }
 
     #[test]
     fn known_pixels_are_untouched_and_all_others_filled() {
         for (w, h, keep) in [
-            (16, 16, Rect { x0: 4, y0: 0, x1: 12, y1: 16 }),
-            (17, 13, Rect { x0: 0, y0: 3, x1: 17, y1: 10 }),
-            (9, 31, Rect { x0: 2, y0: 5, x1: 7, y1: 6 }),
+            (
+                16,
+                16,
+                Rect {
+                    x0: 4,
+                    y0: 0,
+                    x1: 12,
+                    y1: 16,
+                },
+            ),
+            (
+                17,
+                13,
+                Rect {
+                    x0: 0,
+                    y0: 3,
+                    x1: 17,
+                    y1: 10,
+                },
+            ),
+            (
+                9,
+                31,
+                Rect {
+                    x0: 2,
+                    y0: 5,
+                    x1: 7,
+                    y1: 6,
+                },
+            ),
         ] {
             let original = striped(w, h);
             let mut image = original.clone();
@@ -128,7 +185,11 @@ mod tests {
             for y in keep.y0..keep.y1 {
                 for x in keep.x0..keep.x1 {
                     let i = ((y * w + x) * 3) as usize;
-                    assert_eq!(image.data[i..i + 3], original.data[i..i + 3], "{w}x{h}: known pixel ({x},{y}) changed");
+                    assert_eq!(
+                        image.data[i..i + 3],
+                        original.data[i..i + 3],
+                        "{w}x{h}: known pixel ({x},{y}) changed"
+                    );
                 }
             }
             assert_ne!(image, before, "{w}x{h}: nothing was filled");
@@ -137,8 +198,17 @@ mod tests {
 
     #[test]
     fn a_flat_source_fills_with_its_colour() {
-        let mut image = RgbImage { width: 21, height: 12, data: vec![0; 21 * 12 * 3] };
-        let keep = Rect { x0: 5, y0: 2, x1: 11, y1: 9 };
+        let mut image = RgbImage {
+            width: 21,
+            height: 12,
+            data: vec![0; 21 * 12 * 3],
+        };
+        let keep = Rect {
+            x0: 5,
+            y0: 2,
+            x1: 11,
+            y1: 9,
+        };
         for y in keep.y0..keep.y1 {
             for x in keep.x0..keep.x1 {
                 let i = ((y * 21 + x) * 3) as usize;
@@ -156,8 +226,17 @@ mod tests {
         // Left half of the source black, right half white: the band on the left
         // must come out dark, the one on the right light.
         let (w, h) = (40u32, 10u32);
-        let keep = Rect { x0: 10, y0: 0, x1: 30, y1: h };
-        let mut image = RgbImage { width: w, height: h, data: vec![128; (w * h * 3) as usize] };
+        let keep = Rect {
+            x0: 10,
+            y0: 0,
+            x1: 30,
+            y1: h,
+        };
+        let mut image = RgbImage {
+            width: w,
+            height: h,
+            data: vec![128; (w * h * 3) as usize],
+        };
         for y in 0..h {
             for x in keep.x0..keep.x1 {
                 let value = if x < 20 { 0 } else { 255 };
@@ -180,8 +259,17 @@ mod tests {
         // Extended edges: top row 90, 90, 90, 0, 0, ... (columns 0..9);
         // left column 90, 90, 90, 0, 0, ... (rows 0..7).
         let (w, h) = (9u32, 7u32);
-        let keep = Rect { x0: 2, y0: 2, x1: 7, y1: 5 };
-        let mut image = RgbImage { width: w, height: h, data: vec![0; (w * h * 3) as usize] };
+        let keep = Rect {
+            x0: 2,
+            y0: 2,
+            x1: 7,
+            y1: 5,
+        };
+        let mut image = RgbImage {
+            width: w,
+            height: h,
+            data: vec![0; (w * h * 3) as usize],
+        };
         let at = |x: u32, y: u32| ((y * w + x) * 3) as usize;
         image.data[at(2, 2)..at(2, 2) + 3].fill(90);
         fill_outside(&mut image, keep);
@@ -204,7 +292,15 @@ mod tests {
     fn an_empty_keep_box_changes_nothing() {
         let mut image = striped(8, 8);
         let before = image.clone();
-        fill_outside(&mut image, Rect { x0: 3, y0: 3, x1: 3, y1: 8 });
+        fill_outside(
+            &mut image,
+            Rect {
+                x0: 3,
+                y0: 3,
+                x1: 3,
+                y1: 8,
+            },
+        );
         assert_eq!(image, before);
     }
 }

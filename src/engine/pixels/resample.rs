@@ -28,7 +28,11 @@ impl AxisTaps {
     /// 2× shrink, area average beyond.
     pub fn for_resize(src_len: usize, dst_len: usize) -> AxisTaps {
         let scale = src_len as f64 / dst_len as f64;
-        if scale > 2.0 { AxisTaps::area(src_len, dst_len) } else { AxisTaps::bilinear(src_len, dst_len, scale) }
+        if scale > 2.0 {
+            AxisTaps::area(src_len, dst_len)
+        } else {
+            AxisTaps::bilinear(src_len, dst_len, scale)
+        }
     }
 
     /// Bilinear taps on half-pixel centres with an explicit `scale` (input
@@ -97,7 +101,11 @@ impl AxisTaps {
             }
             start.push(first);
         }
-        AxisTaps { start, weights, taps }
+        AxisTaps {
+            start,
+            weights,
+            taps,
+        }
     }
 }
 
@@ -125,9 +133,16 @@ pub(crate) fn resample_rows<T: Copy + Into<f32>>(
     for row in 0..src.height {
         let input = &src.data[(src.y0 + row) * src.row_len + src.x0 * 3..];
         let output = &mut horizontal[row * out_row_len..(row + 1) * out_row_len];
-        for ((out, &start), weights) in output.chunks_exact_mut(3).zip(&x_taps.start).zip(x_taps.weights.chunks_exact(taps)) {
+        for ((out, &start), weights) in output
+            .chunks_exact_mut(3)
+            .zip(&x_taps.start)
+            .zip(x_taps.weights.chunks_exact(taps))
+        {
             let mut acc = [0f32; 3];
-            for (&weight, pixel) in weights.iter().zip(input[start * 3..(start + taps) * 3].chunks_exact(3)) {
+            for (&weight, pixel) in weights
+                .iter()
+                .zip(input[start * 3..(start + taps) * 3].chunks_exact(3))
+            {
                 acc[0] += weight * pixel[0].into();
                 acc[1] += weight * pixel[1].into();
                 acc[2] += weight * pixel[2].into();
@@ -220,7 +235,10 @@ mod tests {
 
     #[test]
     fn box_line_averages_with_replicated_ends() {
-        let input: Vec<f32> = [0.0f32, 3.0, 6.0, 30.0].iter().flat_map(|&v| [v, v + 1.0, 2.0 * v]).collect();
+        let input: Vec<f32> = [0.0f32, 3.0, 6.0, 30.0]
+            .iter()
+            .flat_map(|&v| [v, v + 1.0, 2.0 * v])
+            .collect();
         let mut output = vec![0f32; input.len()];
         box_line(&input, 1, &mut output);
         // Means of (0,0,3), (0,3,6), (3,6,30), (6,30,30) in the first channel.
@@ -234,13 +252,31 @@ mod tests {
 
     #[test]
     fn every_table_sums_to_one_and_stays_inside_the_input() {
-        for (src, dst) in [(1, 1), (1, 5), (5, 1), (3, 7), (7, 3), (1920, 256), (144, 1080), (255, 128), (9, 4)] {
+        for (src, dst) in [
+            (1, 1),
+            (1, 5),
+            (5, 1),
+            (3, 7),
+            (7, 3),
+            (1920, 256),
+            (144, 1080),
+            (255, 128),
+            (9, 4),
+        ] {
             let taps = AxisTaps::for_resize(src, dst);
             assert_eq!(taps.start.len(), dst);
             for i in 0..dst {
-                assert!(taps.start[i] + taps.taps <= src, "{src}->{dst}: tap {i} reads past the input");
-                let sum: f32 = taps.weights[i * taps.taps..(i + 1) * taps.taps].iter().sum();
-                assert!((sum - 1.0).abs() < 1e-5, "{src}->{dst}: weights of {i} sum to {sum}");
+                assert!(
+                    taps.start[i] + taps.taps <= src,
+                    "{src}->{dst}: tap {i} reads past the input"
+                );
+                let sum: f32 = taps.weights[i * taps.taps..(i + 1) * taps.taps]
+                    .iter()
+                    .sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-5,
+                    "{src}->{dst}: weights of {i} sum to {sum}"
+                );
             }
         }
     }

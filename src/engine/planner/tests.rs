@@ -14,9 +14,17 @@ fn check_plan(plan: &ClipPlan, first_known: bool) {
     let n = plan.total_frames;
     for f in 0..n {
         let img = plan.image_source[f];
-        assert_eq!(plan.windows[img.window].frames[img.position], f, "{n} frames: image of {f}");
+        assert_eq!(
+            plan.windows[img.window].frames[img.position], f,
+            "{n} frames: image of {f}"
+        );
         // The image is the last window holding the frame.
-        assert!(plan.windows[img.window + 1..].iter().all(|w| !w.frames.contains(&f)), "{n}: {f}");
+        assert!(
+            plan.windows[img.window + 1..]
+                .iter()
+                .all(|w| !w.frames.contains(&f)),
+            "{n}: {f}"
+        );
         match plan.latent_source[f] {
             None => assert!(first_known && f == 0, "{n} frames: frame {f} has no latent"),
             Some(src) => {
@@ -24,7 +32,11 @@ fn check_plan(plan: &ClipPlan, first_known: bool) {
                 assert_eq!(w.frames[src.position], f);
                 assert!(w.keeps[src.position] && !w.guides[src.position]);
                 // No earlier window held it.
-                assert!(plan.windows[..src.window].iter().all(|w| !w.frames.contains(&f)));
+                assert!(
+                    plan.windows[..src.window]
+                        .iter()
+                        .all(|w| !w.frames.contains(&f))
+                );
             }
         }
     }
@@ -32,12 +44,22 @@ fn check_plan(plan: &ClipPlan, first_known: bool) {
         for p in 0..WINDOW_LEN {
             let f = w.frames[p];
             assert!(f < n);
-            let earlier = plan.windows[..i].iter().any(|o| o.frames.contains(&f)) || (first_known && f == 0);
+            let earlier =
+                plan.windows[..i].iter().any(|o| o.frames.contains(&f)) || (first_known && f == 0);
             assert_eq!(w.guides[p], earlier, "{n} frames: window {i} position {p}");
         }
         // Frame lists rise by the stride until the padding with the last frame.
-        let real = w.frames.windows(2).take_while(|p| p[1] == p[0] + w.stride).count() + 1;
-        assert!(w.frames[real..].iter().all(|&f| f == n - 1), "{n}: {:?}", w.frames);
+        let real = w
+            .frames
+            .windows(2)
+            .take_while(|p| p[1] == p[0] + w.stride)
+            .count()
+            + 1;
+        assert!(
+            w.frames[real..].iter().all(|&f| f == n - 1),
+            "{n}: {:?}",
+            w.frames
+        );
     }
 }
 
@@ -52,7 +74,14 @@ fn official_plans_are_consistent() {
 fn strides_and_window_starts_follow_the_official_loop() {
     let short = official_plan(49).unwrap();
     assert!(short.windows.iter().all(|w| w.stride == 1));
-    assert_eq!(short.windows.iter().map(|w| w.frames[0]).collect::<Vec<_>>(), vec![0, 15, 30, 45]);
+    assert_eq!(
+        short
+            .windows
+            .iter()
+            .map(|w| w.frames[0])
+            .collect::<Vec<_>>(),
+        vec![0, 15, 30, 45]
+    );
     let p = official_plan(50).unwrap();
     let strides: Vec<usize> = p.windows.iter().map(|w| w.stride).collect();
     assert_eq!(strides, vec![15, 5, 1, 1, 1, 1]);
@@ -71,7 +100,13 @@ fn one_frame_gets_one_padded_window() {
     assert_eq!(p.windows.len(), 1);
     assert_eq!(p.windows[0].frames, [0; WINDOW_LEN]);
     assert_eq!(p.windows[0].guides, [false; WINDOW_LEN]);
-    assert_eq!(p.latent_source[0], Some(FrameSource { window: 0, position: 0 }));
+    assert_eq!(
+        p.latent_source[0],
+        Some(FrameSource {
+            window: 0,
+            position: 0
+        })
+    );
     assert_eq!(p.global_frames, [0; GLOBAL_FRAMES]);
     assert!(official_plan(0).is_err());
 }
@@ -83,8 +118,20 @@ fn guides_come_from_earlier_windows() {
     assert_eq!(p.windows[1].frames[..2], [15, 16]);
     assert!(p.windows[1].guides[0] && !p.windows[1].guides[1]);
     assert!(p.windows[1].keeps[1] && !p.windows[1].keeps[2]);
-    assert_eq!(p.latent_source[15], Some(FrameSource { window: 0, position: 15 }));
-    assert_eq!(p.image_source[15], FrameSource { window: 1, position: 0 });
+    assert_eq!(
+        p.latent_source[15],
+        Some(FrameSource {
+            window: 0,
+            position: 15
+        })
+    );
+    assert_eq!(
+        p.image_source[15],
+        FrameSource {
+            window: 1,
+            position: 0
+        }
+    );
 }
 
 #[test]
@@ -97,7 +144,13 @@ fn clip_of_52_frames_takes_images_from_the_stride_one_windows() {
     want.extend([5; 7]);
     assert_eq!(p.image_windows(), want);
     // Frame 51 comes from the first stride-15 window and is a guide after it.
-    assert_eq!(p.latent_source[51], Some(FrameSource { window: 0, position: 4 }));
+    assert_eq!(
+        p.latent_source[51],
+        Some(FrameSource {
+            window: 0,
+            position: 4
+        })
+    );
     assert!(p.windows[5].guides[6]);
 }
 
@@ -163,13 +216,31 @@ fn streaming_emits_every_frame_once_in_order() {
     for n in FRAME_COUNTS {
         for lookahead in [1, 2, 15, 16, 17, 50, 100, 226, 227, 500] {
             let chunks = stream(n, lookahead);
-            let emitted: Vec<usize> = chunks.iter().flat_map(|c| c.emitted_locals().map(|l| c.to_stream(l))).collect();
-            assert_eq!(emitted, (0..n).collect::<Vec<_>>(), "{n} frames, lookahead {lookahead}");
+            let emitted: Vec<usize> = chunks
+                .iter()
+                .flat_map(|c| c.emitted_locals().map(|l| c.to_stream(l)))
+                .collect();
+            assert_eq!(
+                emitted,
+                (0..n).collect::<Vec<_>>(),
+                "{n} frames, lookahead {lookahead}"
+            );
             let mut previous_end = None;
             for c in &chunks {
-                let label = format!("{n} frames, lookahead {lookahead}, chunk {:?}", c.new_frames);
-                assert_eq!(c.carried_guide, previous_end.map(|e: usize| e - 1), "{label}");
-                assert_eq!(c.to_stream(c.emitted_locals().start), c.new_frames.start, "{label}");
+                let label = format!(
+                    "{n} frames, lookahead {lookahead}, chunk {:?}",
+                    c.new_frames
+                );
+                assert_eq!(
+                    c.carried_guide,
+                    previous_end.map(|e: usize| e - 1),
+                    "{label}"
+                );
+                assert_eq!(
+                    c.to_stream(c.emitted_locals().start),
+                    c.new_frames.start,
+                    "{label}"
+                );
                 assert_eq!(c.emitted_locals().len(), c.new_frames.len(), "{label}");
                 check_plan(&c.plan, c.carried_guide.is_some());
                 previous_end = Some(c.new_frames.end);
@@ -185,7 +256,11 @@ fn streaming_equals_the_official_plan_when_the_lookahead_covers_the_clip() {
             let chunks = stream(n, lookahead);
             assert_eq!(chunks.len(), 1);
             assert_eq!(chunks[0].carried_guide, None);
-            assert_eq!(chunks[0].plan, official_plan(n).unwrap(), "{n} frames, lookahead {lookahead}");
+            assert_eq!(
+                chunks[0].plan,
+                official_plan(n).unwrap(),
+                "{n} frames, lookahead {lookahead}"
+            );
         }
     }
 }
@@ -193,7 +268,13 @@ fn streaming_equals_the_official_plan_when_the_lookahead_covers_the_clip() {
 #[test]
 fn later_chunks_start_from_the_carried_guide() {
     let chunks = stream(500, 226);
-    assert_eq!(chunks.iter().map(|c| c.new_frames.clone()).collect::<Vec<_>>(), vec![0..226, 226..452, 452..500]);
+    assert_eq!(
+        chunks
+            .iter()
+            .map(|c| c.new_frames.clone())
+            .collect::<Vec<_>>(),
+        vec![0..226, 226..452, 452..500]
+    );
     let second = &chunks[1];
     assert_eq!(second.carried_guide, Some(225));
     assert_eq!(second.local_len(), 227);

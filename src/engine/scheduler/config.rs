@@ -89,7 +89,9 @@ impl SchedulerConfig {
     /// PRK warm-up steps, thresholding, Karras sigmas, ...) are an error that
     /// names the key.
     pub fn from_json(kind: SchedulerKind, json: &Value) -> Result<SchedulerConfig> {
-        let obj = json.as_object().ok_or_else(|| bad("the scheduler config is not a JSON object".into()))?;
+        let obj = json
+            .as_object()
+            .ok_or_else(|| bad("the scheduler config is not a JSON object".into()))?;
         let mut c = SchedulerConfig::sd15(kind);
         let (mut clip_sample, mut clip_range) = (false, 1.0);
         for (key, value) in obj {
@@ -109,8 +111,11 @@ impl SchedulerConfig {
                     }
                 }
                 "trained_betas" => {
-                    let list = value.as_array().ok_or_else(|| bad("`trained_betas` is not a list".into()))?;
-                    c.trained_betas = Some(list.iter().map(|v| num(key, v)).collect::<Result<_>>()?);
+                    let list = value
+                        .as_array()
+                        .ok_or_else(|| bad("`trained_betas` is not a list".into()))?;
+                    c.trained_betas =
+                        Some(list.iter().map(|v| num(key, v)).collect::<Result<_>>()?);
                 }
                 "set_alpha_to_one" => c.set_alpha_to_one = boolean(key, value)?,
                 "steps_offset" => c.steps_offset = uint(key, value)? as i64,
@@ -123,7 +128,9 @@ impl SchedulerConfig {
                     }
                 }
                 "prediction_type" => require(key, string(key, value)? == "epsilon", value)?,
-                "skip_prk_steps" if kind == SchedulerKind::Pndm => require(key, boolean(key, value)?, value)?,
+                "skip_prk_steps" if kind == SchedulerKind::Pndm => {
+                    require(key, boolean(key, value)?, value)?
+                }
                 "clip_sample" => clip_sample = boolean(key, value)?,
                 "clip_sample_range" => clip_range = num(key, value)?,
                 "thresholding" | "rescale_betas_zero_snr" | "use_karras_sigmas" => {
@@ -156,7 +163,10 @@ impl SchedulerConfig {
             c.clip_sample_range = Some(clip_range);
         }
         if c.num_train_timesteps < 2 {
-            return Err(bad(format!("num_train_timesteps must be at least 2, got {}", c.num_train_timesteps)));
+            return Err(bad(format!(
+                "num_train_timesteps must be at least 2, got {}",
+                c.num_train_timesteps
+            )));
         }
         Ok(c)
     }
@@ -172,18 +182,32 @@ impl SchedulerConfig {
             (Some(list), _) => list.iter().map(|&b| b as f32).collect(),
             (None, BetaSchedule::Linear) => torch_linspace_f32(self.beta_start, self.beta_end, n),
             (None, BetaSchedule::ScaledLinear) => {
-                torch_linspace_f32(self.beta_start.sqrt(), self.beta_end.sqrt(), n).iter().map(|b| b * b).collect()
+                torch_linspace_f32(self.beta_start.sqrt(), self.beta_end.sqrt(), n)
+                    .iter()
+                    .map(|b| b * b)
+                    .collect()
             }
             (None, BetaSchedule::SquaredCosCapV2) => {
-                let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                let alpha_bar = |t: f64| {
+                    ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                        .cos()
+                        .powi(2)
+                };
                 (0..n)
-                    .map(|i| (1.0 - alpha_bar((i + 1) as f64 / n as f64) / alpha_bar(i as f64 / n as f64)).min(0.999))
+                    .map(|i| {
+                        (1.0 - alpha_bar((i + 1) as f64 / n as f64)
+                            / alpha_bar(i as f64 / n as f64))
+                        .min(0.999)
+                    })
                     .map(|b| b as f32)
                     .collect()
             }
         };
         if betas.len() != n {
-            return Err(bad(format!("trained_betas has {} values but num_train_timesteps is {n}", betas.len())));
+            return Err(bad(format!(
+                "trained_betas has {} values but num_train_timesteps is {n}",
+                betas.len()
+            )));
         }
         if betas.iter().any(|b| !(*b > 0.0 && *b < 1.0)) {
             return Err(bad("every beta must lie strictly between 0 and 1".into()));
@@ -200,10 +224,17 @@ impl SchedulerConfig {
 
     /// The inference timesteps of `kind` for `steps` steps, in the order they run
     /// (diffusers 0.18.2 `set_timesteps`).
-    pub fn timesteps(&self, kind: SchedulerKind, steps: usize, alphas_cumprod: &[f64]) -> Result<Vec<i64>> {
+    pub fn timesteps(
+        &self,
+        kind: SchedulerKind,
+        steps: usize,
+        alphas_cumprod: &[f64],
+    ) -> Result<Vec<i64>> {
         let train = self.num_train_timesteps;
         if steps == 0 || steps > train {
-            return Err(bad(format!("the number of steps must be between 1 and {train}, got {steps}")));
+            return Err(bad(format!(
+                "the number of steps must be between 1 and {train}, got {steps}"
+            )));
         }
         let descending = match kind {
             SchedulerKind::Pndm => {
@@ -222,7 +253,10 @@ impl SchedulerConfig {
             SchedulerKind::DpmSolverPp => {
                 // log-SNR decreases with t; timesteps whose lambda lies below
                 // `lambda_min_clipped` are cut from the top.
-                let clipped = alphas_cumprod.iter().filter(|&&a| log_snr(a) < self.lambda_min_clipped).count();
+                let clipped = alphas_cumprod
+                    .iter()
+                    .filter(|&&a| log_snr(a) < self.lambda_min_clipped)
+                    .count();
                 let last = (train - clipped) as i64;
                 if last < 1 {
                     return Err(bad("lambda_min_clipped removes every timestep".into()));
@@ -237,7 +271,9 @@ impl SchedulerConfig {
             }
         };
         if descending.iter().any(|&t| t < 0 || t >= train as i64) {
-            return Err(bad(format!("the timesteps {descending:?} leave the training range 0..{train}")));
+            return Err(bad(format!(
+                "the timesteps {descending:?} leave the training range 0..{train}"
+            )));
         }
         Ok(descending)
     }
@@ -254,11 +290,17 @@ impl SchedulerConfig {
                 .collect(),
             TimestepSpacing::Leading => {
                 let ratio = last / count as i64;
-                (0..count as i64).rev().map(|i| i * ratio + offset).collect()
+                (0..count as i64)
+                    .rev()
+                    .map(|i| i * ratio + offset)
+                    .collect()
             }
             TimestepSpacing::Trailing => {
                 let ratio = self.num_train_timesteps as f64 / steps as f64;
-                arange_like_numpy(last as f64, 0.0, -ratio).iter().map(|v| v.round_ties_even() as i64 - 1).collect()
+                arange_like_numpy(last as f64, 0.0, -ratio)
+                    .iter()
+                    .map(|v| v.round_ties_even() as i64 - 1)
+                    .collect()
             }
         }
     }
@@ -306,7 +348,13 @@ fn torch_linspace_f32(start: f64, stop: f64, num: usize) -> Vec<f32> {
     }
     let step = (stop - start) / (num - 1) as f32;
     (0..num)
-        .map(|i| if i < num / 2 { step.mul_add(i as f32, start) } else { (-step).mul_add((num - 1 - i) as f32, stop) })
+        .map(|i| {
+            if i < num / 2 {
+                step.mul_add(i as f32, start)
+            } else {
+                (-step).mul_add((num - 1 - i) as f32, stop)
+            }
+        })
         .collect()
 }
 
@@ -314,11 +362,19 @@ fn torch_linspace_f32(start: f64, stop: f64, num: usize) -> Vec<f32> {
 /// values `start + i*delta` with `delta = (start+step) - start`.
 fn arange_like_numpy(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = ((stop - start) / step).ceil();
-    if !(len > 0.0) {
+    if len.is_nan() || len <= 0.0 {
         return Vec::new();
     }
     let delta = (start + step) - start;
-    (0..len as usize).map(|i| if i == 0 { start } else { start + i as f64 * delta }).collect()
+    (0..len as usize)
+        .map(|i| {
+            if i == 0 {
+                start
+            } else {
+                start + i as f64 * delta
+            }
+        })
+        .collect()
 }
 
 fn bad(sentence: String) -> EngineError {
@@ -326,25 +382,47 @@ fn bad(sentence: String) -> EngineError {
 }
 
 fn unsupported(key: &str, value: &str) -> EngineError {
-    bad(format!("scheduler setting `{key}` = {value} is not supported"))
+    bad(format!(
+        "scheduler setting `{key}` = {value} is not supported"
+    ))
 }
 
 fn require(key: &str, ok: bool, value: &Value) -> Result<()> {
-    if ok { Ok(()) } else { Err(unsupported(key, &value.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(unsupported(key, &value.to_string()))
+    }
 }
 
 fn num(key: &str, value: &Value) -> Result<f64> {
-    value.as_f64().ok_or_else(|| bad(format!("scheduler setting `{key}` must be a number, got {value}")))
+    value.as_f64().ok_or_else(|| {
+        bad(format!(
+            "scheduler setting `{key}` must be a number, got {value}"
+        ))
+    })
 }
 
 fn uint(key: &str, value: &Value) -> Result<u64> {
-    value.as_u64().ok_or_else(|| bad(format!("scheduler setting `{key}` must be a non-negative integer, got {value}")))
+    value.as_u64().ok_or_else(|| {
+        bad(format!(
+            "scheduler setting `{key}` must be a non-negative integer, got {value}"
+        ))
+    })
 }
 
 fn boolean(key: &str, value: &Value) -> Result<bool> {
-    value.as_bool().ok_or_else(|| bad(format!("scheduler setting `{key}` must be true or false, got {value}")))
+    value.as_bool().ok_or_else(|| {
+        bad(format!(
+            "scheduler setting `{key}` must be true or false, got {value}"
+        ))
+    })
 }
 
 fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str> {
-    value.as_str().ok_or_else(|| bad(format!("scheduler setting `{key}` must be a string, got {value}")))
+    value.as_str().ok_or_else(|| {
+        bad(format!(
+            "scheduler setting `{key}` must be a string, got {value}"
+        ))
+    })
 }

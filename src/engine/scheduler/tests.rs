@@ -10,17 +10,24 @@ use super::*;
 
 /// A deterministic pseudo-random vector in [-1, 1).
 fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -28,7 +35,10 @@ fn names_round_trip_and_unknown_names_fail() {
     for kind in SchedulerKind::ALL {
         assert_eq!(SchedulerKind::from_name(kind.name()).unwrap(), kind);
     }
-    assert_eq!(SchedulerKind::from_name(" DPMSolver++ ").unwrap(), SchedulerKind::DpmSolverPp);
+    assert_eq!(
+        SchedulerKind::from_name(" DPMSolver++ ").unwrap(),
+        SchedulerKind::DpmSolverPp
+    );
     let err = SchedulerKind::from_name("euler").unwrap_err().to_string();
     assert!(err.contains("euler"), "{err}");
 }
@@ -88,7 +98,10 @@ fn add_noise_mixes_with_the_alpha_product() {
     }
     // The SD 1.5 schedule (a float32 table): the alpha product falls from
     // 1 - 0.00085 to ~0.0047.
-    assert_eq!(s.alphas_cumprod[0], (1.0f32 - 0.00085f32.sqrt() * 0.00085f32.sqrt()) as f64);
+    assert_eq!(
+        s.alphas_cumprod[0],
+        (1.0f32 - 0.00085f32.sqrt() * 0.00085f32.sqrt()) as f64
+    );
     assert!(s.alphas_cumprod[999] > 0.004 && s.alphas_cumprod[999] < 0.0055);
 }
 
@@ -127,8 +140,11 @@ fn every_solver_is_exact_when_the_prediction_is_the_true_noise() {
     ] {
         let (s, x0, noise, x) = run_with_true_noise(kind, steps, true);
         let a = s.alphas_cumprod[0];
-        let want: Vec<f32> =
-            x0.iter().zip(&noise).map(|(&p, &n)| (a.sqrt() * p as f64 + (1.0 - a).sqrt() * n as f64) as f32).collect();
+        let want: Vec<f32> = x0
+            .iter()
+            .zip(&noise)
+            .map(|(&p, &n)| (a.sqrt() * p as f64 + (1.0 - a).sqrt() * n as f64) as f32)
+            .collect();
         let err = max_diff(&x, &want);
         assert!(err < 1e-5, "{kind} {steps} steps: {err}");
     }
@@ -157,7 +173,8 @@ fn reset_makes_a_second_run_identical() {
             s.reset();
             let mut x = s.add_noise(&values(32, 3), &values(32, 4), t0).unwrap();
             for (i, &t) in run.iter().enumerate() {
-                s.step_in_place(&values(32, 10 + i as u64), t, &mut x).unwrap();
+                s.step_in_place(&values(32, 10 + i as u64), t, &mut x)
+                    .unwrap();
             }
             results.push(x);
         }
@@ -170,7 +187,10 @@ fn manifest_config_keeps_each_kinds_defaults() {
     let manifest = json!({"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
         "beta_schedule": "scaled_linear", "set_alpha_to_one": false, "skip_prk_steps": true, "steps_offset": 1});
     for kind in SchedulerKind::ALL {
-        assert_eq!(SchedulerConfig::from_json(kind, &manifest).unwrap(), SchedulerConfig::sd15(kind));
+        assert_eq!(
+            SchedulerConfig::from_json(kind, &manifest).unwrap(),
+            SchedulerConfig::sd15(kind)
+        );
     }
     let dpm = json!({"lambda_min_clipped": "-inf", "solver_type": "heun", "solver_order": 1});
     let c = SchedulerConfig::from_json(SchedulerKind::DpmSolverPp, &dpm).unwrap();
@@ -181,14 +201,22 @@ fn manifest_config_keeps_each_kinds_defaults() {
 fn unsupported_settings_are_errors_that_name_the_key() {
     for (kind, config) in [
         (SchedulerKind::Pndm, json!({"skip_prk_steps": false})),
-        (SchedulerKind::Ddim, json!({"prediction_type": "v_prediction"})),
+        (
+            SchedulerKind::Ddim,
+            json!({"prediction_type": "v_prediction"}),
+        ),
         (SchedulerKind::DpmSolverPp, json!({"solver_order": 3})),
-        (SchedulerKind::DpmSolverPp, json!({"algorithm_type": "sde-dpmsolver++"})),
+        (
+            SchedulerKind::DpmSolverPp,
+            json!({"algorithm_type": "sde-dpmsolver++"}),
+        ),
         (SchedulerKind::Ddim, json!({"timestep_spacing": "sideways"})),
         (SchedulerKind::Ddim, json!({"thresholding": true})),
     ] {
         let key = config.as_object().unwrap().keys().next().unwrap().clone();
-        let err = Scheduler::from_json(kind, 10, &config).unwrap_err().to_string();
+        let err = Scheduler::from_json(kind, 10, &config)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&key), "{err}");
     }
     assert!(SchedulerConfig::from_json(SchedulerKind::Ddim, &json!([1, 2])).is_err());

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The element's answers to queries: caps negotiation in both directions
+//! (the output's size follows from the input's and `aspect`), accept-caps,
+//! allocation, drain, and latency (upstream's plus the lookahead held).
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::super::caps;
+use super::{CAT, M3ddmOutpaint};
+
+impl M3ddmOutpaint {
+    pub(super) fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        use gst::QueryViewMut;
+        match query.view_mut() {
+            QueryViewMut::Caps(q) => {
+                let downstream = self.srcpad.peer_query_caps(None);
+                let caps = self.caps_from_other_side(
+                    &downstream,
+                    gst::PadDirection::Src,
+                    pad,
+                    q.filter_owned(),
+                );
+                q.set_result(&caps);
+                true
+            }
+            QueryViewMut::AcceptCaps(q) => {
+                // Any fixed raw video in system memory is let through, so that a
+                // format or size the element cannot handle gets an error naming it.
+                let caps = q.caps();
+                let accepted = caps.is_fixed()
+                    && caps.structure(0).is_some_and(|s| s.name() == "video/x-raw")
+                    && caps.features(0).is_none_or(|f| {
+                        f.is_empty()
+                            || (f.size() == 1 && f.contains(gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY))
+                    });
+                q.set_result(accepted);
+                true
+            }
+            QueryViewMut::Allocation(q) => {
+                q.add_allocation_meta::<gst_video::VideoMeta>(None);
+                true
+            }
+            QueryViewMut::Drain(_) => self.sink_drain(),
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    pub(super) fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        use gst::QueryViewMut;
+        match query.view_mut() {
+            QueryViewMut::Caps(q) => {
+                let caps = match pad.current_caps() {
+                    Some(current) => match q.filter() {
+                        Some(filter) => {
+                            filter.intersect_with_mode(&current, gst::CapsIntersectMode::First)
+                        }
+                        None => current,
+                    },
+                    None => {
+                        let upstream = self.sinkpad.peer_query_caps(None);
+                        self.caps_from_other_side(
+                            &upstream,
+                            gst::PadDirection::Sink,
+                            pad,
+                            q.filter_owned(),
+                        )
+                    }
+                };
+                q.set_result(&caps);
+                true
+            }
+            QueryViewMut::Latency(q) => {
+                let mut upstream = gst::query::Latency::new();
+                if !self.sinkpad.peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                let ours = self.own_latency();
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "own latency {ours}, upstream {min} - {max:?}"
+                );
+                q.set(live, min + ours, max.map(|max| max + ours));
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    fn own_latency(&self) -> gst::ClockTime {
+        let Some(run) = self.run.lock().unwrap().clone() else {
+            return gst::ClockTime::ZERO;
+        };
+        let state = self.state.lock().unwrap();
+        run.latency(state.fps, state.stats.mean_chunk_time())
+    }
+
+    /// The caps this pad can take given the caps the other side offers (`direction`: the other pad's).
+    fn caps_from_other_side(
+        &self,
+        other: &gst::Caps,
+        direction: gst::PadDirection,
+        pad: &gst::Pad,
+        filter: Option<gst::Caps>,
+    ) -> gst::Caps {
+        let template = pad.pad_template_caps();
+        let caps = if other.is_any() {
+            template
+        } else {
+            let aspect = self
+                .settings
+                .lock()
+                .unwrap()
+                .aspect_ratio()
+                .unwrap_or(crate::engine::Ratio { num: 9, den: 16 });
+            caps::transform_caps(other, direction, aspect)
+                .intersect_with_mode(&template, gst::CapsIntersectMode::First)
+        };
+        match filter {
+            Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        }
+    }
+}
