@@ -63,6 +63,20 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// The `width × height` box whose top-left pixel is `(x0, y0)`.
+    pub fn at(x0: u32, y0: u32, width: u32, height: u32) -> Rect {
+        Rect {
+            x0,
+            y0,
+            x1: x0 + width,
+            y1: y0 + height,
+        }
+    }
+    /// A `width × height` box centred in an `outer_w × outer_h` frame, its
+    /// offsets rounded down (the official `int((W - w) / 2)`).
+    pub fn centred(outer_w: u32, outer_h: u32, width: u32, height: u32) -> Rect {
+        Rect::at((outer_w - width) / 2, (outer_h - height) / 2, width, height)
+    }
     pub fn width(&self) -> u32 {
         self.x1 - self.x0
     }
@@ -175,13 +189,7 @@ fn shared_layout(
     // least one pixel so that extreme ratios keep a content box.
     let scaled = |v: f64| ((side / max_dim * v) as u32).clamp(1, canvas);
     let (content_w, content_h) = (scaled(w), scaled(h));
-    let (x0, y0) = ((canvas - content_w) / 2, (canvas - content_h) / 2);
-    let content = Rect {
-        x0,
-        y0,
-        x1: x0 + content_w,
-        y1: y0 + content_h,
-    };
+    let content = Rect::centred(canvas, canvas, content_w, content_h);
     Ok(SharedCanvasLayout {
         canvas,
         content,
@@ -196,23 +204,9 @@ pub fn output_crop(target: Ratio, canvas: u32) -> Rect {
     let aspect = target.as_f64();
     let truncate = |v: f64| (v as u32).clamp(1.min(canvas), canvas);
     if 1.0 > aspect {
-        let width = truncate(side * aspect);
-        let margin = ((canvas - width) as f64 / 2.0) as u32;
-        Rect {
-            x0: margin,
-            y0: 0,
-            x1: margin + width,
-            y1: canvas,
-        }
+        Rect::centred(canvas, canvas, truncate(side * aspect), canvas)
     } else {
-        let height = truncate(side / aspect);
-        let margin = ((canvas - height) as f64 / 2.0) as u32;
-        Rect {
-            x0: 0,
-            y0: margin,
-            x1: canvas,
-            y1: margin + height,
-        }
+        Rect::centred(canvas, canvas, canvas, truncate(side / aspect))
     }
 }
 
@@ -264,12 +258,7 @@ pub fn output_layout(
     Ok(OutputLayout {
         width,
         height,
-        source: Rect {
-            x0,
-            y0,
-            x1: x0 + src_w,
-            y1: y0 + src_h,
-        },
+        source: Rect::at(x0, y0, src_w, src_h),
     })
 }
 
@@ -304,12 +293,7 @@ pub fn output_layout_with_margins(
     Ok(OutputLayout {
         width,
         height,
-        source: Rect {
-            x0,
-            y0,
-            x1: x0 + src_w,
-            y1: y0 + src_h,
-        },
+        source: Rect::at(x0, y0, src_w, src_h),
     })
 }
 
@@ -340,12 +324,7 @@ pub fn canvas_layout_for_output(
         fit(display_w * scale, canvas),
         fit(display_h * scale, canvas),
     );
-    let crop = Rect {
-        x0: (canvas - crop_w) / 2,
-        y0: (canvas - crop_h) / 2,
-        x1: (canvas - crop_w) / 2 + crop_w,
-        y1: (canvas - crop_h) / 2 + crop_h,
-    };
+    let crop = Rect::centred(canvas, canvas, crop_w, crop_h);
     let place = |start: u32, len: u32, crop_start: u32, crop_len: u32, unit: f64| {
         let offset = ((start as f64 * unit * scale) as u32).min(crop_len - 1);
         let size = fit(len as f64 * unit * scale, crop_len - offset);

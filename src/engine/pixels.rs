@@ -228,14 +228,7 @@ fn cover_region(width: u32, height: u32, target: Rect) -> Rect {
     } else {
         (w, ((w * th + tw / 2) / tw).clamp(1, h))
     };
-    let x0 = ((w - region_w) / 2) as u32;
-    let y0 = ((h - region_h) / 2) as u32;
-    Rect {
-        x0,
-        y0,
-        x1: x0 + region_w as u32,
-        y1: y0 + region_h as u32,
-    }
+    Rect::centred(width, height, region_w as u32, region_h as u32)
 }
 
 /// Blurs `image` by three box passes of `radius` along each axis (edges

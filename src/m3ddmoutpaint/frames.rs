@@ -208,12 +208,12 @@ impl Compositor {
         let (w_sub, h_sub) = (finfo.w_sub()[component], finfo.h_sub()[component]);
         let bytes_per_pixel = finfo.pixel_stride()[component] as usize;
         let scaled = |value: u32, sub: u32| value.div_ceil(1 << sub);
-        let plane_box = Rect {
-            x0: self.source.x0 >> w_sub,
-            y0: self.source.y0 >> h_sub,
-            x1: (self.source.x0 >> w_sub) + scaled(self.source.width(), w_sub),
-            y1: (self.source.y0 >> h_sub) + scaled(self.source.height(), h_sub),
-        };
+        let plane_box = Rect::at(
+            self.source.x0 >> w_sub,
+            self.source.y0 >> h_sub,
+            scaled(self.source.width(), w_sub),
+            scaled(self.source.height(), h_sub),
+        );
         let plane_width = scaled(self.out_info.width(), w_sub);
         let plane_height = scaled(self.out_info.height(), h_sub);
         if plane_box.x1 > plane_width || plane_box.y1 > plane_height {

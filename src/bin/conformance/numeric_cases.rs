@@ -117,13 +117,12 @@ pub fn geometry(case: &Case) -> CaseResult {
             None => shared_canvas(&canvases)?,
         };
         let got = geometry::output_crop(ratio, canvas);
-        let (x0, y0) = (field_u32(crop, "x0")?, field_u32(crop, "y0")?);
-        let want = Rect {
-            x0,
-            y0,
-            x1: x0 + field_u32(crop, "w")?,
-            y1: y0 + field_u32(crop, "h")?,
-        };
+        let want = Rect::at(
+            field_u32(crop, "x0")?,
+            field_u32(crop, "y0")?,
+            field_u32(crop, "w")?,
+            field_u32(crop, "h")?,
+        );
         if got != want {
             return Err(format!(
                 "output crop {ratio_text} on {canvas}: {got:?}, expected {want:?}"
