@@ -307,16 +307,18 @@ pub fn check_graph_files(dir: &Path, manifest: &Manifest) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::test_support::scratch_dir;
 
     #[test]
     fn sha256_of_a_known_text() {
-        let path = std::env::temp_dir().join(format!("m3ddm-sha-{}", std::process::id()));
+        let dir = scratch_dir("manifest-sha");
+        let path = dir.join("abc.txt");
         std::fs::write(&path, b"abc").unwrap();
         // FIPS 180-2 test vector.
         assert_eq!(
             sha256_file(&path).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

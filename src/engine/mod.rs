@@ -13,6 +13,8 @@ pub mod planner;
 pub mod runtime;
 pub mod scheduler;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod window;
 
 pub use error::{EngineError, Result};

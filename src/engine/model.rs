@@ -379,13 +379,5 @@ fn expect_len(name: &str, data: Vec<f32>, want: usize) -> Result<Vec<f32>> {
     Ok(data)
 }
 
-/// The committed tiny random model (`make tiny-model`), or `M3DDM_TEST_MODEL`.
-#[cfg(test)]
-pub(crate) fn tiny_model_dir() -> PathBuf {
-    std::env::var_os("M3DDM_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny")))
-}
-
 #[cfg(test)]
 mod tests;

@@ -317,13 +317,7 @@ fn commit(mut builder: SessionBuilder, graph: &Path) -> Result<Session> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("m3ddm-runtime-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::engine::test_support::scratch_dir;
 
     #[test]
     fn missing_override_is_an_error_naming_it() {
@@ -338,7 +332,7 @@ mod tests {
 
     #[test]
     fn nothing_found_says_how_to_install() {
-        let dir = temp_dir("none");
+        let dir = scratch_dir("runtime-none");
         let err = find_library_in(None, "/nonexistent/recorded.so", std::slice::from_ref(&dir))
             .unwrap_err();
         let text = err.to_string();
@@ -351,7 +345,7 @@ mod tests {
 
     #[test]
     fn lookup_order_is_override_then_build_time_then_venv() {
-        let dir = temp_dir("order");
+        let dir = scratch_dir("runtime-order");
         let capi = dir.join("sp").join("onnxruntime").join("capi");
         std::fs::create_dir_all(&capi).unwrap();
         let venv_lib = capi.join(PINNED_LIBRARY);
@@ -372,7 +366,7 @@ mod tests {
 
     #[test]
     fn venv_lookup_takes_the_newest_other_version() {
-        let dir = temp_dir("glob");
+        let dir = scratch_dir("runtime-glob");
         let capi = dir.join("onnxruntime").join("capi");
         std::fs::create_dir_all(&capi).unwrap();
         for name in [

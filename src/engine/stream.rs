@@ -329,8 +329,8 @@ pub fn rgb_from_chw(image: &[f32], canvas: u32) -> RgbImage {
 mod tests {
     use super::*;
     use crate::engine::geometry::{Ratio, canvas_layout};
-    use crate::engine::model::tiny_model_dir;
     use crate::engine::planner;
+    use crate::engine::test_support::tiny_model_dir;
     use std::sync::atomic::Ordering;
 
     fn tiny_model() -> Arc<Model> {

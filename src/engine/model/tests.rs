@@ -4,14 +4,8 @@
 
 use super::*;
 use crate::engine::stream::ExecutionProvider;
+use crate::engine::test_support::{scratch_dir, tiny_model_dir};
 use serde_json::Value;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("m3ddm-model-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn tensor(name: &str, dtype: &str, shape: Value) -> Value {
     serde_json::json!({ "name": name, "dtype": dtype, "shape": shape })
@@ -70,7 +64,7 @@ fn load_err(dir: &Path) -> String {
 
 #[test]
 fn missing_directory_and_manifest_are_named() {
-    let dir = temp_dir("missing");
+    let dir = scratch_dir("model-missing");
     assert!(load_err(&dir.join("nope")).contains("does not exist"));
     assert!(load_err(&dir).contains("no readable manifest.json"));
     std::fs::write(dir.join("manifest.json"), "{ not json").unwrap();
@@ -79,7 +73,7 @@ fn missing_directory_and_manifest_are_named() {
 
 #[test]
 fn other_format_or_version_is_refused() {
-    let dir = temp_dir("format");
+    let dir = scratch_dir("model-format");
     let mut manifest = write_model_dir(&dir, b"graph");
     manifest["format_version"] = 2.into();
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
@@ -92,7 +86,7 @@ fn other_format_or_version_is_refused() {
 
 #[test]
 fn io_names_outside_the_contract_are_refused() {
-    let dir = temp_dir("contract");
+    let dir = scratch_dir("model-contract");
     let mut manifest = write_model_dir(&dir, b"graph");
     manifest["graphs"]["unet"]["inputs"][0]["name"] = "latents".into();
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
@@ -105,7 +99,7 @@ fn io_names_outside_the_contract_are_refused() {
 
 #[test]
 fn missing_graph_and_hash_mismatch_are_named() {
-    let dir = temp_dir("files");
+    let dir = scratch_dir("model-files");
     write_model_dir(&dir, b"graph");
     std::fs::write(dir.join("vae_decoder.onnx"), b"altered").unwrap();
     let err = load_err(&dir);
@@ -123,7 +117,7 @@ fn missing_graph_and_hash_mismatch_are_named() {
 
 #[test]
 fn a_file_that_is_not_onnx_is_refused() {
-    let dir = temp_dir("corrupt");
+    let dir = scratch_dir("model-corrupt");
     write_model_dir(&dir, b"this is not a protobuf");
     let err = load_err(&dir);
     assert!(
@@ -152,7 +146,7 @@ fn options(dir: &Path, provider: ExecutionProvider) -> ModelOptions {
 
 #[test]
 fn graph_io_that_differs_from_the_manifest_is_refused() {
-    let dir = temp_dir("io");
+    let dir = scratch_dir("model-io");
     copy_dir(&tiny_model_dir(), &dir);
     let path = dir.join("manifest.json");
     let mut manifest: Value =

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the engine's unit tests share: the committed tiny model, and an empty
+//! scratch folder per test.
+
+use std::path::PathBuf;
+
+/// The committed tiny random model (`make tiny-model`), or `M3DDM_TEST_MODEL`.
+pub(crate) fn tiny_model_dir() -> PathBuf {
+    std::env::var_os("M3DDM_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny")))
+}
+
+/// An empty folder `m3ddm-<tag>-<pid>` in the system's temporary folder;
+/// `tag` must be unique among the tests, which run in parallel.
+pub(crate) fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("m3ddm-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
