@@ -180,25 +180,70 @@ pub fn feather_seam(plane: &mut PlaneMut<'_>, source: Rect, feather: u32) {
 mod tests {
     use super::*;
 
-    /// A plane of `width × height` pixels with `padding` extra bytes per row;
-    /// pixel bytes are `value(x, y, component)`, padding bytes 0xEE.
-    fn plane_bytes(
+    /// A plane of `width × height` pixels of `bpp` bytes, owning its bytes.
+    #[derive(Clone)]
+    struct TestPlane {
+        data: Vec<u8>,
+        stride: usize,
         width: u32,
         height: u32,
         bpp: usize,
-        padding: usize,
-        value: impl Fn(u32, u32, usize) -> u8,
-    ) -> (Vec<u8>, usize) {
-        let stride = width as usize * bpp + padding;
-        let mut data = vec![0xEE; stride * height as usize];
-        for y in 0..height {
-            for x in 0..width {
-                for c in 0..bpp {
-                    data[y as usize * stride + x as usize * bpp + c] = value(x, y, c);
+    }
+
+    impl TestPlane {
+        /// `padding` extra bytes per row; pixel bytes are `value(x, y, component)`,
+        /// padding bytes 0xEE.
+        fn new(
+            width: u32,
+            height: u32,
+            bpp: usize,
+            padding: usize,
+            value: impl Fn(u32, u32, usize) -> u8,
+        ) -> TestPlane {
+            let stride = width as usize * bpp + padding;
+            let mut data = vec![0xEE; stride * height as usize];
+            for y in 0..height {
+                for x in 0..width {
+                    for c in 0..bpp {
+                        data[y as usize * stride + x as usize * bpp + c] = value(x, y, c);
+                    }
                 }
             }
+            TestPlane {
+                data,
+                stride,
+                width,
+                height,
+                bpp,
+            }
         }
-        (data, stride)
+
+        fn plane_mut(&mut self) -> PlaneMut<'_> {
+            PlaneMut {
+                data: &mut self.data,
+                stride: self.stride,
+                width: self.width,
+                height: self.height,
+                bytes_per_pixel: self.bpp,
+            }
+        }
+
+        fn plane_ref(&self) -> PlaneRef<'_> {
+            PlaneRef {
+                data: &self.data,
+                stride: self.stride,
+                width: self.width,
+                height: self.height,
+                bytes_per_pixel: self.bpp,
+            }
+        }
+
+        /// The bytes after `feather_seam(source, feather)` on a copy of this plane.
+        fn feathered(&self, source: Rect, feather: u32) -> Vec<u8> {
+            let mut copy = self.clone();
+            feather_seam(&mut copy.plane_mut(), source, feather);
+            copy.data
+        }
     }
 
     fn inside(rect: Rect, x: u32, y: u32) -> bool {
@@ -279,17 +324,10 @@ mod tests {
             for bpp in 1..=4 {
                 for padding in [0, 3] {
                     for feather in [1, 3, 6] {
-                        let (original, stride) =
-                            plane_bytes(width, height, bpp, padding, frame_value(source));
-                        let mut data = original.clone();
-                        let mut plane = PlaneMut {
-                            data: &mut data,
-                            stride,
-                            width,
-                            height,
-                            bytes_per_pixel: bpp,
-                        };
-                        feather_seam(&mut plane, source, feather);
+                        let plane =
+                            TestPlane::new(width, height, bpp, padding, frame_value(source));
+                        let data = plane.feathered(source, feather);
+                        let (original, stride) = (&plane.data, plane.stride);
                         for y in 0..height as usize {
                             for byte in 0..stride {
                                 let i = y * stride + byte;
@@ -325,25 +363,16 @@ mod tests {
             x1: 8,
             y1: 2,
         };
-        let (mut data, stride) =
-            plane_bytes(
-                12,
-                2,
-                1,
-                0,
-                |x, _, _| if (4..8).contains(&x) { 200 } else { 0 },
-            );
-        feather_seam(
-            &mut PlaneMut {
-                data: &mut data,
-                stride,
-                width: 12,
-                height: 2,
-                bytes_per_pixel: 1,
+        let plane = TestPlane::new(
+            12,
+            2,
+            1,
+            0,
+            |x, _, _| {
+                if (4..8).contains(&x) { 200 } else { 0 }
             },
-            source,
-            3,
         );
+        let data = plane.feathered(source, 3);
         assert_eq!(
             &data[..12],
             &[0, 50, 100, 150, 200, 200, 200, 200, 150, 100, 50, 0]
@@ -360,22 +389,15 @@ mod tests {
             x1: 5,
             y1: 4,
         };
-        let (mut data, stride) = plane_bytes(7, 6, 2, 2, |x, y, c| {
+        let plane = TestPlane::new(7, 6, 2, 2, |x, y, c| {
             if inside(source, x, y) {
                 (40 * y + 20 * c as u32 + x) as u8
             } else {
                 0
             }
         });
-        let mut plane = PlaneMut {
-            data: &mut data,
-            stride,
-            width: 7,
-            height: 6,
-            bytes_per_pixel: 2,
-        };
-        feather_seam(&mut plane, source, 1);
-        let at = |x: usize, y: usize, c: usize| data[y * stride + x * 2 + c];
+        let data = plane.feathered(source, 1);
+        let at = |x: usize, y: usize, c: usize| data[y * plane.stride + x * 2 + c];
         // Feather 1: direct neighbours get weight 1/2 (128/256) of their edge pixel.
         assert_eq!((at(1, 2, 0), at(1, 2, 1)), (41, 51)); // edge (2,2): 82, 102
         assert_eq!((at(5, 3, 0), at(5, 3, 1)), (62, 72)); // edge (4,3): 124, 144
@@ -393,25 +415,16 @@ mod tests {
             x1: 6,
             y1: 6,
         };
-        let (mut data, stride) =
-            plane_bytes(
-                9,
-                9,
-                1,
-                0,
-                |x, y, _| if inside(source, x, y) { 255 } else { 0 },
-            );
-        feather_seam(
-            &mut PlaneMut {
-                data: &mut data,
-                stride,
-                width: 9,
-                height: 9,
-                bytes_per_pixel: 1,
+        let plane = TestPlane::new(
+            9,
+            9,
+            1,
+            0,
+            |x, y, _| {
+                if inside(source, x, y) { 255 } else { 0 }
             },
-            source,
-            3,
         );
+        let data = plane.feathered(source, 3);
         // (2,2) is √2 from (3,3): weight 1 − √2/4 = 0.646 → 256·0.646 = 165 → 255·165/256 = 164.4.
         assert_eq!(data[2 * 9 + 2], 164);
         // (1,1) is √8 = 2.83 away: weight 0.293 → 75/256 of 255 = 74.7.
@@ -428,7 +441,7 @@ mod tests {
             x1: 6,
             y1: 6,
         };
-        let (original, stride) = plane_bytes(8, 8, 3, 1, frame_value(source));
+        let plane = TestPlane::new(8, 8, 3, 1, frame_value(source));
         for (rect, feather) in [
             (source, 0),
             (
@@ -450,19 +463,7 @@ mod tests {
                 4,
             ),
         ] {
-            let mut data = original.clone();
-            feather_seam(
-                &mut PlaneMut {
-                    data: &mut data,
-                    stride,
-                    width: 8,
-                    height: 8,
-                    bytes_per_pixel: 3,
-                },
-                rect,
-                feather,
-            );
-            assert_eq!(data, original);
+            assert_eq!(plane.feathered(rect, feather), plane.data);
         }
     }
 
@@ -508,24 +509,11 @@ mod tests {
 
     #[test]
     fn blit_copies_bit_exact_and_clips() {
-        let (src_data, src_stride) =
-            plane_bytes(3, 2, 2, 1, |x, y, c| (x * 10 + y * 100 + c as u32) as u8);
-        let src = PlaneRef {
-            data: &src_data,
-            stride: src_stride,
-            width: 3,
-            height: 2,
-            bytes_per_pixel: 2,
-        };
-        let (mut dst_data, dst_stride) = plane_bytes(4, 3, 2, 2, |_, _, _| 0);
-        let mut dst = PlaneMut {
-            data: &mut dst_data,
-            stride: dst_stride,
-            width: 4,
-            height: 3,
-            bytes_per_pixel: 2,
-        };
-        blit(&mut dst, &src, 2, 2).unwrap();
+        let source = TestPlane::new(3, 2, 2, 1, |x, y, c| (x * 10 + y * 100 + c as u32) as u8);
+        let src = source.plane_ref();
+        let mut dst = TestPlane::new(4, 3, 2, 2, |_, _, _| 0);
+        blit(&mut dst.plane_mut(), &src, 2, 2).unwrap();
+        let (dst_data, dst_stride) = (&dst.data, dst.stride);
         // Only (0,0) and (1,0) of the source fit, at (2,2) and (3,2).
         let row2 = &dst_data[2 * dst_stride..3 * dst_stride];
         assert_eq!(row2, &[0, 0, 0, 0, 0, 1, 10, 11, 0xEE, 0xEE]);
