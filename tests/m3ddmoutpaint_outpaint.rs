@@ -27,12 +27,17 @@ fn harness_with_frames(lookahead: u32, frames: u64) -> (gst_check::Harness, gst_
     let properties = outpaint_properties(lookahead);
     let mut h = harness(&as_refs(&properties));
     let info = video_info("RGB", 64, 36);
+    play_with_frames(&mut h, &info, frames);
+    (h, info)
+}
+
+/// Sets `h` playing with `info`'s caps and pushes frames 0..`frames`.
+fn play_with_frames(h: &mut gst_check::Harness, info: &gst_video::VideoInfo, frames: u64) {
     h.play();
     h.set_src_caps(info.to_caps().unwrap());
     for i in 0..frames {
-        h.push(make_frame(&info, i, 0)).unwrap();
+        h.push(make_frame(info, i, 0)).unwrap();
     }
-    (h, info)
 }
 
 #[test]
@@ -202,11 +207,7 @@ fn test_outpaint_caps_change_drains_old_frames_first() {
     let log = record_src(&h);
     let first = video_info("RGB", 64, 36);
     let second = video_info("RGB", 48, 48);
-    h.play();
-    h.set_src_caps(first.to_caps().unwrap());
-    for i in 0..5 {
-        h.push(make_frame(&first, i, 0)).unwrap();
-    }
+    play_with_frames(&mut h, &first, 5);
     assert!(h.push_event(gst::event::Caps::new(&second.to_caps().unwrap())));
     for i in 5..10 {
         h.push(make_frame(&second, i, 0)).unwrap();
@@ -272,11 +273,7 @@ fn test_outpaint_flush_while_draining_for_new_caps() {
     let mut h = harness(&as_refs(&properties));
     let first = video_info("RGB", 64, 36);
     let second = video_info("RGB", 48, 48);
-    h.play();
-    h.set_src_caps(first.to_caps().unwrap());
-    for i in 0..5 {
-        h.push(make_frame(&first, i, 0)).unwrap();
-    }
+    play_with_frames(&mut h, &first, 5);
     // The new caps make the task drain the 5 frames; the flush lands during (or before) that drain.
     assert!(h.push_event(gst::event::Caps::new(&second.to_caps().unwrap())));
     std::thread::sleep(Duration::from_millis(200));
