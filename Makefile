@@ -16,7 +16,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv build test lint test-rust test-python conformance conformance-gate check-element demo bench tiny-model clean
+.PHONY: all deps venv build test lint test-rust test-python conformance check-element demo bench tiny-model clean
 
 all: build
 
@@ -42,7 +42,7 @@ build: deps venv
 	cargo build --release -j $(CARGO_JOBS) --all-targets
 
 test: build
-	$(MAKE) -k --no-print-directory lint test-rust test-python conformance-gate
+	$(MAKE) -k --no-print-directory lint test-rust test-python conformance
 
 # The gst-plugins-rs house rules: rustfmt's layout, and no clippy warning.
 lint:
@@ -59,10 +59,6 @@ test-python:
 
 conformance: build
 	$(PROJECT)/target/release/m3ddm-conformance $(CASES)
-
-# As `conformance`, but passes when exactly the cases of tests/conformance-expected-failures.txt fail.
-conformance-gate: build
-	bash tests/conformance-gate.sh $(PROJECT)/target/release/m3ddm-conformance $(CASES) tests/conformance-expected-failures.txt
 
 check-element: build
 	../shared/tools/check-element

@@ -11,6 +11,48 @@ use serde_json::Value;
 /// `Ok(max_abs_err)` on a pass, `Err(sentence)` on a failure.
 pub type CaseResult = Result<f64, String>;
 
+/// A passing case: its largest error and, for cases that compare several
+/// tensors against one tolerance, each tensor's largest error beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    pub max_abs_err: f64,
+    pub parts: Vec<(&'static str, f64)>,
+    pub tolerance: Option<f64>,
+}
+
+impl From<f64> for Pass {
+    fn from(max_abs_err: f64) -> Self {
+        Pass {
+            max_abs_err,
+            parts: Vec::new(),
+            tolerance: None,
+        }
+    }
+}
+
+impl Pass {
+    /// The largest error of each named tensor, all compared at `tolerance`.
+    pub fn of_parts(parts: Vec<(&'static str, f64)>, tolerance: f64) -> Pass {
+        Pass {
+            max_abs_err: parts.iter().map(|p| p.1).fold(0.0, f64::max),
+            parts,
+            tolerance: Some(tolerance),
+        }
+    }
+
+    /// `max_abs_err=… [tensor=… … (tolerance …)]`, as the PASS line shows it.
+    pub fn describe(&self) -> String {
+        let mut text = format!("max_abs_err={:.3e}", self.max_abs_err);
+        for (name, err) in &self.parts {
+            text.push_str(&format!(" {name}={err:.3e}"));
+        }
+        if let Some(tolerance) = self.tolerance {
+            text.push_str(&format!(" (tolerance {tolerance:.0e})"));
+        }
+        text
+    }
+}
+
 /// A tensor from a case file, widened to f32 (u8 stays as its integer values).
 #[derive(Debug, Clone)]
 pub struct Tensor {

@@ -11,16 +11,16 @@ mod numeric_cases;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use golden::{Case, CaseResult};
+use golden::{Case, Pass};
 
-fn run_case(case: &Case, models: &mut model_cases::ModelCache) -> CaseResult {
+fn run_case(case: &Case, models: &mut model_cases::ModelCache) -> Result<Pass, String> {
     match case.kind.as_str() {
-        "scheduler" => numeric_cases::scheduler(case),
-        "geometry" => numeric_cases::geometry(case),
-        "plan" => numeric_cases::plan(case),
-        "manifest" => model_cases::manifest(case, models),
-        "unet" => model_cases::unet(case, models),
-        "vae" => model_cases::vae(case, models),
+        "scheduler" => numeric_cases::scheduler(case).map(Pass::from),
+        "geometry" => numeric_cases::geometry(case).map(Pass::from),
+        "plan" => numeric_cases::plan(case).map(Pass::from),
+        "manifest" => model_cases::manifest(case, models).map(Pass::from),
+        "unet" => model_cases::unet(case, models).map(Pass::from),
+        "vae" => model_cases::vae(case, models).map(Pass::from),
         "window" => model_cases::window(case, models),
         "clip" => model_cases::clip(case, models),
         other => Err(format!("unknown case kind `{other}`")),
@@ -50,9 +50,9 @@ fn main() -> ExitCode {
             .into_owned();
         let result = Case::load(&case_dir).and_then(|case| run_case(&case, &mut models));
         match result {
-            Ok(err) => {
+            Ok(pass) => {
                 passed += 1;
-                println!("PASS {name} max_abs_err={err:.3e}");
+                println!("PASS {name} {}", pass.describe());
             }
             Err(why) => {
                 failed += 1;

@@ -21,7 +21,7 @@ use gstm3ddm::engine::window::{
 use gstm3ddm::engine::{DenoiseParams, EngineError, ExecutionProvider, ModelOptions};
 use sha2::{Digest, Sha256};
 
-use crate::golden::{Case, CaseResult, Tensor, compare, compare_slices};
+use crate::golden::{Case, CaseResult, Pass, Tensor, compare, compare_slices};
 
 /// Tolerances of the golden README.
 const GRAPH_TOLERANCE: f64 = 1e-3;
@@ -371,7 +371,7 @@ fn canvas_of(mask: &Tensor) -> Result<usize, String> {
 }
 
 /// `window`: one official window from the case's frames, guides and noise.
-pub fn window(case: &Case, m: &mut ModelCache) -> CaseResult {
+pub fn window(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let model = m.model(case)?;
     let mask = case.tensor("mask")?;
     let canvas = canvas_of(mask)?;
@@ -430,11 +430,15 @@ pub fn window(case: &Case, m: &mut ModelCache) -> CaseResult {
             &AtomicBool::new(false),
         )
         .map_err(engine)?;
-    let worst = compare(case, "final_latents", &final_latents, PIPELINE_TOLERANCE)?;
+    let latent_err = compare(case, "final_latents", &final_latents, PIPELINE_TOLERANCE)?;
     let per_frame = frames_first(&final_latents, LATENT_CHANNELS, FRAMES, h * w);
     let images = window::decode_images(&model, &per_frame, FRAMES, h, w).map_err(engine)?;
     let images = channels_last(&images, pixels);
-    Ok(worst.max(compare(case, "images", &images, PIPELINE_TOLERANCE)?))
+    let image_err = compare(case, "images", &images, PIPELINE_TOLERANCE)?;
+    Ok(Pass::of_parts(
+        vec![("final_latents", latent_err), ("images", image_err)],
+        PIPELINE_TOLERANCE,
+    ))
 }
 
 fn frame_of(v: &[f32], f: usize, frame_len: usize) -> &[f32] {
@@ -472,7 +476,7 @@ impl ClipFrames for CaseFrames<'_> {
 }
 
 /// `clip`: the planner's official plan (checked against the case's) run whole.
-pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
+pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let model = m.model(case)?;
     let total = case.u64("total_frames")? as usize;
     let plan = planner::official_plan(total).map_err(engine)?;
@@ -530,9 +534,13 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> CaseResult {
         .map(|(f, l)| l.clone().ok_or(format!("frame {f} has no latent")))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    let worst = compare(case, "frame_latents", &latents, PIPELINE_TOLERANCE)?;
+    let latent_err = compare(case, "frame_latents", &latents, PIPELINE_TOLERANCE)?;
     let images = channels_last(&images, canvas * canvas);
-    Ok(worst.max(compare(case, "images", &images, PIPELINE_TOLERANCE)?))
+    let image_err = compare(case, "images", &images, PIPELINE_TOLERANCE)?;
+    Ok(Pass::of_parts(
+        vec![("frame_latents", latent_err), ("images", image_err)],
+        PIPELINE_TOLERANCE,
+    ))
 }
 
 /// The plan's window order, global frames and image windows against the case's.
