@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use gstm3ddm::engine::geometry::{Ratio, canvas_layout};
 use gstm3ddm::engine::{
-    DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, StreamOutpainter, pixels,
+    DenoiseParams, Model, ModelOptions, RgbImage, SessionConfig, StreamOutpainter, pixels,
 };
 
 fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
@@ -45,8 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let model = Model::load(&ModelOptions {
         model_dir: model_dir.into(),
-        provider: ExecutionProvider::Auto,
-        device_id: 0,
+        session: SessionConfig::default(),
     })?;
     let canvas: u32 = arg(4, model.canvas());
     println!(
@@ -69,13 +68,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut out = Vec::new();
     model.unet(
-        &sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out,
+        &sample,
+        batch,
+        (h, w),
+        981,
+        30,
+        &contexts,
+        (tokens, dim),
+        &mut out,
     )?; // warm-up
     let calls = 3;
     let t = Instant::now();
     for _ in 0..calls {
         model.unet(
-            &sample, batch, h, w, 981, 30, &contexts, tokens, dim, &mut out,
+            &sample,
+            batch,
+            (h, w),
+            981,
+            30,
+            &contexts,
+            (tokens, dim),
+            &mut out,
         )?;
     }
     println!(

@@ -63,6 +63,7 @@ fn test_properties_round_trip() {
         ("seed", "1234"),
         ("fill-color", "65280"),
         ("feather", "4"),
+        ("n-threads", "2"),
     ];
     for (name, value) in values {
         element.set_property_from_str(name, value);
@@ -100,6 +101,7 @@ fn test_every_property_is_documented() {
         "stats",
         "fill-color",
         "feather",
+        "n-threads",
     ] {
         let pspec = element
             .find_property(name)

@@ -306,3 +306,143 @@ fn test_outpaint_flush_while_draining_for_new_caps() {
         assert!(source_is_exact(&second, input, &out_info, output, at));
     }
 }
+
+/// One U-Net call of the tiny model on one guidance item at its canvas, as the
+/// element makes it on the CPU (the second fastest of four, the first warming up).
+fn one_unet_call() -> Duration {
+    use gstm3ddm::engine::{ExecutionProvider, Model, ModelOptions, SessionConfig};
+    let model = Model::shared(&ModelOptions {
+        model_dir: tiny_model(),
+        session: SessionConfig {
+            provider: ExecutionProvider::Cpu,
+            ..SessionConfig::default()
+        },
+    })
+    .unwrap();
+    let side = (model.canvas() / 8) as usize;
+    let (context, tokens, dim) = model
+        .global_context(&vec![0.0; 16 * 4 * side * side], side, side)
+        .unwrap();
+    let sample = vec![0.1; 9 * 16 * side * side];
+    let mut out = Vec::new();
+    let mut times: Vec<Duration> = (0..4)
+        .map(|_| {
+            let started = Instant::now();
+            model
+                .unet(
+                    &sample,
+                    1,
+                    (side, side),
+                    500,
+                    30,
+                    &context,
+                    (tokens, dim),
+                    &mut out,
+                )
+                .unwrap();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[1]
+}
+
+/// A playing harness whose first chunk (15 frames, 6 steps, run by the drain
+/// of a new SEGMENT; a full chunk would block the pushing thread) is in its
+/// denoising loop.
+fn harness_during_a_chunk() -> (gst_check::Harness, gst_video::VideoInfo) {
+    let mut properties = outpaint_properties(16);
+    properties.push(("steps", "6".to_string()));
+    let mut h = harness(&as_refs(&properties));
+    let info = video_info("RGB", 64, 36);
+    play_with_frames(&mut h, &info, 15);
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(
+        stats.get::<u64>("frames-out").unwrap(),
+        0,
+        "the chunk ended before the test could interrupt it: {stats}"
+    );
+    (h, info)
+}
+
+#[test]
+fn test_outpaint_flush_and_stop_during_a_chunk_wait_one_unet_call_at_most() {
+    let call = one_unet_call();
+    let (mut h, info) = harness_during_a_chunk();
+    let started = Instant::now();
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let flush = started.elapsed();
+    eprintln!("one U-Net call {call:?}; flush during a chunk {flush:?}");
+    assert!(
+        flush < call,
+        "the flush took {flush:?}, one U-Net call {call:?}"
+    );
+
+    // The stream restarts cleanly: the frames after the flush leave once, in order, exact.
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
+    let after: Vec<gst::Buffer> = (0..3)
+        .map(|i| make_frame(&info, i, 900 * FRAME_NS))
+        .collect();
+    for buffer in &after {
+        assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    for input in &after {
+        let output =
+            pull_within(&mut h, Duration::from_secs(300)).expect("a frame after the flush");
+        assert_eq!(output.pts(), input.pts());
+        let at = locate_source(&info, input, &out_info, &output).expect("the source in the output");
+        assert!(source_is_exact(&info, input, &out_info, &output, at));
+    }
+    events_until_eos(&mut h, Duration::from_secs(60));
+    assert!(h.try_pull().is_none());
+
+    let (h, _) = harness_during_a_chunk();
+    let started = Instant::now();
+    let element = h.element().unwrap();
+    element.set_state(gst::State::Ready).unwrap();
+    let stop = started.elapsed();
+    eprintln!("PLAYING→READY during a chunk {stop:?}");
+    assert!(
+        stop < call + call / 2 + Duration::from_millis(100),
+        "PLAYING→READY took {stop:?}, one U-Net call {call:?}"
+    );
+    // And the element runs again from READY.
+    element.set_state(gst::State::Playing).unwrap();
+}
+
+#[test]
+fn test_two_elements_share_one_loaded_model() {
+    init();
+    // A copy of the tiny model that no other test loads.
+    let dir = std::env::temp_dir().join(format!("m3ddm-shared-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(tiny_model()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let path = dir.display().to_string();
+    let properties = [("model-path", path.as_str()), ("execution-provider", "cpu")];
+    let elements = [element(&properties), element(&properties)];
+    for element in &elements {
+        element.set_state(gst::State::Ready).unwrap();
+    }
+    assert_eq!(gstm3ddm::engine::model::loads_of(&dir), 1);
+    for element in &elements {
+        element.set_state(gst::State::Null).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

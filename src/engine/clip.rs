@@ -10,13 +10,15 @@
 //! window provides are decoded.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::error::{EngineError, Result};
+use super::error::{EngineError, Result, check_cancel};
 use super::model::Model;
 use super::planner::{ClipPlan, WINDOW_LEN};
-use super::window::{self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowLatents};
+use super::window::{
+    self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
+};
 
 /// Which canvas image of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +47,8 @@ pub trait ClipFrames {
 pub struct ClipInput<'a> {
     pub plan: &'a ClipPlan,
     pub frames: &'a dyn ClipFrames,
-    /// The square canvas side C (a multiple of 8).
-    pub canvas: usize,
-    /// The pixel mask `[C*C]`, 1 = generate, the same for every frame.
-    pub mask: &'a [f32],
+    /// The run's constants: canvas side C, zero context, uncond latent, latent mask.
+    pub constants: &'a WindowConstants,
     /// The starting noise `[4,16,C/8,C/8]` of every window.
     pub noise: &'a [f32],
     /// The clip's frame rate (the UNet's fps input is floor(fps/stride)).
@@ -77,24 +77,21 @@ pub fn run_clip(
     let plan = input.plan;
     let n = plan.total_frames;
     check_input(input, &known)?;
-    let canvas = input.canvas;
-    let (h, w) = (canvas / 8, canvas / 8);
+    let constants = input.constants;
+    let canvas = constants.canvas;
+    let (h, w) = (constants.latent_side(), constants.latent_side());
     let plane = h * w;
     let model = denoiser.model().clone();
 
-    let mut encoder = FrameEncoder::new(model.clone(), input, n);
+    let mut encoder = FrameEncoder::new(model.clone(), input, n, cancel);
     let global_frames = encoder.read_frames(&plan.global_frames, FrameImage::Stretched)?;
-    let context = GuidanceContext::from_frames(&model, &global_frames, canvas, canvas)?;
-    let uncond = window::uncond_latent(&model, canvas, canvas)?;
-    let mask = window::latent_mask(input.mask, canvas, canvas)?;
+    let context = GuidanceContext::from_frames(&model, constants, &global_frames, cancel)?;
 
     let mut latents = known;
     let mut windows_run = 0;
     let mut window_time = Duration::ZERO;
     for (index, win) in plan.windows.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Cancelled);
-        }
+        check_cancel(cancel)?;
         let started = Instant::now();
         for (p, &f) in win.frames.iter().enumerate() {
             if win.guides[p] && latents[f].is_none() {
@@ -121,8 +118,8 @@ pub fn run_clip(
                     }
                 }),
                 guide: win.guides,
-                uncond: &uncond,
-                mask: &mask,
+                uncond: &constants.uncond,
+                mask: &constants.mask,
             };
             let fps = win.fps_input(input.fps);
             denoiser.run(&window_latents, &context, input.noise, (h, w), fps, cancel)?
@@ -143,7 +140,7 @@ pub fn run_clip(
                 .iter()
                 .flat_map(|&(p, _)| window::gather_frame(&final_latents, p, plane))
                 .collect();
-            let images = window::decode_images(&model, &batch, finished.len(), h, w)?;
+            let images = window::decode_images(&model, &batch, finished.len(), (h, w), cancel)?;
             let image_len = 3 * canvas * canvas;
             for (k, &(_, f)) in finished.iter().enumerate() {
                 on_image(f, &images[k * image_len..(k + 1) * image_len])?;
@@ -166,24 +163,13 @@ pub fn run_clip(
 fn check_input(input: &ClipInput<'_>, known: &[Option<Vec<f32>>]) -> Result<()> {
     let plan = input.plan;
     let n = plan.total_frames;
-    let canvas = input.canvas;
+    let canvas = input.constants.canvas;
     let bad = |s: String| Err(EngineError::InvalidInput(s));
-    if canvas == 0 || !canvas.is_multiple_of(8) {
-        return bad(format!(
-            "the canvas {canvas} is not a positive multiple of 8"
-        ));
-    }
     if input.frames.len() != n || known.len() != n {
         return bad(format!(
             "a plan of {n} frames got {} frames and {} known latents",
             input.frames.len(),
             known.len()
-        ));
-    }
-    if input.mask.len() != canvas * canvas {
-        return bad(format!(
-            "the mask has {} values for a {canvas}×{canvas} canvas",
-            input.mask.len()
         ));
     }
     let latent_len = LATENT_CHANNELS * FRAMES * (canvas / 8) * (canvas / 8);
@@ -208,15 +194,17 @@ fn check_input(input: &ClipInput<'_>, known: &[Option<Vec<f32>>]) -> Result<()> 
 struct FrameEncoder<'a> {
     model: Arc<Model>,
     input: &'a ClipInput<'a>,
+    cancel: &'a AtomicBool,
     init: Vec<Option<Vec<f32>>>,
     masked: Vec<Option<Vec<f32>>>,
 }
 
 impl<'a> FrameEncoder<'a> {
-    fn new(model: Arc<Model>, input: &'a ClipInput<'a>, n: usize) -> Self {
+    fn new(model: Arc<Model>, input: &'a ClipInput<'a>, n: usize, cancel: &'a AtomicBool) -> Self {
         FrameEncoder {
             model,
             input,
+            cancel,
             init: vec![None; n],
             masked: vec![None; n],
         }
@@ -224,7 +212,8 @@ impl<'a> FrameEncoder<'a> {
 
     /// The images of `frames` (in order), `[len,3,C,C]`.
     fn read_frames(&self, frames: &[usize], image: FrameImage) -> Result<Vec<f32>> {
-        let image_len = 3 * self.input.canvas * self.input.canvas;
+        let canvas = self.input.constants.canvas;
+        let image_len = 3 * canvas * canvas;
         let mut out = vec![0.0; frames.len() * image_len];
         for (k, &f) in frames.iter().enumerate() {
             self.input
@@ -245,9 +234,15 @@ impl<'a> FrameEncoder<'a> {
         if missing.is_empty() {
             return Ok(());
         }
-        let canvas = self.input.canvas;
+        let canvas = self.input.constants.canvas;
         let pixels = self.read_frames(&missing, image)?;
-        let latents = window::encode_scaled(&self.model, &pixels, missing.len(), canvas, canvas)?;
+        let latents = window::encode_scaled(
+            &self.model,
+            &pixels,
+            missing.len(),
+            (canvas, canvas),
+            self.cancel,
+        )?;
         let latent_len = latents.len() / missing.len();
         for (k, &f) in missing.iter().enumerate() {
             self.cache_mut(image)[f] = Some(latents[k * latent_len..(k + 1) * latent_len].to_vec());

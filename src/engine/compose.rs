@@ -67,15 +67,20 @@ fn check_layout(
 }
 
 impl PlaneMut<'_> {
+    /// The same plane, read-only.
+    pub fn as_plane_ref(&self) -> PlaneRef<'_> {
+        PlaneRef {
+            data: self.data,
+            stride: self.stride,
+            width: self.width,
+            height: self.height,
+            bytes_per_pixel: self.bytes_per_pixel,
+        }
+    }
+
     /// Checks that the buffer holds the plane its fields describe.
     pub fn validate(&self) -> Result<()> {
-        check_layout(
-            self.data.len(),
-            self.stride,
-            self.width,
-            self.height,
-            self.bytes_per_pixel,
-        )
+        self.as_plane_ref().validate()
     }
 }
 

@@ -349,12 +349,7 @@ fn check_frame(w: u32, h: u32) -> Result<()> {
 }
 
 fn check_canvas(canvas: u32) -> Result<()> {
-    if canvas == 0 || !canvas.is_multiple_of(8) {
-        return Err(EngineError::InvalidInput(format!(
-            "the canvas side must be a positive multiple of 8 (the VAE's factor), got {canvas}"
-        )));
-    }
-    Ok(())
+    super::limits::check_canvas_side(canvas as usize)
 }
 
 fn check_align(align: u32) -> Result<()> {

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The model directory's `manifest.json` (DESIGN.md §1): its format and
 //! version, the engine's input/output contract of each of the four graphs,
-//! and the graph files' presence and sha256. Each refusal is a sentence
-//! naming what is wrong.
+//! and the presence and sha256 of the graph files and of their external data.
+//! Each refusal is a sentence naming what is wrong. A file's verified hash is
+//! remembered for the process by (path, size, mtime), so that loading a
+//! 2.6 GB model a second time does not read it again.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+use std::time::SystemTime;
 
 use ort::value::TensorElementType;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::{EngineError, Result};
+use super::limits::check_canvas_side;
 
 /// The only manifest format this engine reads.
 pub const MANIFEST_FORMAT: &str = "m3ddm-onnx";
@@ -101,12 +107,32 @@ pub struct TensorSpec {
     pub shape: Vec<Option<i64>>,
 }
 
+/// A file of the model directory and its recorded sha256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HashedFile {
+    pub file: String,
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphSpec {
     pub file: String,
     pub sha256: String,
+    /// The ONNX external data of a graph whose weights exceed 2 GB.
+    pub external_data: Option<HashedFile>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+}
+
+impl GraphSpec {
+    /// The graph file and its external data file, if any.
+    pub fn files(&self) -> impl Iterator<Item = HashedFile> + '_ {
+        std::iter::once(HashedFile {
+            file: self.file.clone(),
+            sha256: self.sha256.clone(),
+        })
+        .chain(self.external_data.clone())
+    }
 }
 
 /// The parsed `manifest.json`.
@@ -158,8 +184,8 @@ impl Manifest {
         }
         let canvas = json["canvas"]
             .as_u64()
-            .filter(|c| *c >= 8 && c % 8 == 0 && *c <= 8192);
-        let canvas = canvas.ok_or("`canvas` must be a positive multiple of 8")? as u32;
+            .filter(|c| *c <= 8192 && check_canvas_side(*c as usize).is_ok());
+        let canvas = canvas.ok_or("`canvas` must be a positive multiple of 8 up to 8192")? as u32;
         let latent_scale = json["latent_scale"]
             .as_f64()
             .filter(|s| *s > 0.0)
@@ -196,7 +222,8 @@ impl Manifest {
     }
 }
 
-fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec, String> {
+/// `{"file": …, "sha256": …}`: a plain file name inside the model directory and its hash.
+fn parse_hashed_file(spec: &Value) -> std::result::Result<HashedFile, String> {
     let file = spec["file"]
         .as_str()
         .filter(|f| !f.is_empty())
@@ -208,8 +235,21 @@ fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec
     }
     let sha256 = spec["sha256"]
         .as_str()
-        .ok_or("no `sha256`")?
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("`{file}` has no 64-digit hex `sha256`"))?
         .to_ascii_lowercase();
+    Ok(HashedFile {
+        file: file.to_owned(),
+        sha256,
+    })
+}
+
+fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec, String> {
+    let HashedFile { file, sha256 } = parse_hashed_file(spec)?;
+    let external_data = match &spec["external_data"] {
+        Value::Null => None,
+        data => Some(parse_hashed_file(data).map_err(|why| format!("external_data: {why}"))?),
+    };
     let inputs = parse_tensor_specs(&spec["inputs"]).map_err(|why| format!("inputs: {why}"))?;
     let outputs = parse_tensor_specs(&spec["outputs"]).map_err(|why| format!("outputs: {why}"))?;
     let (want_in, want_out) = graph.contract();
@@ -228,8 +268,9 @@ fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec
         }
     }
     Ok(GraphSpec {
-        file: file.to_owned(),
+        file,
         sha256,
+        external_data,
         inputs,
         outputs,
     })
@@ -279,26 +320,63 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
-/// Checks the graph files of a manifest: present, with the recorded sha256.
+/// A file's identity for the hash cache: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// Verified digests by canonical path, valid while the file's stamp is unchanged.
+static VERIFIED: LazyLock<Mutex<HashMap<PathBuf, (FileStamp, String)>>> =
+    LazyLock::new(Default::default);
+
+/// The sha256 of `path`, read once per (path, size, mtime) in this process.
+pub fn cached_sha256(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    let stamp = FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    };
+    let key = path.canonicalize()?;
+    let cache = |map: &HashMap<PathBuf, (FileStamp, String)>| {
+        map.get(&key)
+            .filter(|(seen, _)| *seen == stamp)
+            .map(|(_, digest)| digest.clone())
+    };
+    if let Some(digest) = cache(&VERIFIED.lock().unwrap()) {
+        return Ok(digest);
+    }
+    let digest = sha256_file(path)?;
+    VERIFIED
+        .lock()
+        .unwrap()
+        .insert(key, (stamp, digest.clone()));
+    Ok(digest)
+}
+
+/// Checks the files of a manifest: every graph and external data file present,
+/// with the recorded sha256.
 pub fn check_graph_files(dir: &Path, manifest: &Manifest) -> Result<()> {
     for graph in Graph::ALL {
-        let spec = manifest.graph(graph);
-        let path = dir.join(&spec.file);
-        if !path.is_file() {
-            return Err(model_err(format!(
-                "the {} graph {} is missing",
-                graph.key(),
-                path.display()
-            )));
-        }
-        let digest = sha256_file(&path)
-            .map_err(|e| model_err(format!("cannot read {}: {e}", path.display())))?;
-        if digest != spec.sha256 {
-            return Err(model_err(format!(
-                "{} does not match its manifest: sha256 {digest}, manifest says {} (re-export the model directory)",
-                path.display(),
-                spec.sha256
-            )));
+        for hashed in manifest.graph(graph).files() {
+            let path = dir.join(&hashed.file);
+            if !path.is_file() {
+                return Err(model_err(format!(
+                    "the {} graph's file {} is missing",
+                    graph.key(),
+                    path.display()
+                )));
+            }
+            let digest = cached_sha256(&path)
+                .map_err(|e| model_err(format!("cannot read {}: {e}", path.display())))?;
+            if digest != hashed.sha256 {
+                return Err(model_err(format!(
+                    "{} does not match its manifest: sha256 {digest}, manifest says {} (re-export the model directory)",
+                    path.display(),
+                    hashed.sha256
+                )));
+            }
         }
     }
     Ok(())

@@ -23,6 +23,7 @@
 
 mod fill;
 mod resample;
+pub mod tensor;
 
 use super::error::{EngineError, Result};
 use super::geometry::{CanvasLayout, Rect};
@@ -145,12 +146,21 @@ pub fn resize_region(src: &RgbImage, region: Rect, width: u32, height: u32) -> R
 }
 
 /// The model inputs of one frame at the canvas: `masked` (0 outside the content
-/// box), `init` (the outside filled by the engine's init fill) and `stretched`
-/// (the whole source stretched to the canvas, for global frames).
+/// box), `init` (the outside filled by the engine's init fill), and the content
+/// itself, from which [`CanvasInputs::stretched`] builds the image of a global
+/// frame when a frame becomes one.
+#[derive(Debug, Clone)]
 pub struct CanvasInputs {
     pub masked: RgbImage,
     pub init: RgbImage,
-    pub stretched: RgbImage,
+    pub content: RgbImage,
+}
+
+impl CanvasInputs {
+    /// The whole source stretched to the `canvas × canvas` square (global frames).
+    pub fn stretched(&self, canvas: u32) -> RgbImage {
+        resize(&self.content, canvas, canvas)
+    }
 }
 
 /// The layout's content box clipped to its canvas.
@@ -184,11 +194,10 @@ pub fn canvas_inputs(content: &RgbImage, layout: &CanvasLayout) -> CanvasInputs 
     masked.paste(&content, rect.x0, rect.y0);
     let mut init = masked.clone();
     fill::fill_outside(&mut init, rect);
-    let stretched = resize(&content, canvas, canvas);
     CanvasInputs {
         masked,
         init,
-        stretched,
+        content: content.into_owned(),
     }
 }
 

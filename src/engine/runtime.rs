@@ -15,7 +15,36 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use super::error::{EngineError, Result};
-use super::stream::ExecutionProvider;
+
+/// The execution provider a caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExecutionProvider {
+    /// CUDA when it starts, else the CPU (and a note saying why).
+    #[default]
+    Auto,
+    /// CUDA or an error, never a silent CPU fallback.
+    Cuda,
+    Cpu,
+}
+
+/// How to open the sessions of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionConfig {
+    pub provider: ExecutionProvider,
+    pub device_id: i32,
+    /// Intra-op threads of the model's own pool; 0 = the process's shared pool.
+    pub threads: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            provider: ExecutionProvider::Auto,
+            device_id: super::limits::DEFAULT_DEVICE_ID,
+            threads: super::limits::DEFAULT_THREADS,
+        }
+    }
+}
 
 /// The ONNX Runtime library path recorded when the crate was built (may be empty).
 const BUILD_TIME_LIBRARY: &str = env!("M3DDM_ORT_DYLIB_BUILD");
@@ -220,60 +249,71 @@ pub struct OpenedSession {
 
 /// Opens one graph on the requested execution provider and says which one it got.
 /// `Cuda` that cannot start is an error; `Auto` falls back to CPU and says why.
-pub fn open_session(
-    graph: &Path,
-    provider: ExecutionProvider,
-    device_id: i32,
-) -> Result<OpenedSession> {
+pub fn open_session(graph: &Path, config: &SessionConfig) -> Result<OpenedSession> {
     let env = environment()?;
     let opened = |session, provider, fallback_reason| OpenedSession {
         session,
         provider,
         fallback_reason,
     };
-    match provider {
+    let device_id = config.device_id;
+    match config.provider {
         ExecutionProvider::Cpu => Ok(opened(
-            commit(cpu_builder(env)?, graph)?,
+            commit(cpu_builder(env, config)?, graph)?,
             Provider::Cpu,
             None,
         )),
         ExecutionProvider::Cuda => Ok(opened(
-            commit(cuda_builder(env, device_id)?, graph)?,
+            commit(cuda_builder(env, config)?, graph)?,
             Provider::Cuda,
             None,
         )),
-        ExecutionProvider::Auto => match cuda_builder(env, device_id) {
+        ExecutionProvider::Auto => match cuda_builder(env, config) {
             Ok(builder) => Ok(opened(commit(builder, graph)?, Provider::Cuda, None)),
             Err(why) => Ok(opened(
-                commit(cpu_builder(env)?, graph)?,
+                commit(cpu_builder(env, config)?, graph)?,
                 Provider::Cpu,
-                Some(why.to_string()),
+                Some(format!("device {device_id}: {why}")),
             )),
         },
     }
 }
 
-fn base_builder(env: &Environment) -> Result<SessionBuilder> {
-    Session::builder(env)
-        .map_err(|e| EngineError::Runtime(format!("cannot create a session builder: {e}")))?
+/// All graph optimisations; the shared thread pool, or a pool of `threads` of the session's own.
+fn base_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
+    let runtime_err =
+        |what: &str, e: &dyn std::fmt::Display| EngineError::Runtime(format!("{what}: {e}"));
+    let builder = Session::builder(env)
+        .map_err(|e| runtime_err("cannot create a session builder", &e))?
         .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| EngineError::Runtime(format!("cannot set the graph optimization level: {e}")))
+        .map_err(|e| runtime_err("cannot set the graph optimization level", &e))?;
+    if config.threads == 0 {
+        return Ok(builder);
+    }
+    let threads = config.threads;
+    let builder = builder
+        .with_independent_thread_pool()
+        .map_err(|e| runtime_err("cannot give the session its own threads", &e))?;
+    builder
+        .with_intra_threads(threads as usize)
+        .map_err(|e| runtime_err(&format!("cannot use {threads} threads"), &e))
 }
 
-fn cpu_builder(env: &Environment) -> Result<SessionBuilder> {
-    base_builder(env)?
+fn cpu_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
+    base_builder(env, config)?
         .with_execution_providers([ep::CPU::default().build().error_on_failure()])
         .map_err(|e| EngineError::Runtime(format!("cannot start the CPU execution provider: {e}")))
 }
 
-fn cuda_builder(env: &Environment, device_id: i32) -> Result<SessionBuilder> {
+fn cuda_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
     preload_venv_cuda_libraries();
+    let device_id = config.device_id;
     let cuda = ep::CUDA::default()
         .with_device_id(device_id)
         .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Heuristic)
         .build()
         .error_on_failure();
-    base_builder(env)?.with_execution_providers([cuda]).map_err(|e| {
+    base_builder(env, config)?.with_execution_providers([cuda]).map_err(|e| {
         EngineError::Runtime(format!(
             "the CUDA execution provider cannot start on device {device_id}: {e} \
              (it needs the onnxruntime-gpu wheel, its CUDA libraries and a GPU; use execution-provider=cpu otherwise)"

@@ -7,72 +7,19 @@
 //! code (which re-seeds per window) does.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
-
 use super::clip::{self, ClipFrames, ClipInput, FrameImage};
 use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
+use super::limits::check_canvas_side;
 use super::model::Model;
+use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{ChunkPlan, ChunkPlanner};
-use super::scheduler::SchedulerKind;
-use super::window::{self, Denoiser, FRAMES, LATENT_CHANNELS};
-
-/// ONNX Runtime execution provider choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExecutionProvider {
-    #[default]
-    Auto,
-    Cuda,
-    Cpu,
-}
-
-/// Denoising parameters of a run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DenoiseParams {
-    pub steps: u32,
-    pub scheduler: SchedulerKind,
-    pub guidance_scale: f32,
-    pub global_guidance_scale: f32,
-    pub seed: u64,
-}
-
-impl Default for DenoiseParams {
-    fn default() -> Self {
-        DenoiseParams {
-            steps: 50,
-            scheduler: SchedulerKind::Pndm,
-            guidance_scale: 2.0,
-            global_guidance_scale: 4.0,
-            seed: 0,
-        }
-    }
-}
-
-/// How to load a model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelOptions {
-    pub model_dir: PathBuf,
-    pub provider: ExecutionProvider,
-    pub device_id: i32,
-}
-
-/// The seeded starting noise of every window, `[4,16,canvas/8,canvas/8]`:
-/// `StdRng::seed_from_u64(seed)` drawing standard normal f32 values in order.
-pub fn window_noise(seed: u64, canvas: u32) -> Vec<f32> {
-    let latent = (canvas / 8) as usize;
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..LATENT_CHANNELS * FRAMES * latent * latent)
-        .map(|_| StandardNormal.sample(&mut rng))
-        .collect()
-}
+use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
 /// The last frame of the previous chunk, carried as the next chunk's guide.
 struct CarriedFrame {
@@ -95,7 +42,10 @@ pub struct StreamOutpainter {
     /// Frames pushed and not yet returned, oldest first.
     queue: VecDeque<CanvasInputs>,
     carried: Option<CarriedFrame>,
+    /// The pixel mask of the layout, `[C*C]`.
     mask: Vec<f32>,
+    /// Computed at the first chunk, then kept for the whole run.
+    constants: Option<WindowConstants>,
     noise: Vec<f32>,
     stats: StreamStats,
 }
@@ -110,11 +60,7 @@ impl StreamOutpainter {
         lookahead: usize,
     ) -> Result<Self> {
         let canvas = layout.canvas;
-        if canvas == 0 || !canvas.is_multiple_of(8) {
-            return Err(EngineError::InvalidInput(format!(
-                "the canvas {canvas} is not a positive multiple of 8"
-            )));
-        }
+        check_canvas_side(canvas as usize)?;
         if layout.content.width() == 0 || layout.content.height() == 0 {
             return Err(EngineError::InvalidInput(
                 "the layout's content box is empty".into(),
@@ -129,6 +75,7 @@ impl StreamOutpainter {
             queue: VecDeque::new(),
             carried: None,
             mask: pixels::mask(&layout),
+            constants: None,
             stats: StreamStats::default(),
         })
     }
@@ -199,16 +146,27 @@ impl StreamOutpainter {
                 ));
             }
         };
+        let canvas = self.layout.canvas;
+        if self.constants.is_none() {
+            let model = self.denoiser.model();
+            self.constants = Some(WindowConstants::new(
+                model,
+                canvas as usize,
+                &self.mask,
+                cancel,
+            )?);
+        }
+        let constants = self.constants.as_ref().expect("computed above");
         let frames = ChunkFrames {
             carried: carried.map(|c| &c.inputs),
             queued: &self.queue,
             count,
+            canvas,
         };
         let mut known = vec![None; chunk.local_len()];
         if let Some(c) = carried {
             known[0] = Some(c.latent.clone());
         }
-        let canvas = self.layout.canvas;
         let first_emitted = chunk.emitted_locals().start;
         let mut images: Vec<Option<RgbImage>> = vec![None; count];
         let mut store = |local: usize, image: &[f32]| -> Result<()> {
@@ -223,8 +181,7 @@ impl StreamOutpainter {
         let input = ClipInput {
             plan: &chunk.plan,
             frames: &frames,
-            canvas: canvas as usize,
-            mask: &self.mask,
+            constants,
             noise: &self.noise,
             fps: self.fps,
         };
@@ -267,6 +224,7 @@ struct ChunkFrames<'a> {
     carried: Option<&'a CanvasInputs>,
     queued: &'a VecDeque<CanvasInputs>,
     count: usize,
+    canvas: u32,
 }
 
 impl ClipFrames for ChunkFrames<'_> {
@@ -280,48 +238,11 @@ impl ClipFrames for ChunkFrames<'_> {
             (Some(_), f) => &self.queued[f - 1],
             (None, f) => &self.queued[f],
         };
-        let rgb = match image {
-            FrameImage::Init => &inputs.init,
-            FrameImage::Masked => &inputs.masked,
-            FrameImage::Stretched => &inputs.stretched,
-        };
-        chw_from_rgb(rgb, out)
-    }
-}
-
-/// Packed RGB → `[3,H,W]` floats in [-1,1] (the official normalisation).
-pub fn chw_from_rgb(rgb: &RgbImage, out: &mut [f32]) -> Result<()> {
-    let plane = rgb.width as usize * rgb.height as usize;
-    if out.len() != 3 * plane || rgb.data.len() != 3 * plane {
-        return Err(EngineError::InvalidInput(format!(
-            "a {}×{} image does not fit a buffer of {} values",
-            rgb.width,
-            rgb.height,
-            out.len()
-        )));
-    }
-    for (k, px) in rgb.data.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            out[c * plane + k] = window::unit_from_u8(px[c]);
+        match image {
+            FrameImage::Init => chw_from_rgb(&inputs.init, out),
+            FrameImage::Masked => chw_from_rgb(&inputs.masked, out),
+            FrameImage::Stretched => chw_from_rgb(&inputs.stretched(self.canvas), out),
         }
-    }
-    Ok(())
-}
-
-/// `[3,C,C]` floats in [0,1] → a packed RGB canvas, rounded as the official
-/// `numpy_to_pil` does.
-pub fn rgb_from_chw(image: &[f32], canvas: u32) -> RgbImage {
-    let plane = canvas as usize * canvas as usize;
-    let mut data = vec![0u8; 3 * plane];
-    for (k, px) in data.chunks_exact_mut(3).enumerate() {
-        for c in 0..3 {
-            px[c] = (image[c * plane + k] * 255.0).round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    RgbImage {
-        width: canvas,
-        height: canvas,
-        data,
     }
 }
 
@@ -330,18 +251,8 @@ mod tests {
     use super::*;
     use crate::engine::geometry::{Ratio, canvas_layout};
     use crate::engine::planner;
-    use crate::engine::test_support::tiny_model_dir;
+    use crate::engine::test_support::tiny_model;
     use std::sync::atomic::Ordering;
-
-    fn tiny_model() -> Arc<Model> {
-        let options = ModelOptions {
-            model_dir: tiny_model_dir(),
-            provider: ExecutionProvider::Cpu,
-            device_id: 0,
-        };
-        Model::load(&options)
-            .unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
-    }
 
     fn params() -> DenoiseParams {
         DenoiseParams {
@@ -388,39 +299,6 @@ mod tests {
     }
 
     #[test]
-    fn noise_is_seeded_standard_normal() {
-        let a = window_noise(3, 64);
-        assert_eq!(a.len(), 4 * 16 * 8 * 8);
-        assert_eq!(a, window_noise(3, 64));
-        assert_ne!(a, window_noise(4, 64));
-        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
-        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
-        assert!(
-            mean.abs() < 0.1 && (var - 1.0).abs() < 0.1,
-            "mean {mean} variance {var}"
-        );
-    }
-
-    #[test]
-    fn pixels_convert_to_and_from_the_model_layout() {
-        let rgb = RgbImage {
-            width: 2,
-            height: 1,
-            data: vec![0, 128, 255, 10, 20, 30],
-        };
-        let mut chw = vec![0.0; 6];
-        chw_from_rgb(&rgb, &mut chw).unwrap();
-        assert_eq!(chw[0], -1.0); // R of pixel 0
-        assert_eq!(chw[1], window::unit_from_u8(10)); // R of pixel 1
-        assert_eq!(chw[4], 1.0); // B of pixel 0
-        let unit: Vec<f32> = chw.iter().map(|&v| v / 2.0 + 0.5).collect();
-        // Pixel 0's R, G and B planes.
-        let back = rgb_from_chw(&[unit[0], unit[2], unit[4]], 1);
-        assert_eq!(back.data, vec![0, 128, 255]);
-        assert!(chw_from_rgb(&rgb, &mut [0.0; 5]).is_err());
-    }
-
-    #[test]
     fn every_frame_leaves_once_in_order_with_a_small_lookahead() {
         let model = tiny_model();
         let canvas = model.canvas();
@@ -446,22 +324,26 @@ mod tests {
             .collect();
         let mut denoiser = Denoiser::new(model.clone(), &params()).unwrap();
         let noise = window_noise(params().seed, layout.canvas);
-        let mask = pixels::mask(&layout);
         let cancel = AtomicBool::new(false);
+        let constants = WindowConstants::new(
+            &model,
+            layout.canvas as usize,
+            &pixels::mask(&layout),
+            &cancel,
+        )
+        .unwrap();
         let mut expected: Vec<Option<RgbImage>> = vec![None; frames];
         let mut carried_latent = None;
         for (first, count, carried) in [
             (0usize, lookahead, false),
             (lookahead - 1, frames - lookahead + 1, true),
         ] {
-            let queued: VecDeque<CanvasInputs> = inputs[first..first + count]
-                .iter()
-                .map(clone_inputs)
-                .collect();
+            let queued: VecDeque<CanvasInputs> = inputs[first..first + count].to_vec().into();
             let chunk = ChunkFrames {
                 carried: None,
                 queued: &queued,
                 count,
+                canvas: layout.canvas,
             };
             let plan = planner::plan_clip(count, carried).unwrap();
             let mut known = vec![None; count];
@@ -473,8 +355,7 @@ mod tests {
             let input = ClipInput {
                 plan: &plan,
                 frames: &chunk,
-                canvas: layout.canvas as usize,
-                mask: &mask,
+                constants: &constants,
                 noise: &noise,
                 fps: 30.0,
             };
@@ -518,13 +399,5 @@ mod tests {
                 })
                 .is_err()
         );
-    }
-
-    fn clone_inputs(c: &CanvasInputs) -> CanvasInputs {
-        CanvasInputs {
-            masked: c.masked.clone(),
-            init: c.init.clone(),
-            stretched: c.stretched.clone(),
-        }
     }
 }

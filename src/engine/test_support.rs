@@ -3,6 +3,10 @@
 //! scratch folder per test.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::model::{Model, ModelOptions};
+use super::runtime::{ExecutionProvider, SessionConfig};
 
 /// The committed tiny random model (`make tiny-model`), or `M3DDM_TEST_MODEL`.
 pub(crate) fn tiny_model_dir() -> PathBuf {
@@ -18,4 +22,21 @@ pub(crate) fn scratch_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The options of the tiny model on `provider`.
+pub(crate) fn model_options(provider: ExecutionProvider) -> ModelOptions {
+    ModelOptions {
+        model_dir: tiny_model_dir(),
+        session: SessionConfig {
+            provider,
+            ..SessionConfig::default()
+        },
+    }
+}
+
+/// The tiny model on the CPU, shared by the tests of this process.
+pub(crate) fn tiny_model() -> Arc<Model> {
+    Model::shared(&model_options(ExecutionProvider::Cpu))
+        .unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
 }

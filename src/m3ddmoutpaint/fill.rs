@@ -1,14 +1,41 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The fill back-ends behind one interface: the M3DDM `StreamOutpainter`
 //! (frames held until a chunk of the lookahead is ready) and the flat fills
-//! (`blur`, `color`), which give each frame's canvas at once.
+//! (`blur`, `color`), which give each frame's canvas at once; and the choice
+//! of back-end for a run's settings and the current caps.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use super::FillMode;
+use super::caps::StreamConfig;
+use super::state::RunContext;
+use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
 use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
+
+/// The back-end of a run for the configuration of the current caps.
+pub fn new_source(
+    run: &RunContext,
+    config: &StreamConfig,
+) -> engine::Result<Box<dyn CanvasSource>> {
+    let settings = &run.settings;
+    Ok(match (settings.fill_mode, &run.model) {
+        (FillMode::Outpaint, Some(model)) => Box::new(StreamOutpainter::new(
+            model.clone(),
+            settings.denoise_params(),
+            config.canvas,
+            config.fps().unwrap_or(FALLBACK_FPS),
+            settings.lookahead as usize,
+        )?),
+        (FillMode::Color, _) => Box::new(FlatFill::new(
+            config.canvas,
+            FlatKind::Color(settings.fill_rgb()),
+        )),
+        _ => Box::new(FlatFill::new(config.canvas, FlatKind::Blur)),
+    })
+}
 
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
@@ -16,8 +43,6 @@ pub trait CanvasSource: Send {
     fn push(&mut self, content: RgbImage) -> engine::Result<()>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
-    /// Frames pushed and not yet returned.
-    fn pending(&self) -> usize;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
     fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>>;
     /// Drops every queued frame.
@@ -34,9 +59,6 @@ impl CanvasSource for StreamOutpainter {
     }
     fn chunk_ready(&self) -> bool {
         StreamOutpainter::chunk_ready(self)
-    }
-    fn pending(&self) -> usize {
-        StreamOutpainter::pending(self)
     }
     fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
         StreamOutpainter::run_next(self, draining, cancel)
@@ -88,9 +110,6 @@ impl CanvasSource for FlatFill {
     }
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
-    }
-    fn pending(&self) -> usize {
-        self.ready.len()
     }
     fn run_next(&mut self, _draining: bool, _cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
         Ok(self.ready.drain(..).collect())

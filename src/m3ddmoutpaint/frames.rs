@@ -7,7 +7,7 @@
 use gst_video::prelude::*;
 
 use super::caps::StreamConfig;
-use crate::engine::compose::{PlaneMut, feather_seam};
+use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
 use crate::engine::{Rect, RgbImage};
 
 /// A packed RGB frame of `width × height` with the timing of `like`
@@ -223,26 +223,25 @@ impl Compositor {
             ));
         }
 
-        let src_stride = source.plane_stride()[plane as usize] as usize;
-        let src_data = source.plane_data(plane).map_err(|err| err.to_string())?;
+        let source_plane = PlaneRef {
+            data: source.plane_data(plane).map_err(|err| err.to_string())?,
+            stride: source.plane_stride()[plane as usize] as usize,
+            width: plane_box.width(),
+            height: plane_box.height(),
+            bytes_per_pixel,
+        };
         let out_stride = output.plane_stride()[plane as usize] as usize;
-        let out_data = output
-            .plane_data_mut(plane)
-            .map_err(|err| err.to_string())?;
-        let row_bytes = plane_box.width() as usize * bytes_per_pixel;
-        let x_offset = plane_box.x0 as usize * bytes_per_pixel;
-        for row in 0..plane_box.height() as usize {
-            let src_row = &src_data[row * src_stride..row * src_stride + row_bytes];
-            let out_start = (plane_box.y0 as usize + row) * out_stride + x_offset;
-            out_data[out_start..out_start + row_bytes].copy_from_slice(src_row);
-        }
         let mut plane_mut = PlaneMut {
-            data: out_data,
+            data: output
+                .plane_data_mut(plane)
+                .map_err(|err| err.to_string())?,
             stride: out_stride,
             width: plane_width,
             height: plane_height,
             bytes_per_pixel,
         };
+        blit(&mut plane_mut, &source_plane, plane_box.x0, plane_box.y0)
+            .map_err(|err| err.to_string())?;
         feather_seam(
             &mut plane_mut,
             plane_box,

@@ -25,28 +25,23 @@
  *
  * Since: 0.1
  */
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::CAT;
 use super::caps::{self, StreamConfig};
+use super::errors::engine_error_message;
 use super::frames::ContentScaler;
+use super::generator;
 use super::settings::{PROPERTIES, Settings};
-use super::worker::{DrainPoint, Item, RunContext, State, TaskState};
-use crate::engine::{EngineError, Model, ModelOptions, RgbImage};
+use super::state::{DrainPoint, Item, RunContext, Shared, State};
+use super::task::SrcTask;
+use crate::engine::{Model, ModelOptions};
 
 mod queries;
-
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "m3ddmoutpaint",
-        gst::DebugColorFlags::empty(),
-        Some("M3DDM video outpainting"),
-    )
-});
 
 /// The model loaded at NULL→READY and the options it was loaded with.
 struct LoadedModel {
@@ -54,43 +49,24 @@ struct LoadedModel {
     model: Arc<Model>,
 }
 
-/// What the chain needs for the current input caps.
-struct SinkSide {
-    scaler: ContentScaler,
-}
-
 pub struct M3ddmOutpaint {
-    pub(super) srcpad: gst::Pad,
+    srcpad: gst::Pad,
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
+    /// The state the sink side, the task and the generator share.
+    shared: Arc<Shared>,
+    /// The model of the settings at the last READY (kept until NULL).
     model: Mutex<Option<LoadedModel>>,
-    pub(super) run: Mutex<Option<Arc<RunContext>>>,
-    pub(super) state: Mutex<State>,
-    pub(super) cond: Condvar,
-    pub(super) task: Mutex<TaskState>,
-    sink: Mutex<Option<SinkSide>>,
-    pub(super) cancel: AtomicBool,
 }
 
 impl M3ddmOutpaint {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let content = self.content_of(&buffer)?;
-        let mut state = self.state.lock().unwrap();
-        state.srcresult?;
-        gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
-        state.queue.push_back(Item::Frame { buffer, content });
-        state.frames_held += 1;
-        state.stats.frames_in += 1;
-        self.cond.notify_all();
-        while state.srcresult.is_ok() && state.frames_held >= state.max_held {
-            state = self.cond.wait(state).unwrap();
-        }
-        state.srcresult
-    }
-
-    fn content_of(&self, buffer: &gst::Buffer) -> Result<RgbImage, gst::FlowError> {
-        let sink = self.sink.lock().unwrap();
-        let Some(sink) = sink.as_ref() else {
+        let scaler = {
+            let state = self.shared.lock();
+            state.srcresult?;
+            state.scaler.clone()
+        };
+        let Some(scaler) = scaler else {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
@@ -98,10 +74,21 @@ impl M3ddmOutpaint {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        sink.scaler.scale(buffer).map_err(|err| {
+        let content = scaler.scale(&buffer).map_err(|err| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
             gst::FlowError::Error
-        })
+        })?;
+        let mut state = self.shared.lock();
+        state.srcresult?;
+        gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
+        state.queue.push_back(Item::Frame { buffer, content });
+        state.frames_held += 1;
+        state.stats.frames_in += 1;
+        self.shared.notify();
+        while state.srcresult.is_ok() && state.frames_held >= state.max_held {
+            state = self.shared.wait(state, None);
+        }
+        state.srcresult
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -115,10 +102,8 @@ impl M3ddmOutpaint {
                 forwarded
             }
             EventView::FlushStop(_) => {
-                self.reset_stream(true);
-                let forwarded = self.srcpad.push_event(event);
-                self.restart_task();
-                forwarded
+                self.flush_and_restart();
+                self.srcpad.push_event(event)
             }
             EventView::Caps(caps) => {
                 let caps = caps.caps_owned();
@@ -126,9 +111,8 @@ impl M3ddmOutpaint {
             }
             EventView::StreamStart(_) => {
                 // A new stream after EOS flows again.
-                if self.state.lock().unwrap().srcresult == Err(gst::FlowError::Eos) {
-                    self.reset_stream(true);
-                    self.restart_task();
+                if self.shared.lock().srcresult == Err(gst::FlowError::Eos) {
+                    self.flush_and_restart();
                 }
                 self.enqueue(Item::Drain(DrainPoint::Event(event)))
             }
@@ -141,18 +125,18 @@ impl M3ddmOutpaint {
     }
 
     fn enqueue(&self, item: Item) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.shared.lock();
         if state.srcresult == Err(gst::FlowError::Flushing) {
             return false;
         }
         state.queue.push_back(item);
-        self.cond.notify_all();
+        self.shared.notify();
         true
     }
 
     /// New input caps: checked, then queued so the task drains the old frames first.
     fn sink_caps(&self, caps: &gst::Caps) -> bool {
-        let Some(run) = self.run.lock().unwrap().clone() else {
+        let Some(run) = self.shared.lock().run.clone() else {
             gst::warning!(CAT, imp = self, "caps {caps} arrived while stopped");
             return false;
         };
@@ -189,35 +173,48 @@ impl M3ddmOutpaint {
             "input {caps} gives output {}",
             config.out_caps
         );
-        self.state.lock().unwrap().fps = config.fps();
-        *self.sink.lock().unwrap() = Some(SinkSide { scaler });
+        {
+            let mut state = self.shared.lock();
+            state.fps = config.fps();
+            state.scaler = Some(Arc::new(scaler));
+        }
         self.enqueue(Item::Drain(DrainPoint::Caps(config)))
     }
 
     /// A DRAIN query returns once every frame queued before it has left.
     fn sink_drain(&self) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.shared.lock();
         state.next_drain_query += 1;
         let id = state.next_drain_query;
         if state.srcresult.is_err() {
             return true;
         }
         state.queue.push_back(Item::Drain(DrainPoint::Query(id)));
-        self.cond.notify_all();
+        self.shared.notify();
         while state.srcresult.is_ok() && state.drained_query < id {
-            state = self.cond.wait(state).unwrap();
+            state = self.shared.wait(state, None);
         }
         true
     }
 
-    /// Starts the src-pad task anew (after FLUSH_STOP, or a new stream after EOS).
-    /// The old task is stopped first: a pad keeps the function of an existing task
-    /// and would never release the new one.
-    fn restart_task(&self) {
-        if !self.srcpad.is_active() {
-            return;
+    /// Stops everything that waits: the chain, the task, a chunk in flight.
+    fn set_flushing(&self) {
+        self.shared.lock().set_flushing();
+        self.shared.notify();
+    }
+
+    /// FLUSH_STOP (or a new stream after EOS): the task stopped, every held
+    /// frame dropped, the stream flowing again with a new task.
+    fn flush_and_restart(&self) {
+        self.set_flushing();
+        if let Err(err) = self.srcpad.stop_task() {
+            gst::warning!(CAT, imp = self, "cannot stop the streaming task: {err}");
         }
-        if let Err(err) = self.srcpad.stop_task().and_then(|_| self.start_task()) {
+        self.shared.lock().flush();
+        self.shared.notify();
+        if self.srcpad.is_active()
+            && let Err(err) = self.start_task()
+        {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Failed,
@@ -227,22 +224,12 @@ impl M3ddmOutpaint {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
-        let element = self.obj().downgrade();
-        self.srcpad.start_task(move || {
-            if let Some(element) = element.upgrade() {
-                element.imp().src_loop();
-            }
-        })
+        SrcTask::start(self.obj().upcast_ref(), &self.srcpad, &self.shared)
     }
 
     fn src_activatemode(&self, active: bool) -> Result<(), gst::LoggableError> {
         if active {
-            {
-                let mut state = self.state.lock().unwrap();
-                state.srcresult = Ok(gst::FlowSuccess::Ok);
-                self.cancel
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-            }
+            self.shared.lock().srcresult = Ok(gst::FlowSuccess::Ok);
             self.start_task()
                 .map_err(|err| gst::loggable_error!(CAT, "cannot start the streaming task: {err}"))
         } else {
@@ -281,17 +268,13 @@ impl M3ddmOutpaint {
             "loading the model in {}",
             options.model_dir.display()
         );
-        let model = Model::load(&options).map_err(|err| match err {
-            EngineError::Runtime(msg) => gst::error_msg!(gst::LibraryError::Init, ("{msg}")),
-            EngineError::Model(msg) => gst::error_msg!(gst::ResourceError::NotFound, ("{msg}")),
-            other => gst::error_msg!(gst::LibraryError::Settings, ("{other}")),
-        })?;
+        let model = Model::shared(&options).map_err(|err| engine_error_message(&err))?;
         gst::info!(
             CAT,
             imp = self,
             "model loaded: canvas {}, provider {}",
             model.canvas(),
-            model.provider_in_use()
+            model.placement().label()
         );
         *loaded = Some(LoadedModel {
             options,
@@ -300,7 +283,7 @@ impl M3ddmOutpaint {
         Ok(Some(model))
     }
 
-    /// READY→PAUSED: the settings and model this run uses.
+    /// READY→PAUSED: the settings and model this run uses, and its generator.
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         settings
@@ -315,26 +298,42 @@ impl M3ddmOutpaint {
             aspect,
             model,
         });
-        *self.state.lock().unwrap() = State {
-            max_held: run.max_held(),
-            provider: run.provider(),
-            ..State::default()
-        };
-        *self.task.lock().unwrap() = TaskState::default();
-        *self.run.lock().unwrap() = Some(run);
+        let generator =
+            generator::spawn(self.shared.clone(), self.obj().upcast_ref()).map_err(|err| {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ("cannot start the generator thread: {err}")
+                )
+            })?;
+        let mut state = self.shared.lock();
+        *state = State::started(run);
+        state.generator_thread = Some(generator);
         Ok(())
     }
 
-    /// After PAUSED→READY: every frame, item and configuration dropped.
+    /// After PAUSED→READY: the generator ended, every frame, item and configuration dropped.
     fn stop(&self) {
-        self.reset_stream(false);
-        self.set_flushing();
-        *self.sink.lock().unwrap() = None;
-        *self.run.lock().unwrap() = None;
+        let generator = {
+            let mut state = self.shared.lock();
+            state.set_flushing();
+            state.generator.shutdown = true;
+            state.generator_thread.take()
+        };
+        self.shared.notify();
+        if let Some(generator) = generator
+            && generator.join().is_err()
+        {
+            gst::error!(CAT, imp = self, "the generator thread panicked");
+        }
+        *self.shared.lock() = State::default();
     }
 
     fn stats(&self) -> gst::Structure {
-        let state = self.state.lock().unwrap();
+        let state = self.shared.lock();
+        let provider = state
+            .run
+            .as_ref()
+            .map_or("none".to_owned(), |run| run.provider());
         gst::Structure::builder("m3ddmoutpaint-stats")
             .field("frames-in", state.stats.frames_in)
             .field("frames-out", state.stats.frames_out)
@@ -349,7 +348,7 @@ impl M3ddmOutpaint {
                 "mean-chunk-time",
                 state.stats.mean_chunk_time().as_nanos() as u64,
             )
-            .field("provider", state.provider)
+            .field("provider", provider)
             .build()
     }
 }
@@ -413,13 +412,8 @@ impl ObjectSubclass for M3ddmOutpaint {
             srcpad,
             sinkpad,
             settings: Mutex::new(Settings::default()),
+            shared: Arc::new(Shared::default()),
             model: Mutex::new(None),
-            run: Mutex::new(None),
-            state: Mutex::new(State::default()),
-            cond: Condvar::new(),
-            task: Mutex::new(TaskState::default()),
-            sink: Mutex::new(None),
-            cancel: AtomicBool::new(false),
         }
     }
 }
@@ -512,7 +506,15 @@ impl ElementImpl for M3ddmOutpaint {
             self.post_error_message(err);
             return Err(gst::StateChangeError);
         }
-        let success = self.parent_change_state(transition)?;
+        let success = match self.parent_change_state(transition) {
+            Ok(success) => success,
+            Err(err) => {
+                if transition == gst::StateChange::ReadyToPaused {
+                    self.stop();
+                }
+                return Err(err);
+            }
+        };
         match transition {
             gst::StateChange::PausedToReady => self.stop(),
             gst::StateChange::ReadyToNull => *self.model.lock().unwrap() = None,

@@ -1,20 +1,42 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The `m3ddmoutpaint` element: changes a video's aspect ratio by generating the
 //! missing area (M3DDM outpainting, or a blurred / flat fill), keeping every
-//! source pixel bit-exact. `imp.rs` holds the element; the sibling modules hold
-//! its settings, caps arithmetic, pixel conversion and the fill back-ends.
+//! source pixel bit-exact.
+//!
+//! `imp.rs` holds the state machine (pads, events, queries, properties, state
+//! changes). It starts two threads of work that share one `State`
+//! (`state.rs`, one mutex and one condvar): the source-pad task (`task.rs`:
+//! takes the queued items in order, composites and pushes) and the generator
+//! (`generator.rs`: runs the fill back-end, the engine's chunks, with no lock
+//! held). The other modules are types that these call: settings, caps
+//! arithmetic, pixel conversion (`frames.rs`), the fill back-ends (`fill.rs`),
+//! and the one mapping of engine errors to GStreamer errors (`errors.rs`).
+
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
 
 mod caps;
+mod errors;
 mod fill;
 mod frames;
+mod generator;
 mod imp;
 mod settings;
-mod worker;
+mod state;
+mod task;
 
 use crate::engine;
+
+/// The element's debug category.
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "m3ddmoutpaint",
+        gst::DebugColorFlags::empty(),
+        Some("M3DDM video outpainting"),
+    )
+});
 
 glib::wrapper! {
     pub struct M3ddmOutpaint(ObjectSubclass<imp::M3ddmOutpaint>) @extends gst::Element, gst::Object;

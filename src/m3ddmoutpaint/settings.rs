@@ -10,32 +10,11 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::{ExecutionProvider, FillMode, Scheduler};
-use crate::engine;
+use crate::engine::{self, limits};
 
-pub const DEFAULT_ASPECT_NUM: i32 = 9;
-pub const DEFAULT_ASPECT_DEN: i32 = 16;
 pub const DEFAULT_FILL_MODE: FillMode = FillMode::Outpaint;
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
-pub const DEFAULT_DEVICE_ID: i32 = 0;
-pub const DEFAULT_STEPS: u32 = 50;
-pub const MAX_STEPS: u32 = 1000;
 pub const DEFAULT_SCHEDULER: Scheduler = Scheduler::Pndm;
-pub const DEFAULT_GUIDANCE_SCALE: f64 = 2.0;
-pub const DEFAULT_GLOBAL_GUIDANCE_SCALE: f64 = 4.0;
-pub const MAX_GUIDANCE_SCALE: f64 = 50.0;
-/// One stride-15 window of the official plan spans 15 × 15 + 1 frames.
-pub const DEFAULT_LOOKAHEAD: u32 = 226;
-/// Chunks shorter than a 16-frame window are padded by the planner.
-pub const MIN_LOOKAHEAD: u32 = 1;
-pub const MAX_LOOKAHEAD: u32 = 10_000;
-pub const MAX_DEVICE_ID: i32 = 255;
-pub const DEFAULT_SEED: u64 = 0;
-/// Opaque black, as ARGB.
-pub const DEFAULT_FILL_COLOR: u32 = 0xFF00_0000;
-pub const DEFAULT_FEATHER: u32 = 16;
-pub const MAX_FEATHER: u32 = 256;
-/// The largest aspect either way (100:1 and 1:100).
-pub const MAX_ASPECT_TERM: i32 = 100;
 
 /// Every property value, as set by the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,26 +32,33 @@ pub struct Settings {
     pub seed: u64,
     pub fill_color: u32,
     pub feather: u32,
+    pub n_threads: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            aspect: gst::Fraction::new(DEFAULT_ASPECT_NUM, DEFAULT_ASPECT_DEN),
+            aspect: default_aspect(),
             fill_mode: DEFAULT_FILL_MODE,
             model_path: None,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
-            device_id: DEFAULT_DEVICE_ID,
-            steps: DEFAULT_STEPS,
+            device_id: limits::DEFAULT_DEVICE_ID,
+            steps: limits::DEFAULT_STEPS,
             scheduler: DEFAULT_SCHEDULER,
-            guidance_scale: DEFAULT_GUIDANCE_SCALE,
-            global_guidance_scale: DEFAULT_GLOBAL_GUIDANCE_SCALE,
-            lookahead: DEFAULT_LOOKAHEAD,
-            seed: DEFAULT_SEED,
-            fill_color: DEFAULT_FILL_COLOR,
-            feather: DEFAULT_FEATHER,
+            guidance_scale: limits::DEFAULT_GUIDANCE_SCALE,
+            global_guidance_scale: limits::DEFAULT_GLOBAL_GUIDANCE_SCALE,
+            lookahead: limits::DEFAULT_LOOKAHEAD,
+            seed: limits::DEFAULT_SEED,
+            fill_color: limits::DEFAULT_FILL_COLOR,
+            feather: limits::DEFAULT_FEATHER,
+            n_threads: limits::DEFAULT_THREADS,
         }
     }
+}
+
+fn default_aspect() -> gst::Fraction {
+    let (num, den) = limits::DEFAULT_ASPECT;
+    gst::Fraction::new(num as i32, den as i32)
 }
 
 impl Settings {
@@ -102,8 +88,11 @@ impl Settings {
         }
         Some(Ok(engine::ModelOptions {
             model_dir,
-            provider: self.execution_provider.into(),
-            device_id: self.device_id,
+            session: engine::SessionConfig {
+                provider: self.execution_provider.into(),
+                device_id: self.device_id,
+                threads: self.n_threads,
+            },
         }))
     }
 
@@ -152,6 +141,7 @@ impl Settings {
             "seed" => self.seed = value.get().expect("type checked upstream"),
             "fill-color" => self.fill_color = value.get().expect("type checked upstream"),
             "feather" => self.feather = value.get().expect("type checked upstream"),
+            "n-threads" => self.n_threads = value.get().expect("type checked upstream"),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -171,6 +161,7 @@ impl Settings {
             "seed" => self.seed.to_value(),
             "fill-color" => self.fill_color.to_value(),
             "feather" => self.feather.to_value(),
+            "n-threads" => self.n_threads.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -183,9 +174,9 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .nick("Aspect ratio")
             .blurb("Display aspect ratio (width/height) of the output, pixel-aspect-ratio taken into account; \
                     the source keeps its full resolution and the frame grows on the sides that this ratio needs")
-            .minimum(gst::Fraction::new(1, MAX_ASPECT_TERM))
-            .maximum(gst::Fraction::new(MAX_ASPECT_TERM, 1))
-            .default_value(gst::Fraction::new(DEFAULT_ASPECT_NUM, DEFAULT_ASPECT_DEN))
+            .minimum(gst::Fraction::new(1, limits::MAX_ASPECT_TERM as i32))
+            .maximum(gst::Fraction::new(limits::MAX_ASPECT_TERM as i32, 1))
+            .default_value(default_aspect())
             .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("fill-mode", DEFAULT_FILL_MODE)
@@ -210,16 +201,16 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .nick("Device ID")
             .blurb("CUDA device index used by execution-provider=cuda or auto")
             .minimum(0)
-            .maximum(MAX_DEVICE_ID)
-            .default_value(DEFAULT_DEVICE_ID)
+            .maximum(limits::MAX_DEVICE_ID)
+            .default_value(limits::DEFAULT_DEVICE_ID)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("steps")
             .nick("Steps")
             .blurb("Denoising steps per 16-frame window (the official M3DDM uses 50; fewer is faster and rougher)")
-            .minimum(1)
-            .maximum(MAX_STEPS)
-            .default_value(DEFAULT_STEPS)
+            .minimum(limits::MIN_STEPS)
+            .maximum(limits::MAX_STEPS)
+            .default_value(limits::DEFAULT_STEPS)
             .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("scheduler", DEFAULT_SCHEDULER)
@@ -231,16 +222,16 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .nick("Guidance scale")
             .blurb("Classifier-free guidance scale of the masked-frame condition")
             .minimum(0.0)
-            .maximum(MAX_GUIDANCE_SCALE)
-            .default_value(DEFAULT_GUIDANCE_SCALE)
+            .maximum(limits::MAX_GUIDANCE_SCALE)
+            .default_value(limits::DEFAULT_GUIDANCE_SCALE)
             .mutable_ready()
             .build(),
         glib::ParamSpecDouble::builder("global-guidance-scale")
             .nick("Global guidance scale")
             .blurb("Guidance scale of the global-frame context (values <= 1 turn the global guidance term off)")
             .minimum(0.0)
-            .maximum(MAX_GUIDANCE_SCALE)
-            .default_value(DEFAULT_GLOBAL_GUIDANCE_SCALE)
+            .maximum(limits::MAX_GUIDANCE_SCALE)
+            .default_value(limits::DEFAULT_GLOBAL_GUIDANCE_SCALE)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("lookahead")
@@ -248,21 +239,21 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .blurb("Frames the model sees at once (one chunk of the streaming plan). The element holds up to this \
                     many input buffers (memory: about lookahead x frame size) and its latency is lookahead frames \
                     plus processing; 226 covers one stride-15 window of the official plan")
-            .minimum(MIN_LOOKAHEAD)
-            .maximum(MAX_LOOKAHEAD)
-            .default_value(DEFAULT_LOOKAHEAD)
+            .minimum(limits::MIN_LOOKAHEAD)
+            .maximum(limits::MAX_LOOKAHEAD)
+            .default_value(limits::DEFAULT_LOOKAHEAD)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt64::builder("seed")
             .nick("Seed")
             .blurb("Seed of the initial noise; the same seed, input and settings give the same output")
-            .default_value(DEFAULT_SEED)
+            .default_value(limits::DEFAULT_SEED)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("fill-color")
             .nick("Fill color")
             .blurb("Colour of the new area in fill-mode=color, as ARGB 0xAARRGGBB (the alpha byte is not used)")
-            .default_value(DEFAULT_FILL_COLOR)
+            .default_value(limits::DEFAULT_FILL_COLOR)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("feather")
@@ -270,8 +261,17 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .blurb("Width in output pixels of the blend from the source's edge into the generated area \
                     (the source itself is never changed); 0 = a hard seam")
             .minimum(0)
-            .maximum(MAX_FEATHER)
-            .default_value(DEFAULT_FEATHER)
+            .maximum(limits::MAX_FEATHER)
+            .default_value(limits::DEFAULT_FEATHER)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("n-threads")
+            .nick("Threads")
+            .blurb("ONNX Runtime threads for the model's operators; 0 = the process's shared pool, \
+                    one thread per core (element instances with the same model-path, provider, device \
+                    and n-threads share one loaded model)")
+            .maximum(limits::MAX_THREADS)
+            .default_value(limits::DEFAULT_THREADS)
             .mutable_ready()
             .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")

@@ -12,13 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use gstm3ddm::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
+use gstm3ddm::engine::limits::check_canvas_side;
 use gstm3ddm::engine::model::{Model, sha256_file};
+use gstm3ddm::engine::pixels::tensor::unit_from_u8;
 use gstm3ddm::engine::planner;
 use gstm3ddm::engine::scheduler::SchedulerKind;
 use gstm3ddm::engine::window::{
-    self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowLatents,
+    self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
 };
-use gstm3ddm::engine::{DenoiseParams, EngineError, ExecutionProvider, ModelOptions};
+use gstm3ddm::engine::{
+    DenoiseParams, EngineError, ExecutionProvider, ModelOptions, SessionConfig,
+};
 use sha2::{Digest, Sha256};
 
 use crate::golden::{Case, CaseResult, Pass, Tensor, compare, compare_slices};
@@ -76,8 +80,10 @@ fn export_and_load(source: &Path) -> Result<Arc<Model>, String> {
         .join(format!("{name}-{}", source_hash(source, &project)?));
     let options = ModelOptions {
         model_dir: out.clone(),
-        provider: ExecutionProvider::Cpu,
-        device_id: 0,
+        session: SessionConfig {
+            provider: ExecutionProvider::Cpu,
+            ..SessionConfig::default()
+        },
     };
     if out.join("manifest.json").is_file()
         && let Ok(model) = Model::load(&options)
@@ -282,13 +288,11 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
         .unet(
             &sample.data,
             items,
-            h,
-            w,
+            (h, w),
             timestep,
             fps,
             &context,
-            tokens,
-            dim,
+            (tokens, dim),
             &mut output,
         )
         .map_err(engine)?;
@@ -331,10 +335,7 @@ fn denoiser(case: &Case, model: Arc<Model>) -> Result<Denoiser, String> {
 }
 
 fn units(t: &Tensor) -> Vec<f32> {
-    t.data
-        .iter()
-        .map(|&v| window::unit_from_u8(v as u8))
-        .collect()
+    t.data.iter().map(|&v| unit_from_u8(v as u8)).collect()
 }
 
 /// `[c,f,H,W]` → `[f,c,H,W]`.
@@ -362,7 +363,7 @@ fn channels_last(data: &[f32], plane: usize) -> Vec<f32> {
 /// The canvas side of a `[1,1,C,C]` mask.
 fn canvas_of(mask: &Tensor) -> Result<usize, String> {
     match mask.shape[..] {
-        [1, 1, a, b] if a == b && a % 8 == 0 => Ok(a),
+        [1, 1, a, b] if a == b && check_canvas_side(a).is_ok() => Ok(a),
         _ => Err(format!(
             "`mask` of shape {:?} is not [1,1,C,C] with C a multiple of 8",
             mask.shape
@@ -378,19 +379,20 @@ pub fn window(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let (h, w, pixels) = (canvas / 8, canvas / 8, canvas * canvas);
     let init = frames_first(&units(case.tensor("init_frames_u8")?), 3, FRAMES, pixels);
     let masked = frames_first(&units(case.tensor("masked_frames_u8")?), 3, FRAMES, pixels);
+    let cancel = AtomicBool::new(false);
+    let size = (canvas, canvas);
     let init_latents =
-        window::encode_scaled(&model, &init, FRAMES, canvas, canvas).map_err(engine)?;
+        window::encode_scaled(&model, &init, FRAMES, size, &cancel).map_err(engine)?;
     let masked_latents =
-        window::encode_scaled(&model, &masked, FRAMES, canvas, canvas).map_err(engine)?;
+        window::encode_scaled(&model, &masked, FRAMES, size, &cancel).map_err(engine)?;
+    let constants = WindowConstants::new(&model, canvas, &mask.data, &cancel).map_err(engine)?;
     let context = GuidanceContext::from_frames(
         &model,
+        &constants,
         &units(case.tensor("global_frames_u8")?),
-        canvas,
-        canvas,
+        &cancel,
     )
     .map_err(engine)?;
-    let uncond = window::uncond_latent(&model, canvas, canvas).map_err(engine)?;
-    let latent_mask = window::latent_mask(&mask.data, canvas, canvas).map_err(engine)?;
     let guides = &case.tensor("guide_latents")?.data;
     let mut guide = [false; FRAMES];
     for g in case.json["guide_frames"]
@@ -414,25 +416,19 @@ pub fn window(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
             )
         }),
         guide,
-        uncond: &uncond,
-        mask: &latent_mask,
+        uncond: &constants.uncond,
+        mask: &constants.mask,
     };
     let fps = case.f64("fps")?.floor() as i64;
     let mut denoiser = denoiser(case, model.clone())?;
     let noise = &case.tensor("noise")?.data;
     let final_latents = denoiser
-        .run(
-            &latents,
-            &context,
-            noise,
-            (h, w),
-            fps,
-            &AtomicBool::new(false),
-        )
+        .run(&latents, &context, noise, (h, w), fps, &cancel)
         .map_err(engine)?;
     let latent_err = compare(case, "final_latents", &final_latents, PIPELINE_TOLERANCE)?;
     let per_frame = frames_first(&final_latents, LATENT_CHANNELS, FRAMES, h * w);
-    let images = window::decode_images(&model, &per_frame, FRAMES, h, w).map_err(engine)?;
+    let images =
+        window::decode_images(&model, &per_frame, FRAMES, (h, w), &cancel).map_err(engine)?;
     let images = channels_last(&images, pixels);
     let image_err = compare(case, "images", &images, PIPELINE_TOLERANCE)?;
     Ok(Pass::of_parts(
@@ -469,7 +465,7 @@ impl ClipFrames for CaseFrames<'_> {
         };
         let source = &tensor.data[frame * out.len()..(frame + 1) * out.len()];
         for (o, &v) in out.iter_mut().zip(source) {
-            *o = window::unit_from_u8(v as u8);
+            *o = unit_from_u8(v as u8);
         }
         Ok(())
     }
@@ -496,11 +492,12 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
             "the clip's frames are not [{total},3,{canvas},{canvas}]"
         ));
     }
+    let cancel = AtomicBool::new(false);
+    let constants = WindowConstants::new(&model, canvas, &mask.data, &cancel).map_err(engine)?;
     let input = ClipInput {
         plan: &plan,
         frames: &frames,
-        canvas,
-        mask: &mask.data,
+        constants: &constants,
         noise: &case.tensor("noise")?.data,
         fps: case.f64("fps")?,
     };
@@ -518,7 +515,7 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
         &input,
         vec![None; total],
         &mut store,
-        &AtomicBool::new(false),
+        &cancel,
     )
     .map_err(engine)?;
     if let Some(f) = delivered.iter().position(|&d| d != 1) {

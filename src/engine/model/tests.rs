@@ -3,8 +3,8 @@
 //! VAE round trip on the committed tiny model.
 
 use super::*;
-use crate::engine::stream::ExecutionProvider;
-use crate::engine::test_support::{scratch_dir, tiny_model_dir};
+use crate::engine::runtime::{ExecutionProvider, SessionConfig};
+use crate::engine::test_support::{model_options, scratch_dir, tiny_model_dir};
 use serde_json::Value;
 
 fn tensor(name: &str, dtype: &str, shape: Value) -> Value {
@@ -51,12 +51,7 @@ fn write_model_dir(dir: &Path, bytes: &[u8]) -> Value {
 }
 
 fn load_err(dir: &Path) -> String {
-    let options = ModelOptions {
-        model_dir: dir.to_owned(),
-        provider: ExecutionProvider::Cpu,
-        device_id: 0,
-    };
-    match Model::load(&options) {
+    match Model::load(&options(dir, ExecutionProvider::Cpu)) {
         Ok(_) => panic!("{} loaded", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -139,8 +134,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn options(dir: &Path, provider: ExecutionProvider) -> ModelOptions {
     ModelOptions {
         model_dir: dir.to_owned(),
-        provider,
-        device_id: 0,
+        ..model_options(provider)
     }
 }
 
@@ -206,4 +200,72 @@ fn the_vae_round_trip_keeps_shapes_and_refuses_wrong_lengths() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("`images` has"), "{err}");
+}
+
+#[test]
+fn external_data_is_hash_checked_like_the_graphs() {
+    let dir = scratch_dir("model-external");
+    let mut manifest = write_model_dir(&dir, b"graph");
+    std::fs::write(dir.join("unet.onnx.data"), b"weights").unwrap();
+    manifest["graphs"]["unet"]["external_data"] = serde_json::json!({
+        "file": "unet.onnx.data",
+        "sha256": sha256_file(&dir.join("unet.onnx.data")).unwrap(),
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    // The hashes match: loading gets as far as ONNX Runtime, which refuses the fake graph.
+    assert!(load_err(&dir).contains("not a graph ONNX Runtime can load"));
+    std::fs::write(dir.join("unet.onnx.data"), b"corrupted weights").unwrap();
+    let err = load_err(&dir);
+    assert!(
+        err.contains("unet.onnx.data") && err.contains("sha256"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("unet.onnx.data")).unwrap();
+    let err = load_err(&dir);
+    assert!(
+        err.contains("unet.onnx.data") && err.contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_verified_hash_is_reused_until_the_file_changes() {
+    use crate::engine::manifest::cached_sha256;
+    let dir = scratch_dir("model-hash-cache");
+    let path = dir.join("weights.bin");
+    std::fs::write(&path, b"abc").unwrap();
+    let first = cached_sha256(&path).unwrap();
+    assert_eq!(first, sha256_file(&path).unwrap());
+    // Same size and modification time: the file is not read again (the cache's
+    // promise, shown here by content it cannot have seen).
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, b"xyz").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    assert_eq!(cached_sha256(&path).unwrap(), first);
+    // Another size: read again.
+    std::fs::write(&path, b"abcd").unwrap();
+    assert_eq!(cached_sha256(&path).unwrap(), sha256_file(&path).unwrap());
+    assert_ne!(cached_sha256(&path).unwrap(), first);
+}
+
+#[test]
+fn shared_models_are_loaded_once_per_options() {
+    let options = model_options(ExecutionProvider::Cpu);
+    let first = Model::shared(&options).unwrap();
+    let second = Model::shared(&options).unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    let other_threads = ModelOptions {
+        session: SessionConfig {
+            threads: 1,
+            ..options.session
+        },
+        ..options.clone()
+    };
+    let third = Model::shared(&other_threads).unwrap();
+    assert!(!Arc::ptr_eq(&first, &third));
 }

@@ -219,7 +219,8 @@ fn canvas_inputs_keep_the_content_and_fill_the_rest() {
         let content = gradient(layout.content.width(), layout.content.height());
         let inputs = canvas_inputs(&content, &layout);
         let canvas = layout.canvas;
-        for image in [&inputs.masked, &inputs.init, &inputs.stretched] {
+        let stretched = inputs.stretched(canvas);
+        for image in [&inputs.masked, &inputs.init, &stretched] {
             assert_eq!((image.width, image.height), (canvas, canvas));
         }
         let mut filled_outside = 0;
@@ -240,7 +241,7 @@ fn canvas_inputs_keep_the_content_and_fill_the_rest() {
             }
         }
         assert!(filled_outside > 0, "the init fill left the outside black");
-        assert_eq!(inputs.stretched, resize(&content, canvas, canvas));
+        assert_eq!(stretched, resize(&content, canvas, canvas));
     }
 }
 
@@ -262,7 +263,7 @@ fn canvas_inputs_of_a_flat_source_are_flat() {
     );
     assert!(
         inputs
-            .stretched
+            .stretched(layout.canvas)
             .data
             .chunks_exact(3)
             .all(|p| p == [30, 140, 250])

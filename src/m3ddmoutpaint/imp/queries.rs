@@ -7,7 +7,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::super::caps;
-use super::{CAT, M3ddmOutpaint};
+use super::M3ddmOutpaint;
+use crate::m3ddmoutpaint::CAT;
 
 impl M3ddmOutpaint {
     pub(super) fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
@@ -90,11 +91,7 @@ impl M3ddmOutpaint {
     }
 
     fn own_latency(&self) -> gst::ClockTime {
-        let Some(run) = self.run.lock().unwrap().clone() else {
-            return gst::ClockTime::ZERO;
-        };
-        let state = self.state.lock().unwrap();
-        run.latency(state.fps, state.stats.mean_chunk_time())
+        self.shared.lock().own_latency()
     }
 
     /// The caps this pad can take given the caps the other side offers (`direction`: the other pad's).

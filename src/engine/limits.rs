@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Every default and limit of a run, in one place: the engine checks against
+//! these, the element's properties take their ranges and defaults from them,
+//! and `gst-inspect-1.0` (the documentation) shows what the properties say.
+
+/// Denoising steps per window: the official M3DDM runs 50.
+pub const DEFAULT_STEPS: u32 = 50;
+pub const MIN_STEPS: u32 = 1;
+pub const MAX_STEPS: u32 = 1000;
+/// Classifier-free guidance on the masked condition (official: 2).
+pub const DEFAULT_GUIDANCE_SCALE: f64 = 2.0;
+/// Guidance on the global context (official: 4).
+pub const DEFAULT_GLOBAL_GUIDANCE_SCALE: f64 = 4.0;
+pub const MAX_GUIDANCE_SCALE: f64 = 50.0;
+/// Frames per streaming chunk: one stride-15 window of the official plan spans 15 × 15 + 1.
+pub const DEFAULT_LOOKAHEAD: u32 = 226;
+/// Chunks shorter than a window are padded by the planner, so one frame is enough.
+pub const MIN_LOOKAHEAD: u32 = 1;
+pub const MAX_LOOKAHEAD: u32 = 10_000;
+pub const DEFAULT_SEED: u64 = 0;
+pub const DEFAULT_DEVICE_ID: i32 = 0;
+pub const MAX_DEVICE_ID: i32 = 255;
+/// ONNX Runtime intra-op threads; 0 = the process's shared pool over every core.
+pub const DEFAULT_THREADS: u32 = 0;
+pub const MAX_THREADS: u32 = 1024;
+/// Width of the seam blend, in output pixels.
+pub const DEFAULT_FEATHER: u32 = 16;
+pub const MAX_FEATHER: u32 = 256;
+/// The output's default display aspect ratio, 9:16.
+pub const DEFAULT_ASPECT: (u32, u32) = (9, 16);
+/// The largest term of an aspect ratio either way (100:1 and 1:100).
+pub const MAX_ASPECT_TERM: u32 = 100;
+/// Opaque black, as ARGB.
+pub const DEFAULT_FILL_COLOR: u32 = 0xFF00_0000;
+/// The canvas of the model-free fills (blur, color): the official one.
+pub const FLAT_CANVAS: u32 = 256;
+/// The frame rate assumed where a stream has none (0/1, variable).
+pub const FALLBACK_FPS: f64 = 30.0;
+/// Frames smaller than this on either side are refused.
+pub const MIN_FRAME_SIDE: u32 = 2;
+/// Output frames larger than this on either side are refused (16K).
+pub const MAX_OUTPUT_SIDE: u32 = 16_384;
+/// The VAE's factor: canvas sides are multiples of it.
+pub const LATENT_FACTOR: u32 = 8;
+
+/// Checks a canvas side: a positive multiple of the VAE's factor.
+pub fn check_canvas_side(side: usize) -> super::Result<()> {
+    if side == 0 || !side.is_multiple_of(LATENT_FACTOR as usize) {
+        return Err(super::EngineError::InvalidInput(format!(
+            "the canvas side must be a positive multiple of {LATENT_FACTOR} (the VAE's factor), got {side}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a step count against [`MIN_STEPS`]..=[`MAX_STEPS`].
+pub fn check_steps(steps: u32) -> super::Result<()> {
+    if !(MIN_STEPS..=MAX_STEPS).contains(&steps) {
+        return Err(super::EngineError::InvalidInput(format!(
+            "{steps} denoising steps: use {MIN_STEPS} to {MAX_STEPS}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canvas_sides_are_positive_multiples_of_eight() {
+        assert!(check_canvas_side(128).is_ok());
+        assert!(check_canvas_side(256).is_ok());
+        for bad in [0, 4, 100, 129] {
+            let err = check_canvas_side(bad).unwrap_err().to_string();
+            assert!(err.contains(&bad.to_string()), "{err}");
+        }
+    }
+
+    #[test]
+    fn steps_are_checked_against_the_limits() {
+        assert!(check_steps(MIN_STEPS).is_ok() && check_steps(MAX_STEPS).is_ok());
+        assert!(check_steps(0).is_err() && check_steps(MAX_STEPS + 1).is_err());
+    }
+}

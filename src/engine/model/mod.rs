@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A validated model directory (DESIGN.md §1) and the typed calls of its four
+//! graphs, whatever runs them: a [`GraphBackend`] (ONNX Runtime sessions in
+//! this process, `onnx.rs`). Nothing above this layer knows which backend is
+//! in use. Loading refuses, with a sentence, what `manifest.rs` refuses (a
+//! missing directory or manifest, another format or version, a missing or
+//! altered graph or external data file), a graph the backend cannot load, and
+//! graph inputs/outputs that differ from the manifest.
+//!
+//! [`Model::shared`] gives every caller in the process that asks for the same
+//! directory and session configuration the same loaded model, as long as its
+//! files are unchanged (one 2.6 GB U-Net in memory for many streams).
+
+mod onnx;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use super::error::{EngineError, Result};
+use super::manifest::check_graph_files;
+pub use super::manifest::{
+    DType, Graph, GraphSpec, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, TensorSpec, sha256_file,
+};
+use super::runtime::SessionConfig;
+pub use onnx::OrtBackend;
+
+/// How to load a model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelOptions {
+    pub model_dir: PathBuf,
+    pub session: SessionConfig,
+}
+
+/// A borrowed graph input.
+pub enum InputData<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
+/// One named input of a graph call.
+pub struct GraphInput<'a> {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub data: InputData<'a>,
+}
+
+/// Where a model's graphs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// "cpu" or "cuda".
+    pub provider: &'static str,
+    /// The CUDA device, where there is one.
+    pub device: Option<i32>,
+    /// Why `auto` did not get CUDA.
+    pub note: Option<String>,
+}
+
+impl Placement {
+    /// `cpu` or `cuda:N`, as the element's stats show it.
+    pub fn label(&self) -> String {
+        match self.device {
+            Some(device) => format!("{}:{device}", self.provider),
+            None => self.provider.to_owned(),
+        }
+    }
+}
+
+/// What runs the graphs of a model.
+pub trait GraphBackend: Send + Sync {
+    /// Runs `graph` on `inputs` (named as in the manifest), writes its one
+    /// output as f32 into `out` and returns the output's shape.
+    fn run(
+        &self,
+        graph: Graph,
+        inputs: &[GraphInput<'_>],
+        out: &mut Vec<f32>,
+    ) -> Result<Vec<usize>>;
+    fn placement(&self) -> &Placement;
+}
+
+/// A validated model directory and the backend that runs its graphs.
+pub struct Model {
+    dir: PathBuf,
+    manifest: Manifest,
+    backend: Box<dyn GraphBackend>,
+}
+
+/// Models loaded in this process, by options, while someone holds them.
+static SHARED: LazyLock<Mutex<HashMap<ModelOptions, Weak<Model>>>> =
+    LazyLock::new(Default::default);
+/// How many times this process loaded each model directory (for diagnostics and tests).
+static LOADS: LazyLock<Mutex<HashMap<PathBuf, usize>>> = LazyLock::new(Default::default);
+
+/// How many times this process has loaded the model directory `dir`.
+pub fn loads_of(dir: &Path) -> usize {
+    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    LOADS.lock().unwrap().get(&key).copied().unwrap_or(0)
+}
+
+impl Model {
+    /// Loads and validates a model directory (manifest, file hashes, graph IO).
+    pub fn load(options: &ModelOptions) -> Result<Arc<Model>> {
+        let dir = options.model_dir.clone();
+        let manifest = Manifest::read(&dir)?;
+        check_graph_files(&dir, &manifest)?;
+        let backend = OrtBackend::open(&dir, &manifest, &options.session)?;
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        *LOADS.lock().unwrap().entry(key).or_default() += 1;
+        Ok(Arc::new(Model {
+            dir,
+            manifest,
+            backend: Box::new(backend),
+        }))
+    }
+
+    /// The model of `options` that this process already holds, if its manifest
+    /// and files are unchanged (checked again on every call), else a fresh load.
+    pub fn shared(options: &ModelOptions) -> Result<Arc<Model>> {
+        let manifest = Manifest::read(&options.model_dir)?;
+        check_graph_files(&options.model_dir, &manifest)?;
+        let mut shared = SHARED.lock().unwrap();
+        shared.retain(|_, model| model.strong_count() > 0);
+        if let Some(model) = shared.get(options).and_then(Weak::upgrade)
+            && model.manifest.graphs == manifest.graphs
+        {
+            return Ok(model);
+        }
+        let model = Model::load(options)?;
+        shared.insert(options.clone(), Arc::downgrade(&model));
+        Ok(model)
+    }
+
+    /// Where the graphs run.
+    pub fn placement(&self) -> &Placement {
+        self.backend.placement()
+    }
+    /// The execution provider the graphs run on: "cpu" or "cuda".
+    pub fn provider_in_use(&self) -> &'static str {
+        self.placement().provider
+    }
+    /// With `execution-provider=auto` on the CPU: why CUDA was not used.
+    pub fn provider_note(&self) -> Option<&str> {
+        self.placement().note.as_deref()
+    }
+    /// The model's default canvas (manifest `canvas`).
+    pub fn canvas(&self) -> u32 {
+        self.manifest.canvas
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn latent_scale(&self) -> f32 {
+        self.manifest.latent_scale
+    }
+
+    /// VAE encoder: images `[n,3,h,w]` in [-1,1] → posterior mean `[n,4,h/8,w/8]` (unscaled).
+    pub fn encode(&self, images: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.call(
+            Graph::VaeEncoder,
+            &[input_f32("images", vec![n, 3, h, w], images)?],
+            &[n, 4, h / 8, w / 8],
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    /// VAE decoder: latents `[n,4,h,w]` (unscaled) → images `[n,3,8h,8w]` (unclamped).
+    pub fn decode(&self, latents: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.call(
+            Graph::VaeDecoder,
+            &[input_f32("latents", vec![n, 4, h, w], latents)?],
+            &[n, 3, h * 8, w * 8],
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    /// Global image encoder: 16 scaled global latents `[16,4,h,w]` → context `[1,T,D]`.
+    /// Returns the context and its `(T, D)`.
+    pub fn global_context(
+        &self,
+        latents16: &[f32],
+        h: usize,
+        w: usize,
+    ) -> Result<(Vec<f32>, usize, usize)> {
+        let mut out = Vec::new();
+        let input = input_f32("global_latents", vec![16, 4, h, w], latents16)?;
+        let shape = self.backend.run(Graph::GlobalEncoder, &[input], &mut out)?;
+        match shape[..] {
+            [1, t, d] if out.len() == t * d => Ok((out, t, d)),
+            _ => Err(EngineError::Inference(format!(
+                "the global encoder returned shape {shape:?}, not [1,T,D]"
+            ))),
+        }
+    }
+
+    /// One U-Net call on a batch of `batch` items: `sample [batch,9,16,h,w]`, one
+    /// timestep and fps for every item, `context [batch,T,D]`. Writes
+    /// `noise_pred [batch,4,16,h,w]` into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn unet(
+        &self,
+        sample: &[f32],
+        batch: usize,
+        (h, w): (usize, usize),
+        timestep: i64,
+        fps: i64,
+        context: &[f32],
+        (tokens, dim): (usize, usize),
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let timesteps = vec![timestep; batch];
+        let fps_values = vec![fps; batch];
+        let inputs = [
+            input_f32("sample", vec![batch, 9, 16, h, w], sample)?,
+            GraphInput {
+                name: "timestep",
+                shape: vec![batch],
+                data: InputData::I64(&timesteps),
+            },
+            GraphInput {
+                name: "fps",
+                shape: vec![batch],
+                data: InputData::I64(&fps_values),
+            },
+            input_f32("context", vec![batch, tokens, dim], context)?,
+        ];
+        self.call(Graph::Unet, &inputs, &[batch, 4, 16, h, w], out)
+    }
+
+    /// Runs a graph and checks that its output has the `want` shape.
+    fn call(
+        &self,
+        graph: Graph,
+        inputs: &[GraphInput<'_>],
+        want: &[usize],
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let shape = self.backend.run(graph, inputs, out)?;
+        if shape != want || out.len() != want.iter().product::<usize>() {
+            return Err(EngineError::Inference(format!(
+                "the {} graph returned shape {shape:?} ({} values), expected {want:?}",
+                graph.key(),
+                out.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A float input whose data must fill `shape` exactly.
+fn input_f32<'a>(name: &'static str, shape: Vec<usize>, data: &'a [f32]) -> Result<GraphInput<'a>> {
+    let want: usize = shape.iter().product();
+    if data.len() != want {
+        return Err(EngineError::InvalidInput(format!(
+            "`{name}` has {} values where its shape {shape:?} needs {want}",
+            data.len()
+        )));
+    }
+    Ok(GraphInput {
+        name,
+        shape,
+        data: InputData::F32(data),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The in-process backend: one ONNX Runtime session per graph, opened on the
+//! requested execution provider, its inputs and outputs checked against the
+//! manifest. Inputs are borrowed where the graph's dtype is the caller's;
+//! float16 graphs get their inputs converted and their output widened.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Tensor, TensorRef, ValueType};
+
+use super::{GraphBackend, GraphInput, InputData, Placement};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest, TensorSpec, model_err};
+use crate::engine::runtime::{self, Provider, SessionConfig};
+
+/// One side of a graph: its name, the session's (name, type) pairs, the manifest's tensors.
+type IoSide<'a> = (&'a str, Vec<(&'a str, &'a ValueType)>, &'a [TensorSpec]);
+
+/// The four sessions of a model directory.
+pub struct OrtBackend {
+    /// In [`Graph::ALL`] order.
+    sessions: Vec<Mutex<Session>>,
+    /// The manifest's dtype of every input, per graph.
+    input_dtypes: Vec<Vec<(String, DType)>>,
+    placement: Placement,
+}
+
+impl OrtBackend {
+    /// Opens every graph of `manifest` in `dir`; with `auto`, all of them must
+    /// land on the same provider.
+    pub fn open(dir: &Path, manifest: &Manifest, config: &SessionConfig) -> Result<OrtBackend> {
+        let mut sessions = Vec::new();
+        let mut provider: Option<Provider> = None;
+        let mut note = None;
+        for graph in Graph::ALL {
+            let spec = manifest.graph(graph);
+            let opened = runtime::open_session(&dir.join(&spec.file), config)?;
+            check_session_io(graph, &opened.session, spec)?;
+            if let Some(first) = provider.filter(|p| *p != opened.provider) {
+                return Err(EngineError::Runtime(format!(
+                    "the {} graph started on {} while the others run on {}",
+                    graph.key(),
+                    opened.provider.name(),
+                    first.name()
+                )));
+            }
+            provider = Some(opened.provider);
+            note = note.or(opened.fallback_reason);
+            sessions.push(Mutex::new(opened.session));
+        }
+        let provider = provider.unwrap_or(Provider::Cpu);
+        let input_dtypes = Graph::ALL
+            .iter()
+            .map(|&g| {
+                let spec = manifest.graph(g);
+                spec.inputs
+                    .iter()
+                    .map(|t| (t.name.clone(), t.dtype))
+                    .collect()
+            })
+            .collect();
+        Ok(OrtBackend {
+            sessions,
+            input_dtypes,
+            placement: Placement {
+                provider: provider.name(),
+                device: (provider == Provider::Cuda).then_some(config.device_id),
+                note,
+            },
+        })
+    }
+
+    fn session(&self, graph: Graph) -> Result<MutexGuard<'_, Session>> {
+        self.sessions[graph.index()].lock().map_err(|_| {
+            EngineError::Inference(format!(
+                "the {} session was poisoned by an earlier failure",
+                graph.key()
+            ))
+        })
+    }
+
+    /// Named session inputs in each input's manifest dtype (borrowed where no
+    /// conversion is needed).
+    fn values<'v>(
+        &self,
+        graph: Graph,
+        inputs: &[GraphInput<'v>],
+    ) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'v>)>> {
+        let dtypes = &self.input_dtypes[graph.index()];
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let dtype = dtypes
+                .iter()
+                .find(|(name, _)| name == input.name)
+                .map_or(DType::F32, |(_, d)| *d);
+            let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
+            let value: SessionInputValue<'v> = match (&input.data, dtype) {
+                (InputData::F32(v), DType::F32) => {
+                    TensorRef::from_array_view((shape, *v)).map(Into::into)
+                }
+                (InputData::I64(v), DType::I64) => {
+                    TensorRef::from_array_view((shape, *v)).map(Into::into)
+                }
+                (InputData::F32(v), DType::F16) => Tensor::from_array((
+                    shape,
+                    v.iter()
+                        .map(|&x| half::f16::from_f32(x))
+                        .collect::<Vec<_>>(),
+                ))
+                .map(Into::into),
+                (InputData::I64(v), DType::F32) => {
+                    Tensor::from_array((shape, v.iter().map(|&x| x as f32).collect::<Vec<_>>()))
+                        .map(Into::into)
+                }
+                (InputData::I64(v), DType::F16) => Tensor::from_array((
+                    shape,
+                    v.iter()
+                        .map(|&x| half::f16::from_f32(x as f32))
+                        .collect::<Vec<_>>(),
+                ))
+                .map(Into::into),
+                (InputData::F32(_), DType::I64) => {
+                    return Err(model_err(format!(
+                        "the {} input `{}` is int64 where the engine sends floats",
+                        graph.key(),
+                        input.name
+                    )));
+                }
+            }
+            .map_err(|e| inference_err(graph, e))?;
+            out.push((Cow::Borrowed(input.name), value));
+        }
+        Ok(out)
+    }
+}
+
+impl GraphBackend for OrtBackend {
+    fn run(
+        &self,
+        graph: Graph,
+        inputs: &[GraphInput<'_>],
+        out: &mut Vec<f32>,
+    ) -> Result<Vec<usize>> {
+        let values = self.values(graph, inputs)?;
+        let mut session = self.session(graph)?;
+        let outputs = session.run(values).map_err(|e| inference_err(graph, e))?;
+        let name = graph.contract().1[0];
+        extract_f32(graph, &outputs[name], out)
+    }
+
+    fn placement(&self) -> &Placement {
+        &self.placement
+    }
+}
+
+/// Copies a float32 or float16 output into `out` (widened to f32) and returns its shape.
+fn extract_f32(graph: Graph, value: &DynValue, out: &mut Vec<f32>) -> Result<Vec<usize>> {
+    out.clear();
+    let shape = if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        out.extend_from_slice(data);
+        shape.to_vec()
+    } else {
+        let (shape, data) = value
+            .try_extract_tensor::<half::f16>()
+            .map_err(|e| inference_err(graph, e))?;
+        out.extend(data.iter().map(|v| v.to_f32()));
+        shape.to_vec()
+    };
+    Ok(shape.iter().map(|&d| d as usize).collect())
+}
+
+fn inference_err(graph: Graph, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Inference(format!("the {} graph failed: {e}", graph.key()))
+}
+
+/// Compares a session's inputs/outputs with the manifest's declaration.
+fn check_session_io(graph: Graph, session: &Session, spec: &GraphSpec) -> Result<()> {
+    let sides: [IoSide; 2] = [
+        (
+            "inputs",
+            session
+                .inputs()
+                .iter()
+                .map(|o| (o.name(), o.dtype()))
+                .collect(),
+            &spec.inputs,
+        ),
+        (
+            "outputs",
+            session
+                .outputs()
+                .iter()
+                .map(|o| (o.name(), o.dtype()))
+                .collect(),
+            &spec.outputs,
+        ),
+    ];
+    for (what, actual, declared) in sides {
+        let mismatch = |detail: String| {
+            model_err(format!(
+                "the {} graph's {what} differ from the manifest: {detail}",
+                graph.key()
+            ))
+        };
+        if actual.len() != declared.len() {
+            let names: Vec<&str> = actual.iter().map(|(n, _)| *n).collect();
+            return Err(mismatch(format!("the graph has {names:?}")));
+        }
+        for want in declared {
+            let Some((_, ty)) = actual.iter().find(|(n, _)| *n == want.name) else {
+                return Err(mismatch(format!("the graph has no `{}`", want.name)));
+            };
+            let got_dtype = ty.tensor_type().and_then(DType::of_ort);
+            if got_dtype != Some(want.dtype) {
+                let got = ty
+                    .tensor_type()
+                    .map_or("a non-tensor".to_owned(), |t| t.to_string());
+                return Err(mismatch(format!(
+                    "`{}` is {got}, the manifest says {}",
+                    want.name,
+                    want.dtype.name()
+                )));
+            }
+            let dims: &[i64] = ty.tensor_shape().map_or(&[], |s| s);
+            let fixed_differs = dims
+                .iter()
+                .zip(&want.shape)
+                .any(|(g, w)| matches!(w, Some(w) if *g >= 0 && g != w));
+            if dims.len() != want.shape.len() || fixed_differs {
+                return Err(mismatch(format!(
+                    "`{}` has shape {dims:?}, the manifest says {:?}",
+                    want.name, want.shape
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What a window needs besides its frames: the VAE in both directions (scaled
+//! latents, images in [0,1]), the constants that depend only on the model and
+//! the canvas layout (the global encoder's output on all-zero latents, the
+//! unconditional latent, the mask at latent size), computed once per run, and
+//! the guidance context of a clip (those constants plus enc(global frames)).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::{FRAMES, LATENT_CHANNELS};
+use crate::engine::error::{EngineError, Result, check_cancel};
+use crate::engine::limits::{LATENT_FACTOR, check_canvas_side};
+use crate::engine::model::Model;
+use crate::engine::pixels::tensor::image_from_decoded;
+
+/// Images per VAE call (results do not depend on it: each image is independent).
+const VAE_BATCH: usize = 8;
+
+/// Encodes `n` images `[n,3,H,W]` in [-1,1] to scaled latents `[n,4,H/8,W/8]`.
+pub fn encode_scaled(
+    model: &Model,
+    images: &[f32],
+    n: usize,
+    (height, width): (usize, usize),
+    cancel: &AtomicBool,
+) -> Result<Vec<f32>> {
+    check_canvas_side(height)?;
+    check_canvas_side(width)?;
+    let image_len = 3 * height * width;
+    if images.len() < n * image_len {
+        return Err(EngineError::InvalidInput(format!(
+            "{n} images of {width}×{height} need {} values, got {}",
+            n * image_len,
+            images.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(n * LATENT_CHANNELS * (height / 8) * (width / 8));
+    for chunk in images[..n * image_len].chunks(VAE_BATCH * image_len) {
+        check_cancel(cancel)?;
+        out.extend(model.encode(chunk, chunk.len() / image_len, height, width)?);
+    }
+    let scale = model.latent_scale();
+    out.iter_mut().for_each(|v| *v *= scale);
+    Ok(out)
+}
+
+/// Decodes `n` scaled latents `[n,4,h,w]` to images `[n,3,8h,8w]` in [0,1].
+pub fn decode_images(
+    model: &Model,
+    latents: &[f32],
+    n: usize,
+    (h, w): (usize, usize),
+    cancel: &AtomicBool,
+) -> Result<Vec<f32>> {
+    let latent_len = LATENT_CHANNELS * h * w;
+    if latents.len() < n * latent_len {
+        return Err(EngineError::InvalidInput(format!(
+            "{n} latents of {w}×{h} need {} values, got {}",
+            n * latent_len,
+            latents.len()
+        )));
+    }
+    let inv_scale = 1.0 / model.latent_scale();
+    let mut out = Vec::with_capacity(n * 3 * 64 * h * w);
+    for chunk in latents[..n * latent_len].chunks(VAE_BATCH * latent_len) {
+        check_cancel(cancel)?;
+        let unscaled: Vec<f32> = chunk.iter().map(|v| v * inv_scale).collect();
+        let decoded = model.decode(&unscaled, chunk.len() / latent_len, h, w)?;
+        out.extend(decoded.into_iter().map(image_from_decoded));
+    }
+    Ok(out)
+}
+
+/// The pixel mask `[C*C]` (1 = generate) at latent size, as PyTorch's default
+/// nearest interpolation does it for a factor of 8: latent (i, j) = pixel (8i, 8j).
+pub fn latent_mask(mask: &[f32], canvas: usize) -> Result<Vec<f32>> {
+    check_canvas_side(canvas)?;
+    if mask.len() != canvas * canvas {
+        return Err(EngineError::InvalidInput(format!(
+            "a mask of {} values does not fit a {canvas}×{canvas} canvas",
+            mask.len()
+        )));
+    }
+    let factor = LATENT_FACTOR as usize;
+    let side = canvas / factor;
+    Ok((0..side * side)
+        .map(|k| mask[(k / side) * factor * canvas + (k % side) * factor])
+        .collect())
+}
+
+/// What every window of a run shares: it depends only on the model, the canvas
+/// and the mask, so it is computed once per run.
+pub struct WindowConstants {
+    /// The canvas side C.
+    pub canvas: usize,
+    /// The global encoder's output on all-zero latents, `[T*D]`.
+    pub zero_context: Arc<[f32]>,
+    pub tokens: usize,
+    pub dim: usize,
+    /// The scaled latent `[4,C/8,C/8]` of an all −1 image (the unconditional condition).
+    pub uncond: Vec<f32>,
+    /// The mask at latent size `[(C/8)²]`, 1 = generate.
+    pub mask: Vec<f32>,
+}
+
+impl WindowConstants {
+    /// The constants of a `canvas × canvas` run whose pixel mask is `mask` (`[C*C]`).
+    pub fn new(
+        model: &Model,
+        canvas: usize,
+        mask: &[f32],
+        cancel: &AtomicBool,
+    ) -> Result<WindowConstants> {
+        let latent_side = canvas / LATENT_FACTOR as usize;
+        let mask = latent_mask(mask, canvas)?;
+        let uncond = encode_scaled(
+            model,
+            &vec![-1.0; 3 * canvas * canvas],
+            1,
+            (canvas, canvas),
+            cancel,
+        )?;
+        check_cancel(cancel)?;
+        let zero_latents = vec![0.0; FRAMES * LATENT_CHANNELS * latent_side * latent_side];
+        let (zero, tokens, dim) = model.global_context(&zero_latents, latent_side, latent_side)?;
+        Ok(WindowConstants {
+            canvas,
+            zero_context: zero.into(),
+            tokens,
+            dim,
+            uncond,
+            mask,
+        })
+    }
+
+    /// The latent side h = w = C/8.
+    pub fn latent_side(&self) -> usize {
+        self.canvas / LATENT_FACTOR as usize
+    }
+}
+
+/// The global encoder's output on all-zero latents and on the 16 global
+/// latents of a clip: computed once per clip, reused by every step.
+pub struct GuidanceContext {
+    pub zero: Arc<[f32]>,
+    pub global: Vec<f32>,
+    pub tokens: usize,
+    pub dim: usize,
+}
+
+impl GuidanceContext {
+    /// From the 16 global frames `[16,3,C,C]` in [-1,1].
+    pub fn from_frames(
+        model: &Model,
+        constants: &WindowConstants,
+        frames: &[f32],
+        cancel: &AtomicBool,
+    ) -> Result<GuidanceContext> {
+        let canvas = constants.canvas;
+        let latents = encode_scaled(model, frames, FRAMES, (canvas, canvas), cancel)?;
+        check_cancel(cancel)?;
+        let side = constants.latent_side();
+        let (global, tokens, dim) = model.global_context(&latents, side, side)?;
+        if (tokens, dim) != (constants.tokens, constants.dim) {
+            return Err(EngineError::Inference(
+                "the global encoder's output shape depends on its input values".into(),
+            ));
+        }
+        Ok(GuidanceContext {
+            zero: constants.zero_context.clone(),
+            global,
+            tokens,
+            dim,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latent_mask_takes_every_eighth_pixel() {
+        // A 16×16 mask whose pixel (y, x) is y*16 + x: latent (i, j) is pixel (8i, 8j).
+        let mask: Vec<f32> = (0..256).map(|v| v as f32).collect();
+        assert_eq!(
+            latent_mask(&mask, 16).unwrap(),
+            vec![0.0, 8.0, 128.0, 136.0]
+        );
+        assert!(latent_mask(&mask[..128], 16).is_err());
+        assert!(latent_mask(&mask, 12).is_err());
+    }
+}

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One 16-frame M3DDM window, as the official pipeline computes it
+//! (`outpainting_with_random_masked_latent_inference_bidirection`, see
+//! `../shared/golden/README.md`):
+//!
+//! - latents are VAE posterior means scaled by the manifest's `latent_scale`;
+//!   the unconditional condition is the VAE of an all −1 image;
+//! - the UNet input is `[noisy (4), condition (4), mask (1)]`; a guide frame
+//!   (a latent made by an earlier window) replaces the condition in every item
+//!   and gets mask 0;
+//! - the guidance batch items are e0 = (uncond condition, mask 1, enc(0)),
+//!   e1 = (masked condition, mask, enc(0)), e3 = (masked condition, mask,
+//!   enc(global)); the official e2 is never used, so it is never computed:
+//!   g > 1 and G > 1: `[e0,e1,e3]`, eps = e0 + g(e1−e0) + G(e3−e1);
+//!   g > 1 only (the official 2-way branch): `[e0,e3]`, eps = e0 + g(e3−e0);
+//!   G > 1 only: `[e1,e3]`, eps = e1 + G(e3−e1); neither: `[e3]`
+//!   (each is the 3-way formula with the unused scale at 1; `guidance.rs`);
+//! - strength 1.0: x = add_noise(VAE(init), noise, t_init), then one UNet call
+//!   and one scheduler step per loop timestep; the global context is computed
+//!   once per clip and reused by every step (`context.rs`).
+//!
+//! Every window of a run starts from the same seeded noise, as the official
+//! code (which re-seeds per window) does.
+
+mod context;
+mod guidance;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+pub use context::{GuidanceContext, WindowConstants, decode_images, encode_scaled, latent_mask};
+use guidance::{Item, combine_predictions, guidance_items};
+
+use super::error::{EngineError, Result, check_cancel};
+use super::limits::{self, check_steps};
+use super::model::Model;
+use super::scheduler::{Scheduler, SchedulerKind};
+
+/// Frames per window.
+pub const FRAMES: usize = 16;
+/// Latent channels.
+pub const LATENT_CHANNELS: usize = 4;
+/// UNet input channels: noisy latent, condition latent, mask.
+const UNET_CHANNELS: usize = 2 * LATENT_CHANNELS + 1;
+
+/// Denoising parameters of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenoiseParams {
+    pub steps: u32,
+    pub scheduler: SchedulerKind,
+    pub guidance_scale: f32,
+    pub global_guidance_scale: f32,
+    pub seed: u64,
+}
+
+impl Default for DenoiseParams {
+    fn default() -> Self {
+        DenoiseParams {
+            steps: limits::DEFAULT_STEPS,
+            scheduler: SchedulerKind::Pndm,
+            guidance_scale: limits::DEFAULT_GUIDANCE_SCALE as f32,
+            global_guidance_scale: limits::DEFAULT_GLOBAL_GUIDANCE_SCALE as f32,
+            seed: limits::DEFAULT_SEED,
+        }
+    }
+}
+
+impl DenoiseParams {
+    /// Checks the steps and that both scales are finite.
+    pub fn validate(&self) -> Result<()> {
+        check_steps(self.steps)?;
+        for (name, v) in [
+            ("guidance scale", self.guidance_scale),
+            ("global guidance scale", self.global_guidance_scale),
+        ] {
+            if !v.is_finite() {
+                return Err(EngineError::InvalidInput(format!(
+                    "the {name} {v} is not a finite number"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The seeded starting noise of every window, `[4,16,canvas/8,canvas/8]`:
+/// `StdRng::seed_from_u64(seed)` drawing standard normal f32 values in order.
+pub fn window_noise(seed: u64, canvas: u32) -> Vec<f32> {
+    let latent = (canvas / limits::LATENT_FACTOR) as usize;
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..LATENT_CHANNELS * FRAMES * latent * latent)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
+}
+
+/// The latents of one window, per position (`[4,h,w]` each, scaled).
+pub struct WindowLatents<'a> {
+    /// VAE(init frame): the start of the denoising.
+    pub init: [&'a [f32]; FRAMES],
+    /// The condition: VAE(masked frame), or the guide latent where `guide`.
+    pub condition: [&'a [f32]; FRAMES],
+    pub guide: [bool; FRAMES],
+    /// The latent of an all −1 image.
+    pub uncond: &'a [f32],
+    /// The mask at latent size (`[h*w]`, 1 = generate).
+    pub mask: &'a [f32],
+}
+
+/// Runs windows with one model and one set of denoising parameters, reusing
+/// its buffers from window to window and from step to step.
+pub struct Denoiser {
+    model: Arc<Model>,
+    scheduler: Scheduler,
+    scales: (f32, f32),
+    items: &'static [Item],
+    /// The U-Net input of every item, `[items,9,16,h,w]`.
+    sample: Vec<f32>,
+    /// The context of every item, `[items,T,D]`.
+    context: Vec<f32>,
+    /// The U-Net output of every item, `[items,4,16,h,w]`.
+    prediction: Vec<f32>,
+    /// One call's output when the batch is split.
+    part: Vec<f32>,
+    eps: Vec<f32>,
+    /// Batch items per UNet call: all of them on CUDA; one on the CPU, where a
+    /// bigger batch is not faster and multiplies the peak memory of attention.
+    max_batch: usize,
+}
+
+impl Denoiser {
+    /// A denoiser with the scheduler configuration of the model's manifest.
+    pub fn new(model: Arc<Model>, params: &DenoiseParams) -> Result<Denoiser> {
+        let config = model.manifest().scheduler_config.clone();
+        Denoiser::with_scheduler_config(model, params, &config)
+    }
+
+    /// A denoiser with the given scheduler configuration (diffusers keys).
+    pub fn with_scheduler_config(
+        model: Arc<Model>,
+        params: &DenoiseParams,
+        config: &serde_json::Value,
+    ) -> Result<Denoiser> {
+        params.validate()?;
+        let scheduler = Scheduler::from_json(params.scheduler, params.steps as usize, config)?;
+        let on_cuda = model.provider_in_use() == "cuda";
+        Ok(Denoiser {
+            model,
+            scheduler,
+            scales: (params.guidance_scale, params.global_guidance_scale),
+            items: guidance_items(params.guidance_scale, params.global_guidance_scale),
+            sample: Vec::new(),
+            context: Vec::new(),
+            prediction: Vec::new(),
+            part: Vec::new(),
+            eps: Vec::new(),
+            max_batch: if on_cuda { usize::MAX } else { 1 },
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Denoises one window of `h × w` latents from `noise` `[4,16,h,w]`; returns the
+    /// final scaled latents `[4,16,h,w]`. `fps` is the UNet's fps input. Checks
+    /// `cancel` before every UNet call.
+    pub fn run(
+        &mut self,
+        window: &WindowLatents<'_>,
+        context: &GuidanceContext,
+        noise: &[f32],
+        (h, w): (usize, usize),
+        fps: i64,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<f32>> {
+        let plane = h * w;
+        let frame_len = LATENT_CHANNELS * plane;
+        let latent_len = frame_len * FRAMES;
+        check_window(window, noise, context, frame_len, plane, latent_len)?;
+
+        // x0 in [4,16,h,w] from the per-position init latents ([4,h,w] each).
+        let mut x0 = vec![0.0f32; latent_len];
+        scatter_frames(&mut x0, &window.init, plane);
+        let (t_init, loop_timesteps) = self.scheduler.run_timesteps();
+        self.scheduler.reset();
+        let mut latents = self.scheduler.add_noise(&x0, noise, t_init)?;
+
+        self.fill_constant_inputs(window, context, plane);
+        self.eps.resize(latent_len, 0.0);
+        let item_len = UNET_CHANNELS * FRAMES * plane;
+        for &t in &loop_timesteps {
+            check_cancel(cancel)?;
+            for item in self.sample.chunks_exact_mut(item_len) {
+                item[..latent_len].copy_from_slice(&latents);
+            }
+            self.predict((h, w), t, fps, context)?;
+            combine_predictions(self.items, self.scales, &self.prediction, &mut self.eps);
+            self.scheduler.step_in_place(&self.eps, t, &mut latents)?;
+        }
+        Ok(latents)
+    }
+
+    /// The UNet on the whole batch, `max_batch` items per call (items are
+    /// independent, so the split does not change the result).
+    fn predict(
+        &mut self,
+        latent: (usize, usize),
+        t: i64,
+        fps: i64,
+        context: &GuidanceContext,
+    ) -> Result<()> {
+        let batch = self.items.len();
+        let tokens = (context.tokens, context.dim);
+        if self.max_batch >= batch {
+            return self.model.unet(
+                &self.sample,
+                batch,
+                latent,
+                t,
+                fps,
+                &self.context,
+                tokens,
+                &mut self.prediction,
+            );
+        }
+        let item_len = self.sample.len() / batch;
+        let context_len = self.context.len() / batch;
+        let output_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
+        self.prediction.resize(batch * output_len, 0.0);
+        for first in (0..batch).step_by(self.max_batch) {
+            let n = self.max_batch.min(batch - first);
+            self.model.unet(
+                &self.sample[first * item_len..(first + n) * item_len],
+                n,
+                latent,
+                t,
+                fps,
+                &self.context[first * context_len..(first + n) * context_len],
+                tokens,
+                &mut self.part,
+            )?;
+            self.prediction[first * output_len..(first + n) * output_len]
+                .copy_from_slice(&self.part);
+        }
+        Ok(())
+    }
+
+    /// The condition and mask channels and the context of every batch item:
+    /// the same at every step.
+    fn fill_constant_inputs(
+        &mut self,
+        window: &WindowLatents<'_>,
+        context: &GuidanceContext,
+        plane: usize,
+    ) {
+        let item_len = UNET_CHANNELS * FRAMES * plane;
+        let latent_len = LATENT_CHANNELS * FRAMES * plane;
+        self.sample.clear();
+        self.sample.resize(self.items.len() * item_len, 0.0);
+        self.context.clear();
+        for (b, &item) in self.items.iter().enumerate() {
+            let sample = &mut self.sample[b * item_len..(b + 1) * item_len];
+            let (condition, mask) = sample[latent_len..].split_at_mut(latent_len);
+            let uncond = item == Item::Uncond;
+            for f in 0..FRAMES {
+                let source = if uncond && !window.guide[f] {
+                    window.uncond
+                } else {
+                    window.condition[f]
+                };
+                scatter_frame(condition, source, f, plane);
+                let mask_plane = &mut mask[f * plane..(f + 1) * plane];
+                if window.guide[f] {
+                    mask_plane.fill(0.0);
+                } else if uncond {
+                    mask_plane.fill(1.0);
+                } else {
+                    mask_plane.copy_from_slice(window.mask);
+                }
+            }
+            let ctx: &[f32] = if item == Item::MaskedGlobalContext {
+                &context.global
+            } else {
+                &context.zero
+            };
+            self.context.extend_from_slice(ctx);
+        }
+    }
+}
+
+fn check_window(
+    window: &WindowLatents<'_>,
+    noise: &[f32],
+    context: &GuidanceContext,
+    frame_len: usize,
+    plane: usize,
+    latent_len: usize,
+) -> Result<()> {
+    let bad = |what: &str, got: usize, want: usize| {
+        EngineError::InvalidInput(format!(
+            "the window's {what} has {got} values where {want} are needed"
+        ))
+    };
+    for latent in window
+        .init
+        .iter()
+        .chain(&window.condition)
+        .chain([&window.uncond])
+    {
+        if latent.len() != frame_len {
+            return Err(bad("latent of a frame", latent.len(), frame_len));
+        }
+    }
+    if window.mask.len() != plane {
+        return Err(bad("mask", window.mask.len(), plane));
+    }
+    if noise.len() != latent_len {
+        return Err(bad("noise", noise.len(), latent_len));
+    }
+    if context.zero.len() != context.tokens * context.dim
+        || context.global.len() != context.zero.len()
+    {
+        return Err(bad(
+            "global context",
+            context.global.len(),
+            context.tokens * context.dim,
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a `[4,h,w]` frame latent at frame `f` of a `[4,16,h,w]` tensor.
+fn scatter_frame(dst: &mut [f32], frame: &[f32], f: usize, plane: usize) {
+    for c in 0..LATENT_CHANNELS {
+        let at = (c * FRAMES + f) * plane;
+        dst[at..at + plane].copy_from_slice(&frame[c * plane..(c + 1) * plane]);
+    }
+}
+
+fn scatter_frames(dst: &mut [f32], frames: &[&[f32]; FRAMES], plane: usize) {
+    for (f, frame) in frames.iter().enumerate() {
+        scatter_frame(dst, frame, f, plane);
+    }
+}
+
+/// Reads frame `f` of a `[4,16,h,w]` tensor as a `[4,h,w]` latent.
+pub fn gather_frame(src: &[f32], f: usize, plane: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(LATENT_CHANNELS * plane);
+    for c in 0..LATENT_CHANNELS {
+        let at = (c * FRAMES + f) * plane;
+        out.extend_from_slice(&src[at..at + plane]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_scatter_and_gather_in_the_unet_layout() {
+        let plane = 2;
+        let frames: Vec<Vec<f32>> = (0..FRAMES)
+            .map(|f| (0..8).map(|k| (f * 100 + k) as f32).collect())
+            .collect();
+        let refs: [&[f32]; FRAMES] = std::array::from_fn(|f| frames[f].as_slice());
+        let mut tensor = vec![0.0; LATENT_CHANNELS * FRAMES * plane];
+        scatter_frames(&mut tensor, &refs, plane);
+        // Channel 1 of frame 3 sits at (1*16 + 3) * plane.
+        assert_eq!(
+            &tensor[(16 + 3) * plane..(16 + 3) * plane + 2],
+            &[302.0, 303.0]
+        );
+        for (f, frame) in frames.iter().enumerate() {
+            assert_eq!(&gather_frame(&tensor, f, plane), frame);
+        }
+    }
+
+    #[test]
+    fn noise_is_seeded_standard_normal() {
+        let a = window_noise(3, 64);
+        assert_eq!(a.len(), 4 * 16 * 8 * 8);
+        assert_eq!(a, window_noise(3, 64));
+        assert_ne!(a, window_noise(4, 64));
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
+        assert!(
+            mean.abs() < 0.1 && (var - 1.0).abs() < 0.1,
+            "mean {mean} variance {var}"
+        );
+    }
+
+    #[test]
+    fn params_out_of_range_are_refused() {
+        let bad_steps = DenoiseParams {
+            steps: limits::MAX_STEPS + 1,
+            ..DenoiseParams::default()
+        };
+        assert!(
+            bad_steps
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("steps")
+        );
+        let nan = DenoiseParams {
+            guidance_scale: f32::NAN,
+            ..DenoiseParams::default()
+        };
+        assert!(nan.validate().unwrap_err().to_string().contains("finite"));
+        assert!(DenoiseParams::default().validate().is_ok());
+    }
+}

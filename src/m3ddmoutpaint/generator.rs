@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The generator: a thread that owns the fill back-end (`fill.rs`) and turns
+//! the frames the task hands it into canvases, in order. It runs the engine's
+//! chunks with no lock held; a flush (a new epoch, its cancel flag set) stops a
+//! chunk within one model call and makes the back-end drop what it held. A
+//! failure is left in the state for the task to report.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::CAT;
+use super::fill::{CanvasSource, new_source};
+use super::state::{GenInput, Shared, State};
+use crate::engine::{EngineError, RgbImage};
+
+/// Starts the generator thread of a run; it ends when the state says `shutdown`.
+pub fn spawn(shared: Arc<Shared>, element: &gst::Element) -> std::io::Result<JoinHandle<()>> {
+    let element = element.downgrade();
+    std::thread::Builder::new()
+        .name("m3ddm-generator".into())
+        .spawn(move || Worker::new(shared, element).run())
+}
+
+/// What the generator does next.
+enum Work {
+    Take(Vec<GenInput>),
+    Run { draining: bool },
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    element: glib::WeakRef<gst::Element>,
+    source: Option<Box<dyn CanvasSource>>,
+    /// The sequence numbers of the frames inside `source`, oldest first.
+    held: VecDeque<u64>,
+    epoch: u64,
+    /// The back-end's window counters when last added to the stats.
+    windows_seen: (u64, Duration),
+    /// Set after a failure: nothing runs until the next flush.
+    failed: bool,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, element: glib::WeakRef<gst::Element>) -> Worker {
+        Worker {
+            shared,
+            element,
+            source: None,
+            held: VecDeque::new(),
+            epoch: 0,
+            windows_seen: (0, Duration::ZERO),
+            failed: false,
+        }
+    }
+
+    fn run(mut self) {
+        while let Some(work) = self.next_work() {
+            let result = match work {
+                Work::Take(inputs) => self.take(inputs),
+                Work::Run { draining } => self.run_chunk(draining),
+            };
+            if let Err(err) = result {
+                self.fail(err);
+            }
+        }
+    }
+
+    /// Waits until there is something to do; `None` at shutdown.
+    fn next_work(&mut self) -> Option<Work> {
+        let mut state = self.shared.lock();
+        loop {
+            if state.generator.shutdown {
+                return None;
+            }
+            if state.generator.epoch != self.epoch {
+                self.epoch = state.generator.epoch;
+                self.held.clear();
+                self.failed = false;
+                if let Some(source) = self.source.as_mut() {
+                    source.reset();
+                }
+            }
+            if !self.failed {
+                if !state.generator.input.is_empty() {
+                    return Some(Work::Take(state.generator.input.drain(..).collect()));
+                }
+                if let Some(source) = self.source.as_ref()
+                    && !self.held.is_empty()
+                {
+                    if source.chunk_ready() {
+                        return Some(Work::Run { draining: false });
+                    }
+                    if state.generator.drain {
+                        return Some(Work::Run { draining: true });
+                    }
+                }
+            }
+            state = self.shared.wait(state, None);
+        }
+    }
+
+    /// New configurations and frames, in order (the back-end work of a push is
+    /// done with no lock held).
+    fn take(&mut self, inputs: Vec<GenInput>) -> Result<(), EngineError> {
+        for input in inputs {
+            match input {
+                GenInput::Configure(config) => {
+                    let run = self.shared.lock().run.clone();
+                    let Some(run) = run else { continue };
+                    self.source = Some(new_source(&run, &config)?);
+                    self.held.clear();
+                    self.windows_seen = (0, Duration::ZERO);
+                }
+                GenInput::Frame { seq, content } => {
+                    let source = self.source.as_mut().ok_or_else(|| {
+                        EngineError::InvalidInput("a frame arrived before its caps".into())
+                    })?;
+                    source.push(content)?;
+                    self.held.push_back(seq);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the next chunk and hands its canvases to the task.
+    fn run_chunk(&mut self, draining: bool) -> Result<(), EngineError> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(());
+        };
+        let (cancel, epoch) = {
+            let state = self.shared.lock();
+            (state.generator.cancel.clone(), state.generator.epoch)
+        };
+        let started = Instant::now();
+        let canvases = match source.run_next(draining, &cancel) {
+            Ok(canvases) => canvases,
+            // A flush: the next loop sees the new epoch.
+            Err(EngineError::Cancelled) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if canvases.is_empty() || canvases.len() > self.held.len() {
+            return Err(EngineError::Inference(format!(
+                "the back-end returned {} canvases for {} frames held",
+                canvases.len(),
+                self.held.len()
+            )));
+        }
+        let elapsed = started.elapsed();
+        let windows = source.window_stats();
+        let runs_model = source.runs_model();
+        let shared = self.shared.clone();
+        let latency_changed = {
+            let mut state = shared.lock();
+            if state.generator.epoch != epoch {
+                return Ok(());
+            }
+            self.deliver(&mut state, canvases);
+            if runs_model {
+                gst::debug!(CAT, "chunk in {elapsed:?}");
+                state.stats.chunks_run += 1;
+                state.stats.chunk_time += elapsed;
+                if let Some((count, time)) = windows {
+                    let (seen_count, seen_time) = self.windows_seen;
+                    state.stats.windows_run += count.saturating_sub(seen_count);
+                    state.stats.window_time += time.saturating_sub(seen_time);
+                    self.windows_seen = (count, time);
+                }
+            }
+            shared.notify();
+            runs_model && state.latency_changed()
+        };
+        if latency_changed && let Some(element) = self.element.upgrade() {
+            let _ = element.post_message(gst::message::Latency::builder().src(&element).build());
+        }
+        Ok(())
+    }
+
+    /// Hands the canvases of the oldest held frames to the task.
+    fn deliver(&mut self, state: &mut State, canvases: Vec<RgbImage>) {
+        let channel = &mut state.generator;
+        channel.in_flight = channel.in_flight.saturating_sub(canvases.len());
+        for canvas in canvases {
+            let seq = self
+                .held
+                .pop_front()
+                .expect("checked against the frames held");
+            channel.output.push_back((seq, canvas));
+        }
+        // Every frame handed over before the drain point has left.
+        if channel.in_flight == 0 {
+            channel.drain = false;
+        }
+    }
+
+    /// Leaves the failure for the task, which posts it and stops the stream.
+    fn fail(&mut self, err: EngineError) {
+        gst::warning!(CAT, "the generator failed: {err}");
+        self.failed = true;
+        let mut state = self.shared.lock();
+        state.generator.error = Some(err);
+        self.shared.notify();
+    }
+}

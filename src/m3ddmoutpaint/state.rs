@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the sink side, the source-pad task and the generator share: one
+//! `State` behind one mutex, with one condvar on which each side waits for the
+//! others. Items flow sink → task (`queue`), frames task → generator
+//! (`generator.input`) and canvases generator → task (`generator.output`).
+//! The lock is held briefly, never across a push downstream or a chunk.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::FillMode;
+use super::caps::StreamConfig;
+use super::frames::{Compositor, ContentScaler};
+use super::settings::Settings;
+use crate::engine::limits::FALLBACK_FPS;
+use crate::engine::{EngineError, Model, Ratio, RgbImage};
+
+/// Frames the flat fills let the sink side queue ahead of the output.
+const FLAT_QUEUE_FRAMES: usize = 4;
+
+/// The state and the condvar that signals every change of it.
+#[derive(Default)]
+pub struct Shared {
+    state: Mutex<State>,
+    pub cond: Condvar,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a change (or `timeout`), releasing the lock meanwhile.
+    pub fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        match timeout {
+            None => self
+                .cond
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(timeout) => {
+                self.cond
+                    .wait_timeout(guard, timeout)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        }
+    }
+
+    pub fn notify(&self) {
+        self.cond.notify_all();
+    }
+}
+
+/// What one READY→PAUSED start runs with: the settings then, and the model.
+pub struct RunContext {
+    pub settings: Settings,
+    pub aspect: Ratio,
+    pub model: Option<Arc<Model>>,
+}
+
+impl RunContext {
+    /// The canvas the fill back-end works on.
+    pub fn canvas(&self) -> u32 {
+        self.model
+            .as_ref()
+            .map_or(crate::engine::limits::FLAT_CANVAS, |model| model.canvas())
+    }
+
+    /// Whether frames go through the model (and wait for a chunk).
+    pub fn generates(&self) -> bool {
+        self.settings.fill_mode == FillMode::Outpaint && self.model.is_some()
+    }
+
+    /// Frames held at most (queued, in the generator or waiting to be pushed)
+    /// before the chain blocks.
+    pub fn max_held(&self) -> usize {
+        if self.generates() {
+            self.settings.lookahead as usize
+        } else {
+            FLAT_QUEUE_FRAMES
+        }
+    }
+
+    /// `cpu`, `cuda:N`, or `none` without a model.
+    pub fn provider(&self) -> String {
+        self.model
+            .as_ref()
+            .map_or("none".to_owned(), |model| model.placement().label())
+    }
+
+    /// Own latency: the lookahead at the stream's framerate plus the processing time of a chunk.
+    pub fn latency(&self, fps: Option<f64>, mean_chunk_time: Duration) -> gst::ClockTime {
+        if !self.generates() {
+            return gst::ClockTime::ZERO;
+        }
+        let lookahead = self.settings.lookahead as f64 / fps.unwrap_or(FALLBACK_FPS);
+        gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + mean_chunk_time.as_nanos() as u64)
+    }
+}
+
+/// A point where every frame queued before it leaves before anything after it.
+pub enum DrainPoint {
+    /// New input caps: the frames of the old caps leave, then the new configuration applies.
+    Caps(Arc<StreamConfig>),
+    /// SEGMENT, STREAM_START or EOS, forwarded after the drain.
+    Event(gst::Event),
+    /// A DRAIN query waiting for this id to be served.
+    Query(u64),
+}
+
+/// What the sink side hands to the task, in stream order.
+pub enum Item {
+    /// An input buffer (held as it is) and its content image for the back-end.
+    Frame {
+        buffer: gst::Buffer,
+        content: RgbImage,
+    },
+    /// A serialized event that keeps its place among the frames.
+    Event(gst::Event),
+    Drain(DrainPoint),
+}
+
+impl Item {
+    /// A FLUSH keeps the items that describe the stream rather than its data.
+    pub fn survives_flush(&self) -> bool {
+        match self {
+            Item::Drain(DrainPoint::Caps(_)) => true,
+            Item::Drain(DrainPoint::Event(event)) | Item::Event(event) => {
+                event.is_sticky()
+                    && !matches!(event.type_(), gst::EventType::Segment | gst::EventType::Eos)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An entry of the output order: a frame waiting for its canvas, or an event
+/// waiting for the frames before it.
+pub enum Pending {
+    Frame { seq: u64, buffer: gst::Buffer },
+    Event(gst::Event),
+}
+
+/// What the generator is asked to do, in order.
+pub enum GenInput {
+    /// New caps: a new fill back-end for this configuration (sent after a drain).
+    Configure(Arc<StreamConfig>),
+    Frame {
+        seq: u64,
+        content: RgbImage,
+    },
+}
+
+/// The hand-off between the task and the generator thread.
+pub struct GeneratorChannel {
+    pub input: VecDeque<GenInput>,
+    /// Canvases in frame order, with the sequence number of their frame.
+    pub output: VecDeque<(u64, RgbImage)>,
+    /// Run whatever is held, even less than a chunk (a drain point, EOS).
+    pub drain: bool,
+    /// Frames handed to the generator and not yet in `output`.
+    pub in_flight: usize,
+    /// A failure the task reports (then the stream stops).
+    pub error: Option<EngineError>,
+    /// Set by a flush or a stop; a chunk in flight checks it before every model call.
+    pub cancel: Arc<AtomicBool>,
+    /// Bumped by every flush: the generator drops what it held.
+    pub epoch: u64,
+    /// Set when the generator thread must end.
+    pub shutdown: bool,
+}
+
+impl Default for GeneratorChannel {
+    fn default() -> Self {
+        GeneratorChannel {
+            input: VecDeque::new(),
+            output: VecDeque::new(),
+            drain: false,
+            in_flight: 0,
+            error: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            epoch: 0,
+            shutdown: false,
+        }
+    }
+}
+
+impl GeneratorChannel {
+    /// Drops every frame in flight and starts a new epoch with a fresh cancel flag.
+    pub fn flush(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.cancel = Arc::new(AtomicBool::new(false));
+        self.input
+            .retain(|input| matches!(input, GenInput::Configure(_)));
+        self.output.clear();
+        self.drain = false;
+        self.in_flight = 0;
+        self.epoch += 1;
+    }
+}
+
+/// The output side of the current caps.
+pub struct OutputConfig {
+    pub config: Arc<StreamConfig>,
+    pub compositor: Arc<Compositor>,
+    /// The output caps are still to be sent (downstream refused them so far).
+    pub caps_pending: bool,
+}
+
+/// Counters of a run, for the `stats` property.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub chunks_run: u64,
+    pub chunk_time: Duration,
+    pub windows_run: u64,
+    pub window_time: Duration,
+}
+
+fn mean(total: Duration, count: u64) -> Duration {
+    match u32::try_from(count) {
+        Ok(0) | Err(_) => Duration::ZERO,
+        Ok(count) => total / count,
+    }
+}
+
+impl Stats {
+    pub fn mean_chunk_time(&self) -> Duration {
+        mean(self.chunk_time, self.chunks_run)
+    }
+
+    pub fn mean_window_time(&self) -> Duration {
+        mean(self.window_time, self.windows_run)
+    }
+}
+
+/// Everything the three sides share while the element runs.
+pub struct State {
+    /// Set at READY→PAUSED, dropped at PAUSED→READY.
+    pub run: Option<Arc<RunContext>>,
+    /// Scales input frames to the canvas content box (the current input caps).
+    pub scaler: Option<Arc<ContentScaler>>,
+    /// Items from the sink side, in stream order.
+    pub queue: VecDeque<Item>,
+    /// Entries taken from `queue` by the task, waiting for their turn downstream.
+    pub pending: VecDeque<Pending>,
+    /// A drain point the task serves once every pending entry has left.
+    pub waiting_drain: Option<DrainPoint>,
+    /// The output configuration the task applied last (kept across flushes).
+    pub output: Option<OutputConfig>,
+    pub generator: GeneratorChannel,
+    /// The generator thread of this run (joined at PAUSED→READY).
+    pub generator_thread: Option<std::thread::JoinHandle<()>>,
+    /// Sequence number of the next frame the task takes.
+    pub next_seq: u64,
+    /// Frames queued, in the generator or pending, not yet pushed.
+    pub frames_held: usize,
+    pub max_held: usize,
+    /// Flushing at rest; the chain returns it.
+    pub srcresult: Result<gst::FlowSuccess, gst::FlowError>,
+    pub next_drain_query: u64,
+    pub drained_query: u64,
+    pub stats: Stats,
+    pub fps: Option<f64>,
+    pub reported_latency: Option<gst::ClockTime>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            run: None,
+            scaler: None,
+            queue: VecDeque::new(),
+            pending: VecDeque::new(),
+            waiting_drain: None,
+            output: None,
+            generator: GeneratorChannel::default(),
+            generator_thread: None,
+            next_seq: 0,
+            frames_held: 0,
+            max_held: 1,
+            srcresult: Err(gst::FlowError::Flushing),
+            next_drain_query: 0,
+            drained_query: 0,
+            stats: Stats::default(),
+            fps: None,
+            reported_latency: None,
+        }
+    }
+}
+
+impl State {
+    /// The state of a new run.
+    pub fn started(run: Arc<RunContext>) -> State {
+        State {
+            max_held: run.max_held(),
+            run: Some(run),
+            ..State::default()
+        }
+    }
+
+    /// Stops everything that waits: the chain, the task, a chunk in flight.
+    pub fn set_flushing(&mut self) {
+        self.srcresult = Err(gst::FlowError::Flushing);
+        self.generator.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Drops every held frame (FLUSH_STOP): the items that describe the stream
+    /// (caps, sticky events) stay queued, a drain point waiting for caps is
+    /// queued again, and the stream flows again.
+    pub fn flush(&mut self) {
+        self.queue.retain(Item::survives_flush);
+        if let Some(point) = self.waiting_drain.take() {
+            let item = Item::Drain(point);
+            if item.survives_flush() {
+                self.queue.push_front(item);
+            }
+        }
+        self.pending.clear();
+        self.generator.flush();
+        self.frames_held = 0;
+        self.srcresult = Ok(gst::FlowSuccess::Ok);
+    }
+
+    /// The element's own latency now.
+    pub fn own_latency(&self) -> gst::ClockTime {
+        self.run.as_ref().map_or(gst::ClockTime::ZERO, |run| {
+            run.latency(self.fps, self.stats.mean_chunk_time())
+        })
+    }
+
+    /// Records the own latency and says whether it moved by more than a tenth
+    /// since it was last reported (then a LATENCY message is due).
+    pub fn latency_changed(&mut self) -> bool {
+        let latency = self.own_latency();
+        let changed = match self.reported_latency {
+            None => true,
+            Some(old) => latency.nseconds().abs_diff(old.nseconds()) * 10 > old.nseconds(),
+        };
+        if changed {
+            self.reported_latency = Some(latency);
+        }
+        changed
+    }
+}
