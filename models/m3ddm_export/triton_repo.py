@@ -93,9 +93,15 @@ def read_manifest(model_dir: Path) -> dict:
     if missing:
         raise ExportError(f"{path} lists no {', '.join(missing)} graph.")
     for name in GRAPH_NAMES:
-        for tensor in graphs[name]["inputs"] + graphs[name]["outputs"]:
-            if tensor["dtype"] not in DATA_TYPES:
-                raise ExportError(f"The {name} tensor {tensor['name']} has the dtype {tensor['dtype']}, "
+        entry = graphs[name]
+        try:
+            tensors = [(t["name"], t["dtype"], list(t["shape"])) for t in entry["inputs"] + entry["outputs"]]
+            entry["file"]
+        except (KeyError, TypeError):
+            raise ExportError(f"The {name} entry of {path} lacks its file, inputs or outputs.") from None
+        for tensor, dtype, _ in tensors:
+            if dtype not in DATA_TYPES:
+                raise ExportError(f"The {name} tensor {tensor} has the dtype {dtype}, "
                                   f"which the repository does not map (only {', '.join(DATA_TYPES)}).")
     return manifest
 

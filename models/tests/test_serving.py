@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS_DIR, PROJECT_ROOT
+from conftest import MODELS_DIR, PROJECT_ROOT, run_exporter
 
 SERVING_PYTHON = Path(os.environ.get("M3DDM_SERVING_PYTHON", PROJECT_ROOT / ".venv-serving" / "bin" / "python"))
 TINY = MODELS_DIR / "tiny"
@@ -146,9 +146,51 @@ def test_stops_cleanly(server):
     assert seconds < 20
 
 
+PARSE_CONFIGS = """
+import json, sys
+from pathlib import Path
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+configs = {p.parent.name: text_format.Parse(p.read_text(), model_config_pb2.ModelConfig())
+           for p in sorted(Path(sys.argv[1]).glob("*/config.pbtxt"))}
+print(json.dumps({name: json_format.MessageToDict(c) for name, c in configs.items()}))
+"""
+
+
+def test_gpu_configs_follow_tritons_schema(tmp_path):
+    """The GPU and TensorRT parts, which the CPU test server cannot load, against Triton's ModelConfig proto."""
+    repo = tmp_path / "repo"
+    written = run_exporter("triton-repo", "--model", str(TINY), "--out", str(repo), "--gpus", "0,1",
+                           "--tensorrt", "/trt-cache")
+    assert written.returncode == 0, written.stderr
+    parsed = subprocess.run([str(SERVING_PYTHON), "-c", PARSE_CONFIGS, str(repo)], capture_output=True, text=True,
+                            timeout=60)
+    assert parsed.returncode == 0, parsed.stderr
+    configs = json.loads(parsed.stdout)
+    assert sorted(configs) == ["global_encoder", "unet", "vae_decoder", "vae_encoder"]
+    unet = configs["unet"]
+    assert unet["instanceGroup"] == [{"count": 1, "kind": "KIND_GPU", "gpus": [0, 1]}]
+    [accelerator] = unet["optimization"]["executionAccelerators"]["gpuExecutionAccelerator"]
+    assert accelerator["name"] == "tensorrt" and accelerator["parameters"]["precision_mode"] == "FP16"
+    assert unet["input"][1]["reshape"] == {} and unet["input"][1]["dims"] == ["1"]  # proto3 JSON: int64 as strings
+    assert "maxBatchSize" not in configs["global_encoder"]  # 0, the default
+
+
 def test_refuses_a_missing_model_directory(tmp_path):
     result = subprocess.run(serving_command("serving", "--model", str(tmp_path / "nothing"), "--grpc-port",
                                             str(free_port()), "--http-port", str(free_port())),
                             env=serving_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr
+
+
+def test_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = subprocess.run(serving_command("serving", "--model", str(TINY), "--grpc-port", str(busy),
+                                                "--http-port", str(free_port())),
+                                env=serving_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == f"serving: Cannot listen on 127.0.0.1:{busy} (Address already in use)."

@@ -169,6 +169,7 @@ def test_force_replaces_only_the_four_models(tmp_path):
     ("no directory", "does not exist"),
     ("no manifest", "has no manifest.json"),
     ("bfloat16", "has the dtype bfloat16"),
+    ("no inputs", "lacks its file, inputs or outputs"),
     ("corrupt graph", "does not match the sha256 in manifest.json"),
 ])
 def test_refusals(tmp_path, problem, expected):
@@ -179,6 +180,8 @@ def test_refusals(tmp_path, problem, expected):
         (model / "manifest.json").unlink()
     elif problem == "bfloat16":
         rewrite_manifest(model, lambda m: m["graphs"]["unet"]["inputs"][0].update(dtype="bfloat16"))
+    elif problem == "no inputs":
+        rewrite_manifest(model, lambda m: m["graphs"]["vae_decoder"].pop("inputs"))
     else:
         with (model / "unet.onnx").open("ab") as f:
             f.write(b"\0")
