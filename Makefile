@@ -7,6 +7,8 @@ SHELL := /bin/bash
 PROJECT := $(CURDIR)
 VENV := $(PROJECT)/.venv
 PY := $(VENV)/bin/python
+SERVING_VENV := $(PROJECT)/.venv-serving
+export M3DDM_SERVING_PYTHON := $(SERVING_VENV)/bin/python
 CASES ?= ../shared/golden
 ORT_DYLIB := $(VENV)/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0
 export M3DDM_ORT_DYLIB := $(ORT_DYLIB)
@@ -16,7 +18,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv build test lint test-rust test-python conformance check-element demo bench tiny-model clean
+.PHONY: all deps venv serving-venv serve build test lint test-rust test-python conformance check-element demo bench tiny-model clean
 
 all: build
 
@@ -38,6 +40,19 @@ $(VENV)/.installed: models/requirements.txt
 	$(VENV)/bin/pip install -q -r models/requirements.txt
 	touch $@
 
+# The serving venv: Triton (from nvidia-pytriton, which needs numpy < 2) for the test server.
+serving-venv: $(SERVING_VENV)/.installed
+$(SERVING_VENV)/.installed: models/serving/requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 was not found: apt-get install python3 python3-venv"; exit 1; }
+	python3 -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/pip install -q -r models/serving/requirements.txt
+	touch $@
+
+# The test server (Triton, CPU) on a model directory: gRPC 8001, HTTP 8000; Ctrl-C stops it.
+SERVE_MODEL ?= tiny
+serve: serving-venv
+	cd models && PYTHONPATH=. $(M3DDM_SERVING_PYTHON) -m serving --model $(SERVE_MODEL) $(SERVE_ARGS)
+
 build: deps venv
 	cargo build --release -j $(CARGO_JOBS) --all-targets
 
@@ -54,7 +69,7 @@ lint:
 test-rust:
 	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) -- --test-threads=1
 
-test-python:
+test-python: serving-venv
 	cd models && M3DDM_GOLDEN=$(abspath $(CASES)) PYTHONPATH=. $(PY) -m pytest -q tests
 
 conformance: build

@@ -1,8 +1,12 @@
 """Command line of the exporter.
 
     python -m m3ddm_export --unet DIR --vae DIR --out OUT [--precision fp32|fp16] [--canvas 256] [--force]
-    python -m m3ddm_export --random-tiny SEED --out OUT [--precision ...] [--canvas 128] [--force]
+                           [--triton-repo REPO [TRITON OPTIONS]]
+    python -m m3ddm_export --random-tiny SEED --out OUT [--precision ...] [--canvas 128] [--force] [--triton-repo ...]
+    python -m m3ddm_export triton-repo --model DIR --out REPO [--force] [TRITON OPTIONS]
     python -m m3ddm_export check-manifest CASE_JSON
+
+TRITON OPTIONS: [--max-batch 8] [--queue-delay-us 1000] [--cpu | --gpus 0,1] [--tensorrt CACHE_DIR]
 
 A refusal is one sentence on stderr and a non-zero exit, never a traceback
 (set M3DDM_EXPORT_DEBUG=1 to see the traceback of an unexpected failure).
@@ -33,7 +37,8 @@ class SentenceParser(argparse.ArgumentParser):
 def export_parser() -> argparse.ArgumentParser:
     parser = SentenceParser(prog=f"python -m {PROG}",
                             description="Export the M3DDM U-Net and SD VAE to an ONNX model directory.",
-                            epilog="Also: python -m m3ddm_export check-manifest CASE_JSON")
+                            epilog="Also: python -m m3ddm_export triton-repo --model DIR --out REPO; "
+                                   "python -m m3ddm_export check-manifest CASE_JSON")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--unet", type=Path, help="checkpoint directory of the M3DDM U-Net (config.json + weights)")
     source.add_argument("--random-tiny", type=int, metavar="SEED",
@@ -47,11 +52,65 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="overwrite the graphs of an existing output directory")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime check of every graph against PyTorch at a second shape")
+    parser.add_argument("--triton-repo", type=Path, metavar="REPO",
+                        help="also write a Triton model repository for the exported graphs (see triton-repo --help)")
+    add_triton_options(parser)
     return parser
 
 
+def gpu_list(text: str) -> tuple[int, ...]:
+    try:
+        gpus = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of GPU numbers") from None
+    if any(gpu < 0 for gpu in gpus):
+        raise argparse.ArgumentTypeError(f"{text!r} has a negative GPU number")
+    return gpus
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def add_triton_options(parser: argparse.ArgumentParser) -> None:
+    from .triton_repo import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US
+    group = parser.add_argument_group("Triton model repository")
+    group.add_argument("--max-batch", type=positive_int, default=DEFAULT_MAX_BATCH,
+                       help=f"max_batch_size of unet, vae_encoder and vae_decoder (default {DEFAULT_MAX_BATCH})")
+    group.add_argument("--queue-delay-us", type=int, default=DEFAULT_QUEUE_DELAY_US,
+                       help="how long dynamic batching waits for more requests, in microseconds "
+                            f"(default {DEFAULT_QUEUE_DELAY_US})")
+    group.add_argument("--gpus", type=gpu_list, default=(), metavar="0,1",
+                       help="GPUs to put one instance of each model on (default: every GPU)")
+    group.add_argument("--cpu", action="store_true", help="CPU instances instead of GPU ones (fp32 graphs)")
+    group.add_argument("--tensorrt", metavar="CACHE_DIR",
+                       help="run the graphs through TensorRT in fp16, caching engines in CACHE_DIR/<model> "
+                            "(a writable path on the Triton host)")
+
+
+def triton_options(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    from .triton_repo import TritonOptions
+    if args.cpu and (args.gpus or args.tensorrt):
+        parser.error("--cpu cannot be combined with --gpus or --tensorrt")
+    return TritonOptions(max_batch=args.max_batch, queue_delay_us=args.queue_delay_us, cpu=args.cpu,
+                         gpus=args.gpus, tensorrt_cache=args.tensorrt)
+
+
+def write_repo(model_dir: Path, repo: Path, options, force: bool) -> None:
+    from .triton_repo import GRAPH_NAMES, write_triton_repo
+    placed = write_triton_repo(model_dir, repo, options, force=force)
+    print(f"wrote Triton repository {repo}: {', '.join(GRAPH_NAMES)} "
+          f"(graphs {' and '.join(sorted(set(placed)))})")
+
+
 def run_export(argv: list[str]) -> int:
-    args = export_parser().parse_args(argv)
+    parser = export_parser()
+    args = parser.parse_args(argv)
+    repo_options = triton_options(parser, args)
+    if args.triton_repo is not None and args.triton_repo.exists() and not args.force:
+        raise ExportError(f"The output directory {args.triton_repo} already exists; pass --force to overwrite it.")
     if args.unet is not None and args.vae is None:
         raise ExportError("--vae is required with --unet (the Stable Diffusion 1.5 VAE directory).")
     if args.random_tiny is not None and args.vae is not None:
@@ -77,6 +136,22 @@ def run_export(argv: list[str]) -> int:
     export_model(unet, conf, vae, vae_config, args.out, precision=args.precision, canvas=canvas,
                  force=args.force, sources=sources, verify=not args.no_verify)
     print(f"wrote {args.out} ({args.precision}, canvas {canvas})")
+    if args.triton_repo is not None:
+        write_repo(args.out, args.triton_repo, repo_options, args.force)
+    return 0
+
+
+def run_triton_repo(argv: list[str]) -> int:
+    parser = SentenceParser(prog=f"python -m {PROG} triton-repo",
+                            description="Write a Triton model repository (onnxruntime backend) for an exported "
+                                        "model directory: NAME/config.pbtxt and NAME/1/model.onnx per graph.")
+    parser.add_argument("--model", type=Path, required=True, help="exported model directory (with manifest.json)")
+    parser.add_argument("--out", type=Path, required=True, help="repository directory to write")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an existing directory (the four models are replaced, others are left alone)")
+    add_triton_options(parser)
+    args = parser.parse_args(argv)
+    write_repo(args.model, args.out, triton_options(parser, args), args.force)
     return 0
 
 
@@ -96,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "check-manifest":
             return run_check_manifest(argv[1:])
+        if argv and argv[0] == "triton-repo":
+            return run_triton_repo(argv[1:])
         return run_export(argv)
     except ExportError as err:
         print(f"{PROG}: {err}", file=sys.stderr)

@@ -28,6 +28,11 @@ FPS_MAX_PERIOD = 30
 TEMPORAL_POSITION_MAX_PERIOD = 1000
 
 
+def global_grid(latent_size: int) -> int:
+    """Side of the global encoder's output grid for a latent side (stride 2, then an unpadded 3x3)."""
+    return (latent_size + 1) // 2 - 2
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     in_channels: int = 9

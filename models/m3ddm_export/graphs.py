@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import GLOBAL_CONTEXT_DIM, GLOBAL_FRAMES, WINDOW_FRAMES
+from .config import GLOBAL_CONTEXT_DIM, GLOBAL_FRAMES, WINDOW_FRAMES, global_grid
 from .unet3d import UNet3D
 
 FLOAT = "float"  # placeholder for float32 or float16, decided by --precision
@@ -138,8 +138,3 @@ def example_inputs(key: str, dtype: torch.dtype, batch: int, latent_hw: tuple[in
     if key == "vae_decoder":
         return (normal(batch, LATENT, h, w),)
     raise KeyError(key)
-
-
-def global_grid(latent_size: int) -> int:
-    """Side of the global encoder's output grid for a latent side (stride 2, then an unpadded 3x3)."""
-    return (latent_size + 1) // 2 - 2
