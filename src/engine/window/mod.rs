@@ -121,11 +121,11 @@ pub struct Denoiser {
     sample: Vec<f32>,
     /// The context of every item, `[items,T,D]`.
     context: Vec<f32>,
-    /// The U-Net output of every item, `[items,4,16,h,w]`.
-    prediction: Vec<f32>,
-    /// One call's output when the batch is split.
-    part: Vec<f32>,
+    /// The U-Net output of each call, `max_batch` items (`[n,4,16,h,w]`) each,
+    /// read in place by the guidance formula.
+    predictions: Vec<Vec<f32>>,
     eps: Vec<f32>,
+    timesteps: Vec<i64>,
     /// Batch items per UNet call: all of them on CUDA; one on the CPU, where a
     /// bigger batch is not faster and multiplies the peak memory of attention.
     max_batch: usize,
@@ -154,9 +154,9 @@ impl Denoiser {
             items: guidance_items(params.guidance_scale, params.global_guidance_scale),
             sample: Vec::new(),
             context: Vec::new(),
-            prediction: Vec::new(),
-            part: Vec::new(),
+            predictions: Vec::new(),
             eps: Vec::new(),
+            timesteps: Vec::new(),
             max_batch: if on_cuda { usize::MAX } else { 1 },
         })
     }
@@ -186,26 +186,35 @@ impl Denoiser {
         let mut x0 = vec![0.0f32; latent_len];
         scatter_frames(&mut x0, &window.init, plane);
         let (t_init, loop_timesteps) = self.scheduler.run_timesteps();
+        self.timesteps = loop_timesteps;
         self.scheduler.reset();
         let mut latents = self.scheduler.add_noise(&x0, noise, t_init)?;
 
         self.fill_constant_inputs(window, context, plane);
         self.eps.resize(latent_len, 0.0);
         let item_len = UNET_CHANNELS * FRAMES * plane;
-        for &t in &loop_timesteps {
+        for step in 0..self.timesteps.len() {
+            let t = self.timesteps[step];
             check_cancel(cancel)?;
             for item in self.sample.chunks_exact_mut(item_len) {
                 item[..latent_len].copy_from_slice(&latents);
             }
             self.predict((h, w), t, fps, context)?;
-            combine_predictions(self.items, self.scales, &self.prediction, &mut self.eps);
+            let per_call = self.max_batch.min(self.items.len());
+            let predictions = &self.predictions;
+            let part = |i: usize| {
+                let at = (i % per_call) * latent_len;
+                &predictions[i / per_call][at..at + latent_len]
+            };
+            combine_predictions(self.items, self.scales, part, &mut self.eps);
             self.scheduler.step_in_place(&self.eps, t, &mut latents)?;
         }
         Ok(latents)
     }
 
     /// The UNet on the whole batch, `max_batch` items per call (items are
-    /// independent, so the split does not change the result).
+    /// independent, so the split does not change the result), each call's
+    /// output in its own buffer.
     fn predict(
         &mut self,
         latent: (usize, usize),
@@ -214,25 +223,14 @@ impl Denoiser {
         context: &GuidanceContext,
     ) -> Result<()> {
         let batch = self.items.len();
-        let tokens = (context.tokens, context.dim);
-        if self.max_batch >= batch {
-            return self.model.unet(
-                &self.sample,
-                batch,
-                latent,
-                t,
-                fps,
-                &self.context,
-                tokens,
-                &mut self.prediction,
-            );
-        }
+        let per_call = self.max_batch.min(batch);
         let item_len = self.sample.len() / batch;
         let context_len = self.context.len() / batch;
-        let output_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
-        self.prediction.resize(batch * output_len, 0.0);
-        for first in (0..batch).step_by(self.max_batch) {
-            let n = self.max_batch.min(batch - first);
+        let calls = batch.div_ceil(per_call);
+        self.predictions.resize_with(calls, Vec::new);
+        for (call, out) in self.predictions.iter_mut().enumerate() {
+            let first = call * per_call;
+            let n = per_call.min(batch - first);
             self.model.unet(
                 &self.sample[first * item_len..(first + n) * item_len],
                 n,
@@ -240,11 +238,9 @@ impl Denoiser {
                 t,
                 fps,
                 &self.context[first * context_len..(first + n) * context_len],
-                tokens,
-                &mut self.part,
+                (context.tokens, context.dim),
+                out,
             )?;
-            self.prediction[first * output_len..(first + n) * output_len]
-                .copy_from_slice(&self.part);
         }
         Ok(())
     }
