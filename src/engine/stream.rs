@@ -28,16 +28,20 @@ struct CarriedFrame {
 }
 
 /// Run counters for the element's statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamStats {
     pub windows_run: u64,
     pub window_time: Duration,
+    /// Windows run by each model of the pool.
+    pub windows_by_worker: Vec<u64>,
 }
 
 pub struct StreamOutpainter {
     layout: CanvasLayout,
     fps: f64,
-    denoiser: Denoiser,
+    /// One denoiser per model of the pool (device or server); the first one
+    /// also computes the run's constants and each chunk's global context.
+    workers: Vec<Denoiser>,
     planner: ChunkPlanner,
     /// Frames pushed and not yet returned, oldest first.
     queue: VecDeque<CanvasInputs>,
@@ -53,7 +57,7 @@ pub struct StreamOutpainter {
 impl StreamOutpainter {
     /// `fps` is the stream's frame rate (the UNet's fps input is floor(fps / stride)).
     pub fn new(
-        model: Arc<Model>,
+        models: &[Arc<Model>],
         params: DenoiseParams,
         layout: CanvasLayout,
         fps: f64,
@@ -61,6 +65,11 @@ impl StreamOutpainter {
     ) -> Result<Self> {
         let canvas = layout.canvas;
         check_canvas_side(canvas as usize)?;
+        if models.is_empty() {
+            return Err(EngineError::InvalidInput(
+                "a stream needs at least one model".into(),
+            ));
+        }
         if layout.content.width() == 0 || layout.content.height() == 0 {
             return Err(EngineError::InvalidInput(
                 "the layout's content box is empty".into(),
@@ -71,7 +80,10 @@ impl StreamOutpainter {
             fps,
             planner: ChunkPlanner::new(lookahead)?,
             noise: window_noise(params.seed, canvas),
-            denoiser: Denoiser::new(model, &params)?,
+            workers: models
+                .iter()
+                .map(|model| Denoiser::new(model.clone(), &params))
+                .collect::<Result<_>>()?,
             queue: VecDeque::new(),
             carried: None,
             mask: pixels::mask(&layout),
@@ -113,8 +125,15 @@ impl StreamOutpainter {
         self.queue.len()
     }
 
-    pub fn stats(&self) -> StreamStats {
-        self.stats
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// Sets how each denoiser batches (see `Denoiser::set_batching`).
+    pub fn set_batching(&mut self, items_per_call: usize, windows_per_batch: usize) {
+        for worker in &mut self.workers {
+            worker.set_batching(items_per_call, windows_per_batch);
+        }
     }
 
     /// Runs the next chunk (blocking) and returns its generated canvases, one per
@@ -147,10 +166,10 @@ impl StreamOutpainter {
             }
         };
         let canvas = self.layout.canvas;
+        let model = self.workers[0].model().clone();
         if self.constants.is_none() {
-            let model = self.denoiser.model();
             self.constants = Some(WindowConstants::new(
-                model,
+                &model,
                 canvas as usize,
                 &self.mask,
                 cancel,
@@ -178,14 +197,18 @@ impl StreamOutpainter {
             }
             Ok(())
         };
+        let context = clip::global_context(&model, constants, &chunk.plan, &frames, cancel)?;
+        let windows = clip::all_windows(&chunk.plan);
         let input = ClipInput {
             plan: &chunk.plan,
+            windows: &windows,
             frames: &frames,
             constants,
+            context: &context,
             noise: &self.noise,
             fps: self.fps,
         };
-        let output = clip::run_clip(&mut self.denoiser, &input, known, &mut store, cancel)?;
+        let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
             images
                 .into_iter()
@@ -201,6 +224,11 @@ impl StreamOutpainter {
 
         self.stats.windows_run += output.windows_run as u64;
         self.stats.window_time += output.window_time;
+        let by_worker = &mut self.stats.windows_by_worker;
+        by_worker.resize(output.windows_by_worker.len(), 0);
+        for (total, count) in by_worker.iter_mut().zip(&output.windows_by_worker) {
+            *total += *count as u64;
+        }
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
         self.carried = Some(CarriedFrame {
@@ -281,12 +309,21 @@ mod tests {
 
     fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {
         let layout = layout(model.canvas());
-        let mut stream =
-            StreamOutpainter::new(model.clone(), params(), layout, 30.0, lookahead).unwrap();
+        let models = std::slice::from_ref(model);
+        let mut stream = StreamOutpainter::new(models, params(), layout, 30.0, lookahead).unwrap();
+        stream_frames(&mut stream, &layout, frames)
+    }
+
+    /// Pushes `frames` content frames through `stream` and returns every canvas.
+    fn stream_frames(
+        stream: &mut StreamOutpainter,
+        layout: &CanvasLayout,
+        frames: usize,
+    ) -> Vec<RgbImage> {
         let cancel = AtomicBool::new(false);
         let mut out = Vec::new();
         for k in 0..frames {
-            stream.push(content_frame(&layout, k)).unwrap();
+            stream.push(content_frame(layout, k)).unwrap();
             if stream.chunk_ready() {
                 out.extend(stream.run_next(false, &cancel).unwrap());
             }
@@ -352,10 +389,14 @@ mod tests {
             } else {
                 None
             };
+            let context = clip::global_context(&model, &constants, &plan, &chunk, &cancel).unwrap();
+            let windows = clip::all_windows(&plan);
             let input = ClipInput {
                 plan: &plan,
+                windows: &windows,
                 frames: &chunk,
                 constants: &constants,
+                context: &context,
                 noise: &noise,
                 fps: 30.0,
             };
@@ -365,7 +406,14 @@ mod tests {
                 }
                 Ok(())
             };
-            let output = clip::run_clip(&mut denoiser, &input, known, &mut store, &cancel).unwrap();
+            let output = clip::run_clip(
+                std::slice::from_mut(&mut denoiser),
+                &input,
+                known,
+                &mut store,
+                &cancel,
+            )
+            .unwrap();
             carried_latent = output.latents[count - 1].clone();
         }
         for (k, (got, want)) in streamed.iter().zip(&expected).enumerate() {
@@ -374,10 +422,35 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_of_two_models_gives_the_frames_of_one_and_both_work() {
+        use crate::engine::runtime::ExecutionProvider;
+        use crate::engine::test_support::model_options;
+        let one = tiny_model();
+        // A second session set of the same model, as a second device would have.
+        let two = Model::load(&model_options(ExecutionProvider::Cpu)).unwrap();
+        let layout = layout(one.canvas());
+        let frames = 60; // strides 15, 5 and 1: four independent stride-1 windows
+        let new = |models: &[Arc<Model>]| {
+            StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap()
+        };
+        let single = stream_frames(&mut new(std::slice::from_ref(&one)), &layout, frames);
+        let mut pooled = new(&[one.clone(), two]);
+        assert_eq!(stream_frames(&mut pooled, &layout, frames), single);
+        let by_worker = &pooled.stats().windows_by_worker;
+        assert_eq!(by_worker.len(), 2);
+        assert!(by_worker.iter().all(|&w| w > 0), "{by_worker:?}");
+        assert_eq!(by_worker.iter().sum::<u64>(), pooled.stats().windows_run);
+        // Independent windows batched into shared U-Net calls: the same frames.
+        let mut batched = new(&[one]);
+        batched.set_batching(12, 4);
+        assert_eq!(stream_frames(&mut batched, &layout, frames), single);
+    }
+
+    #[test]
     fn cancel_keeps_the_frames_queued_and_reset_drops_them() {
         let model = tiny_model();
         let layout = layout(model.canvas());
-        let mut stream = StreamOutpainter::new(model, params(), layout, 30.0, 4).unwrap();
+        let mut stream = StreamOutpainter::new(&[model], params(), layout, 30.0, 4).unwrap();
         for k in 0..4 {
             stream.push(content_frame(&layout, k)).unwrap();
         }

@@ -23,7 +23,7 @@ pub fn new_source(
     let settings = &run.settings;
     Ok(match (settings.fill_mode, &run.model) {
         (FillMode::Outpaint, Some(model)) => Box::new(StreamOutpainter::new(
-            model.clone(),
+            std::slice::from_ref(model),
             settings.denoise_params(),
             config.canvas,
             config.fps().unwrap_or(FALLBACK_FPS),
