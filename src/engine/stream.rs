@@ -36,6 +36,41 @@ pub struct StreamStats {
     pub windows_by_worker: Vec<u64>,
 }
 
+impl StreamStats {
+    /// What was counted since `earlier` (an earlier copy of these counters).
+    pub fn since(&self, earlier: &StreamStats) -> StreamStats {
+        StreamStats {
+            windows_run: self.windows_run.saturating_sub(earlier.windows_run),
+            window_time: self.window_time.saturating_sub(earlier.window_time),
+            windows_by_worker: self
+                .windows_by_worker
+                .iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    n.saturating_sub(earlier.windows_by_worker.get(k).copied().unwrap_or(0))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &StreamStats) {
+        self.windows_run += other.windows_run;
+        self.window_time += other.window_time;
+        if self.windows_by_worker.len() < other.windows_by_worker.len() {
+            self.windows_by_worker
+                .resize(other.windows_by_worker.len(), 0);
+        }
+        for (total, n) in self
+            .windows_by_worker
+            .iter_mut()
+            .zip(&other.windows_by_worker)
+        {
+            *total += n;
+        }
+    }
+}
+
 pub struct StreamOutpainter {
     layout: CanvasLayout,
     fps: f64,
@@ -222,13 +257,11 @@ impl StreamOutpainter {
         let last_latent = last_latent
             .ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
 
-        self.stats.windows_run += output.windows_run as u64;
-        self.stats.window_time += output.window_time;
-        let by_worker = &mut self.stats.windows_by_worker;
-        by_worker.resize(output.windows_by_worker.len(), 0);
-        for (total, count) in by_worker.iter_mut().zip(&output.windows_by_worker) {
-            *total += *count as u64;
-        }
+        self.stats.add(&StreamStats {
+            windows_run: output.windows_run as u64,
+            window_time: output.window_time,
+            windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
+        });
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
         self.carried = Some(CarriedFrame {
