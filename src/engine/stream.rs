@@ -19,6 +19,7 @@ use super::model::Model;
 use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{ChunkPlan, ChunkPlanner};
+use super::scene::CutDetector;
 use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
 /// The last frame of the previous chunk, carried as the next chunk's guide.
@@ -34,6 +35,8 @@ pub struct StreamStats {
     pub window_time: Duration,
     /// Windows run by each model of the pool.
     pub windows_by_worker: Vec<u64>,
+    /// Scene cuts found among the frames pushed.
+    pub cuts: u64,
 }
 
 impl StreamStats {
@@ -50,11 +53,13 @@ impl StreamStats {
                     n.saturating_sub(earlier.windows_by_worker.get(k).copied().unwrap_or(0))
                 })
                 .collect(),
+            cuts: self.cuts.saturating_sub(earlier.cuts),
         }
     }
 
     /// Adds `other`'s counts to these.
     pub fn add(&mut self, other: &StreamStats) {
+        self.cuts += other.cuts;
         self.windows_run += other.windows_run;
         self.window_time += other.window_time;
         if self.windows_by_worker.len() < other.windows_by_worker.len() {
@@ -87,6 +92,10 @@ pub struct StreamOutpainter {
     constants: Option<WindowConstants>,
     noise: Vec<f32>,
     stats: StreamStats,
+    /// Finds the frames that start a new shot (never, with a threshold of 0).
+    detector: CutDetector,
+    /// The plan of the last chunk run.
+    last_chunk: Option<ChunkPlan>,
 }
 
 impl StreamOutpainter {
@@ -124,11 +133,20 @@ impl StreamOutpainter {
             mask: pixels::mask(&layout),
             constants: None,
             stats: StreamStats::default(),
+            detector: CutDetector::new(0.0),
+            last_chunk: None,
         })
     }
 
-    /// Queues one frame: the source scaled to `layout.content` (packed RGB). Cheap.
-    pub fn push(&mut self, content: RgbImage) -> Result<()> {
+    /// Ends a chunk at every scene cut, a cut being a frame whose score
+    /// (`scene.rs`, 0..1) is above `threshold`; 0 disables it (the default).
+    pub fn set_scene_threshold(&mut self, threshold: f32) {
+        self.detector = CutDetector::new(threshold);
+    }
+
+    /// Queues one frame: the source scaled to `layout.content` (packed RGB).
+    /// Cheap. Returns whether the frame starts a new shot.
+    pub fn push(&mut self, content: RgbImage) -> Result<bool> {
         if content.width == 0 || content.height == 0 {
             return Err(EngineError::InvalidInput(format!(
                 "a {}×{} frame is empty",
@@ -144,10 +162,22 @@ impl StreamOutpainter {
                 content.data.len()
             )));
         }
+        let cut = self.detector.is_cut(&content);
         self.queue
             .push_back(pixels::canvas_inputs(&content, &self.layout));
-        self.planner.push();
-        Ok(())
+        if cut {
+            self.planner.push_cut();
+            self.stats.cuts += 1;
+        } else {
+            self.planner.push();
+        }
+        Ok(cut)
+    }
+
+    /// The plan of the last chunk that ran (its windows, global frames, and
+    /// its frames' stream indices), for callers that inspect a run.
+    pub fn last_chunk(&self) -> Option<&ChunkPlan> {
+        self.last_chunk.as_ref()
     }
 
     /// True when a full chunk (lookahead frames) is queued.
@@ -181,7 +211,10 @@ impl StreamOutpainter {
             return Ok(Vec::new());
         };
         match self.run_chunk(&chunk, cancel) {
-            Ok(images) => Ok(images),
+            Ok(images) => {
+                self.last_chunk = Some(chunk);
+                Ok(images)
+            }
             Err(e) => {
                 self.planner = before;
                 Err(e)
@@ -261,6 +294,7 @@ impl StreamOutpainter {
             windows_run: output.windows_run as u64,
             window_time: output.window_time,
             windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
+            cuts: 0,
         });
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
@@ -276,6 +310,7 @@ impl StreamOutpainter {
         self.queue.clear();
         self.planner.reset();
         self.carried = None;
+        self.detector.reset();
     }
 }
 
@@ -477,6 +512,49 @@ mod tests {
         let mut batched = new(&[one]);
         batched.set_batching(12, 4);
         assert_eq!(stream_frames(&mut batched, &layout, frames), single);
+    }
+
+    #[test]
+    fn two_shots_give_two_plans_with_global_frames_of_their_own() {
+        let model = tiny_model();
+        let layout = layout(model.canvas());
+        let mut stream =
+            StreamOutpainter::new(std::slice::from_ref(&model), params(), layout, 30.0, 64)
+                .unwrap();
+        stream.set_scene_threshold(0.2);
+        let cancel = AtomicBool::new(false);
+        let (w, h) = (layout.content.width(), layout.content.height());
+        let mut plans = Vec::new();
+        let mut cuts = Vec::new();
+        for k in 0..30usize {
+            // Shot A: the moving column; shot B (from frame 20): a dark flat picture.
+            let frame = if k < 20 {
+                content_frame(&layout, k)
+            } else {
+                RgbImage::filled(w, h, [10, 20, 40 + k as u8])
+            };
+            if stream.push(frame).unwrap() {
+                cuts.push(k);
+            }
+            while stream.chunk_ready() {
+                stream.run_next(false, &cancel).unwrap();
+                plans.push(stream.last_chunk().unwrap().clone());
+            }
+        }
+        while stream.pending() > 0 {
+            stream.run_next(true, &cancel).unwrap();
+            plans.push(stream.last_chunk().unwrap().clone());
+        }
+        assert_eq!(cuts, vec![20]);
+        assert_eq!(stream.stats().cuts, 1);
+        let shots: Vec<_> = plans.iter().map(|p| p.new_frames.clone()).collect();
+        assert_eq!(shots, vec![0..20, 20..30]);
+        for plan in &plans {
+            assert_eq!(plan.carried_guide, None);
+            for &g in &plan.plan.global_frames {
+                assert!(plan.new_frames.contains(&plan.to_stream(g)), "{g}");
+            }
+        }
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub fn new_source(
 
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
-    /// Queues the content image of the next frame.
-    fn push(&mut self, content: RgbImage) -> engine::Result<()>;
+    /// Queues the content image of the next frame; true when it starts a new shot.
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
@@ -54,7 +54,7 @@ pub trait CanvasSource: Send {
 }
 
 impl CanvasSource for StreamOutpainter {
-    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
         StreamOutpainter::push(self, content)
     }
     fn chunk_ready(&self) -> bool {
@@ -99,13 +99,13 @@ impl FlatFill {
 }
 
 impl CanvasSource for FlatFill {
-    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
         let canvas = match self.kind {
             FlatKind::Blur => blur_canvas(&content, &self.layout),
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
         };
         self.ready.push_back(canvas);
-        Ok(())
+        Ok(false)
     }
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
