@@ -112,13 +112,21 @@ pub fn missing_plugin(message: &gst::MessageRef) -> Option<MissingPlugin> {
 mod tests {
     use super::*;
 
+    /// An element to post the messages (GStreamer requires one).
+    fn poster() -> gst::Element {
+        gst::init().unwrap();
+        gst::ElementFactory::make("identity").build().unwrap()
+    }
+
     #[test]
     fn a_missing_decoder_names_its_debian_package() {
-        gst::init().unwrap();
+        let poster = poster();
         let caps = gst::Caps::builder("video/x-h264")
             .field("profile", "high")
             .build();
-        let message = MissingPluginMessage::for_decoder(&caps);
+        let message = MissingPluginMessage::builder_for_decoder(&caps)
+            .src(&poster)
+            .build();
         let missing = missing_plugin(&message).unwrap();
         assert_eq!(missing.media_type.as_deref(), Some("video/x-h264"));
         let text = missing.sentence;
@@ -128,8 +136,10 @@ mod tests {
 
     #[test]
     fn a_missing_element_names_its_debian_package() {
-        gst::init().unwrap();
-        let missing = missing_plugin(&MissingPluginMessage::for_element("x264enc")).unwrap();
+        let message = MissingPluginMessage::builder_for_element("x264enc")
+            .src(&poster())
+            .build();
+        let missing = missing_plugin(&message).unwrap();
         assert_eq!(missing.media_type, None);
         let text = missing.sentence;
         assert!(text.contains("gstreamer1.0-plugins-ugly"), "{text}");
