@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use super::clip::{self, ClipFrames, ClipInput, FrameImage};
@@ -96,6 +96,8 @@ pub struct StreamOutpainter {
     detector: CutDetector,
     /// The plan of the last chunk run.
     last_chunk: Option<ChunkPlan>,
+    /// Windows finished so far, counted as they finish.
+    windows_done: Arc<AtomicU64>,
 }
 
 impl StreamOutpainter {
@@ -135,6 +137,7 @@ impl StreamOutpainter {
             stats: StreamStats::default(),
             detector: CutDetector::new(0.0),
             last_chunk: None,
+            windows_done: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -172,6 +175,12 @@ impl StreamOutpainter {
             self.planner.push();
         }
         Ok(cut)
+    }
+
+    /// A counter of the windows finished so far, updated as each finishes
+    /// (a chunk's stats arrive only at its end).
+    pub fn windows_done(&self) -> Arc<AtomicU64> {
+        self.windows_done.clone()
     }
 
     /// The plan of the last chunk that ran (its windows, global frames, and
@@ -275,6 +284,7 @@ impl StreamOutpainter {
             context: &context,
             noise: &self.noise,
             fps: self.fps,
+            windows_done: Some(&self.windows_done),
         };
         let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
@@ -467,6 +477,7 @@ mod tests {
                 context: &context,
                 noise: &noise,
                 fps: 30.0,
+                windows_done: None,
             };
             let mut store = |local: usize, image: &[f32]| -> Result<()> {
                 if !(carried && local == 0) {

@@ -5,10 +5,11 @@
 //! of back-end for a run's settings and the current caps.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::FillMode;
-use super::caps::StreamConfig;
+use super::config::StreamConfig;
 use super::state::RunContext;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
@@ -22,13 +23,17 @@ pub fn new_source(
 ) -> engine::Result<Box<dyn CanvasSource>> {
     let settings = &run.settings;
     Ok(match settings.fill_mode {
-        FillMode::Outpaint if !run.models.is_empty() => Box::new(StreamOutpainter::new(
-            &run.models,
-            settings.denoise_params(),
-            config.canvas,
-            config.fps().unwrap_or(FALLBACK_FPS),
-            settings.lookahead as usize,
-        )?),
+        FillMode::Outpaint if !run.models.is_empty() => {
+            let mut stream = StreamOutpainter::new(
+                &run.models,
+                settings.denoise_params(),
+                config.canvas,
+                config.fps().unwrap_or(FALLBACK_FPS),
+                settings.lookahead as usize,
+            )?;
+            stream.set_scene_threshold(settings.scene_threshold as f32);
+            Box::new(stream)
+        }
         FillMode::Color => Box::new(FlatFill::new(
             config.canvas,
             FlatKind::Color(settings.fill_rgb()),
@@ -49,6 +54,8 @@ pub trait CanvasSource: Send {
     fn reset(&mut self);
     /// True when chunks run the model (counted in the stats).
     fn runs_model(&self) -> bool;
+    /// Windows finished so far, counted as they finish, for a back-end that runs windows.
+    fn windows_done(&self) -> Option<Arc<AtomicU64>>;
     /// Windows run so far and the time they took, for a back-end that runs windows.
     fn window_stats(&self) -> Option<&StreamStats>;
 }
@@ -71,6 +78,9 @@ impl CanvasSource for StreamOutpainter {
     }
     fn window_stats(&self) -> Option<&StreamStats> {
         Some(StreamOutpainter::stats(self))
+    }
+    fn windows_done(&self) -> Option<Arc<AtomicU64>> {
+        Some(StreamOutpainter::windows_done(self))
     }
 }
 
@@ -120,6 +130,9 @@ impl CanvasSource for FlatFill {
         false
     }
     fn window_stats(&self) -> Option<&StreamStats> {
+        None
+    }
+    fn windows_done(&self) -> Option<Arc<AtomicU64>> {
         None
     }
 }

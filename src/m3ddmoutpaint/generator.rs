@@ -113,7 +113,9 @@ impl Worker {
                 GenInput::Configure(config) => {
                     let run = self.shared.lock().run.clone();
                     let Some(run) = run else { continue };
-                    self.source = Some(new_source(&run, &config)?);
+                    let source = new_source(&run, &config.config)?;
+                    self.shared.lock().generator.windows_done = source.windows_done();
+                    self.source = Some(source);
                     self.held.clear();
                     self.windows_seen = StreamStats::default();
                 }
@@ -121,7 +123,9 @@ impl Worker {
                     let source = self.source.as_mut().ok_or_else(|| {
                         EngineError::InvalidInput("a frame arrived before its caps".into())
                     })?;
-                    source.push(content)?;
+                    if source.push(content)? {
+                        self.shared.lock().generator.cuts.push_back(seq);
+                    }
                     self.held.push_back(seq);
                 }
             }

@@ -11,12 +11,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::FillMode;
-use super::caps::StreamConfig;
+use super::config::StreamConfig;
 use super::frames::{Compositor, ContentScaler};
+use super::progress::Progress;
 use super::settings::Settings;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::stream::StreamStats;
-use crate::engine::{EngineError, Model, Ratio, RgbImage};
+use crate::engine::{EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
 const FLAT_QUEUE_FRAMES: usize = 4;
@@ -62,7 +63,6 @@ impl Shared {
 /// (one per device; none when the fill needs no model).
 pub struct RunContext {
     pub settings: Settings,
-    pub aspect: Ratio,
     pub models: Vec<Arc<Model>>,
 }
 
@@ -112,10 +112,17 @@ impl RunContext {
     }
 }
 
+/// A configuration of the stream and the pads of its outputs (in its order).
+pub struct Configured {
+    pub config: StreamConfig,
+    pub pads: Vec<gst::Pad>,
+}
+
 /// A point where every frame queued before it leaves before anything after it.
 pub enum DrainPoint {
-    /// New input caps: the frames of the old caps leave, then the new configuration applies.
-    Caps(Arc<StreamConfig>),
+    /// New input caps (or a new set of outputs): the frames of the old
+    /// configuration leave, then the new one applies.
+    Caps(Arc<Configured>),
     /// SEGMENT, STREAM_START or EOS, forwarded after the drain.
     Event(gst::Event),
     /// A DRAIN query waiting for this id to be served.
@@ -158,7 +165,7 @@ pub enum Pending {
 /// What the generator is asked to do, in order.
 pub enum GenInput {
     /// New caps: a new fill back-end for this configuration (sent after a drain).
-    Configure(Arc<StreamConfig>),
+    Configure(Arc<Configured>),
     Frame {
         seq: u64,
         content: RgbImage,
@@ -182,6 +189,10 @@ pub struct GeneratorChannel {
     pub epoch: u64,
     /// Set when the generator thread must end.
     pub shutdown: bool,
+    /// Sequence numbers of the frames that start a new shot, oldest first.
+    pub cuts: VecDeque<u64>,
+    /// The back-end's count of windows finished, live.
+    pub windows_done: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for GeneratorChannel {
@@ -195,6 +206,8 @@ impl Default for GeneratorChannel {
             cancel: Arc::new(AtomicBool::new(false)),
             epoch: 0,
             shutdown: false,
+            cuts: VecDeque::new(),
+            windows_done: None,
         }
     }
 }
@@ -207,15 +220,17 @@ impl GeneratorChannel {
         self.input
             .retain(|input| matches!(input, GenInput::Configure(_)));
         self.output.clear();
+        self.cuts.clear();
         self.drain = false;
         self.in_flight = 0;
         self.epoch += 1;
     }
 }
 
-/// The output side of the current caps.
-pub struct OutputConfig {
-    pub config: Arc<StreamConfig>,
+/// One output of the current configuration: its pad and compositor.
+pub struct OutputSink {
+    pub pad: gst::Pad,
+    pub out_caps: gst::Caps,
     pub compositor: Arc<Compositor>,
     /// The output caps are still to be sent (downstream refused them so far).
     pub caps_pending: bool,
@@ -261,8 +276,10 @@ pub struct State {
     pub pending: VecDeque<Pending>,
     /// A drain point the task serves once every pending entry has left.
     pub waiting_drain: Option<DrainPoint>,
-    /// The output configuration the task applied last (kept across flushes).
-    pub output: Option<OutputConfig>,
+    /// The configuration the task applied last (kept across flushes).
+    pub configured: Option<Arc<Configured>>,
+    /// Its outputs, less the pads released since.
+    pub outputs: Vec<OutputSink>,
     pub generator: GeneratorChannel,
     /// The generator thread of this run (joined at PAUSED→READY).
     pub generator_thread: Option<std::thread::JoinHandle<()>>,
@@ -278,6 +295,8 @@ pub struct State {
     pub stats: Stats,
     pub fps: Option<f64>,
     pub reported_latency: Option<gst::ClockTime>,
+    /// The progress messages of a stream of known length.
+    pub progress: Progress,
 }
 
 impl Default for State {
@@ -288,7 +307,8 @@ impl Default for State {
             queue: VecDeque::new(),
             pending: VecDeque::new(),
             waiting_drain: None,
-            output: None,
+            configured: None,
+            outputs: Vec::new(),
             generator: GeneratorChannel::default(),
             generator_thread: None,
             next_seq: 0,
@@ -300,6 +320,7 @@ impl Default for State {
             stats: Stats::default(),
             fps: None,
             reported_latency: None,
+            progress: Progress::default(),
         }
     }
 }
@@ -335,6 +356,36 @@ impl State {
         self.generator.flush();
         self.frames_held = 0;
         self.srcresult = Ok(gst::FlowSuccess::Ok);
+    }
+
+    /// The `stats` property.
+    pub fn stats_structure(&self) -> gst::Structure {
+        let provider = self
+            .run
+            .as_ref()
+            .map_or("none".to_owned(), |run| run.provider());
+        let windows = &self.stats.windows;
+        gst::Structure::builder("m3ddmoutpaint-stats")
+            .field("frames-in", self.stats.frames_in)
+            .field("frames-out", self.stats.frames_out)
+            .field("frames-queued", self.frames_held as u64)
+            .field("windows-run", windows.windows_run)
+            .field(
+                "windows-per-device",
+                gst::Array::new(windows.windows_by_worker.iter().copied()),
+            )
+            .field(
+                "mean-window-time",
+                self.stats.mean_window_time().as_nanos() as u64,
+            )
+            .field("chunks-run", self.stats.chunks_run)
+            .field(
+                "mean-chunk-time",
+                self.stats.mean_chunk_time().as_nanos() as u64,
+            )
+            .field("scene-cuts", windows.cuts)
+            .field("provider", provider)
+            .build()
     }
 
     /// The element's own latency now.
