@@ -132,9 +132,11 @@ impl M3ddmOutpaint {
     /// Pushes a non-serialized event on every source pad; true when one took it.
     fn push_on_every_output(&self, event: gst::Event) -> bool {
         let pads = self.obj().src_pads();
-        pads.iter()
+        let pushed: Vec<bool> = pads
+            .iter()
             .map(|pad| pad.push_event(event.clone()))
-            .fold(false, |any, pushed| any || pushed)
+            .collect();
+        pushed.contains(&true)
     }
 
     fn enqueue(&self, item: Item) -> bool {

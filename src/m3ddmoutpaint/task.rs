@@ -212,10 +212,11 @@ impl SrcTask {
             })?;
             self.join_stream(pad);
             let caps_sent = send_caps(pad, &output.out_caps).is_ok();
-            if caps_sent && pad.sticky_event::<gst::event::Segment>(0).is_none() {
-                if let Some(segment) = self.sinkpad.sticky_event::<gst::event::Segment>(0) {
-                    pad.push_event(segment);
-                }
+            if caps_sent
+                && pad.sticky_event::<gst::event::Segment>(0).is_none()
+                && let Some(segment) = self.sinkpad.sticky_event::<gst::event::Segment>(0)
+            {
+                pad.push_event(segment);
             }
             outputs.push(OutputSink {
                 pad: pad.clone(),
