@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
 
 use super::FillMode;
 use super::config::StreamConfig;
@@ -45,13 +46,17 @@ pub fn new_source(
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
     /// Queues the content image of the next frame; true when it starts a new shot.
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool>;
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
     fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>>;
     /// Drops every queued frame.
     fn reset(&mut self);
+    /// Drops the `count` oldest queued frames (they left without their canvas).
+    fn drop_oldest(&mut self, count: usize);
+    /// The expected time to make the canvases of `frames` queued frames, when known.
+    fn cost_of(&self, frames: usize) -> Option<Duration>;
     /// True when chunks run the model (counted in the stats).
     fn runs_model(&self) -> bool;
     /// Windows finished so far, counted as they finish, for a back-end that runs windows.
@@ -61,7 +66,7 @@ pub trait CanvasSource: Send {
 }
 
 impl CanvasSource for StreamOutpainter {
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
         StreamOutpainter::push(self, content)
     }
     fn chunk_ready(&self) -> bool {
@@ -72,6 +77,12 @@ impl CanvasSource for StreamOutpainter {
     }
     fn reset(&mut self) {
         StreamOutpainter::reset(self)
+    }
+    fn drop_oldest(&mut self, count: usize) {
+        StreamOutpainter::drop_oldest(self, count)
+    }
+    fn cost_of(&self, frames: usize) -> Option<Duration> {
+        self.chunk_cost(frames)
     }
     fn runs_model(&self) -> bool {
         true
@@ -109,7 +120,7 @@ impl FlatFill {
 }
 
 impl CanvasSource for FlatFill {
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
         let canvas = match self.kind {
             FlatKind::Blur => blur_canvas(&content, &self.layout),
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
@@ -125,6 +136,12 @@ impl CanvasSource for FlatFill {
     }
     fn reset(&mut self) {
         self.ready.clear();
+    }
+    fn drop_oldest(&mut self, count: usize) {
+        self.ready.drain(..count.min(self.ready.len()));
+    }
+    fn cost_of(&self, _frames: usize) -> Option<Duration> {
+        Some(Duration::ZERO)
     }
     fn runs_model(&self) -> bool {
         false

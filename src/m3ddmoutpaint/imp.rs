@@ -86,7 +86,11 @@ impl M3ddmOutpaint {
         let mut state = self.shared.lock();
         state.srcresult?;
         gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
-        state.queue.push_back(Item::Frame { buffer, content });
+        state.queue.push_back(Item::Frame {
+            buffer,
+            content,
+            arrived: std::time::Instant::now(),
+        });
         state.frames_held += 1;
         state.stats.frames_in += 1;
         self.shared.notify();
@@ -190,12 +194,15 @@ impl M3ddmOutpaint {
                 output.out_caps
             );
         }
-        let total = self.stream_length(config.fps());
+        let live = self.upstream_is_live();
+        let total = self.stream_length(config.fps(), live);
         {
             let mut state = self.shared.lock();
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
             state.progress = Progress::new(total);
+            state.deadlines.live = live;
+            state.refresh_deadline();
         }
         self.enqueue(Item::Drain(DrainPoint::Caps(configured)))
     }
@@ -229,10 +236,15 @@ impl M3ddmOutpaint {
         Ok(outputs)
     }
 
-    /// Frames in the stream, for a non-live upstream that knows its duration.
-    fn stream_length(&self, fps: Option<f64>) -> Option<u64> {
+    /// Whether upstream is live.
+    fn upstream_is_live(&self) -> bool {
         let mut latency = gst::query::Latency::new();
-        if self.sinkpad.peer_query(&mut latency) && latency.result().0 {
+        self.sinkpad.peer_query(&mut latency) && latency.result().0
+    }
+
+    /// Frames in the stream, for a non-live upstream that knows its duration.
+    fn stream_length(&self, fps: Option<f64>, live: bool) -> Option<u64> {
+        if live {
             return None;
         }
         let duration = self.sinkpad.peer_query_duration::<gst::ClockTime>()?;

@@ -40,6 +40,8 @@ pub struct Settings {
     /// Whether `aspect` was set (then `expand` may not be).
     pub aspect_set: bool,
     pub scene_threshold: f64,
+    /// The longest a frame may stay (ns; 0: unbounded, or the reported latency when live).
+    pub max_latency: u64,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             expand: None,
             aspect_set: false,
             scene_threshold: 0.0,
+            max_latency: 0,
         }
     }
 }
@@ -214,6 +217,7 @@ impl Settings {
             "n-threads" => self.n_threads = value.get().expect("type checked upstream"),
             "expand" => self.expand = value.get().expect("type checked upstream"),
             "scene-threshold" => self.scene_threshold = value.get().expect("type checked upstream"),
+            "max-latency" => self.max_latency = value.get().expect("type checked upstream"),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -236,6 +240,7 @@ impl Settings {
             "n-threads" => self.n_threads.to_value(),
             "expand" => self.expand.to_value(),
             "scene-threshold" => self.scene_threshold.to_value(),
+            "max-latency" => self.max_latency.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -390,6 +395,16 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .minimum(0.0)
             .maximum(1.0)
             .default_value(0.0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("max-latency")
+            .nick("Maximum latency")
+            .blurb("The longest a frame may stay in the element, in nanoseconds: a frame whose generated \
+                    area is not ready by then leaves on time with the blur fill (counted in stats, announced \
+                    by a warning once per episode), and generation resumes when it catches up; the latency \
+                    query answers it. 0 = unbounded, except in a live pipeline, where frames keep to the \
+                    latency the element reports. QoS lateness from downstream degrades frames the same way")
+            .default_value(0)
             .mutable_ready()
             .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::FillMode;
 use super::config::StreamConfig;
@@ -131,10 +131,12 @@ pub enum DrainPoint {
 
 /// What the sink side hands to the task, in stream order.
 pub enum Item {
-    /// An input buffer (held as it is) and its content image for the back-end.
+    /// An input buffer (held as it is), its content image for the back-end,
+    /// and when it arrived.
     Frame {
         buffer: gst::Buffer,
         content: RgbImage,
+        arrived: Instant,
     },
     /// A serialized event that keeps its place among the frames.
     Event(gst::Event),
@@ -158,8 +160,19 @@ impl Item {
 /// An entry of the output order: a frame waiting for its canvas, or an event
 /// waiting for the frames before it.
 pub enum Pending {
-    Frame { seq: u64, buffer: gst::Buffer },
+    Frame(PendingFrame),
     Event(gst::Event),
+}
+
+/// A frame waiting for its canvas.
+pub struct PendingFrame {
+    pub seq: u64,
+    pub buffer: gst::Buffer,
+    /// When it entered the element.
+    pub arrived: Instant,
+    /// Its content image, kept when frames have a deadline (for the blur fill
+    /// of a frame whose canvas comes too late).
+    pub content: Option<Arc<RgbImage>>,
 }
 
 /// What the generator is asked to do, in order.
@@ -168,7 +181,8 @@ pub enum GenInput {
     Configure(Arc<Configured>),
     Frame {
         seq: u64,
-        content: RgbImage,
+        content: Arc<RgbImage>,
+        arrived: Instant,
     },
 }
 
@@ -193,6 +207,8 @@ pub struct GeneratorChannel {
     pub cuts: VecDeque<u64>,
     /// The back-end's count of windows finished, live.
     pub windows_done: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Frames up to this one left without their canvas: not worth generating.
+    pub abandoned_through: Option<u64>,
 }
 
 impl Default for GeneratorChannel {
@@ -208,6 +224,7 @@ impl Default for GeneratorChannel {
             shutdown: false,
             cuts: VecDeque::new(),
             windows_done: None,
+            abandoned_through: None,
         }
     }
 }
@@ -221,6 +238,7 @@ impl GeneratorChannel {
             .retain(|input| matches!(input, GenInput::Configure(_)));
         self.output.clear();
         self.cuts.clear();
+        self.abandoned_through = None;
         self.drain = false;
         self.in_flight = 0;
         self.epoch += 1;
@@ -243,6 +261,9 @@ pub struct Stats {
     pub frames_out: u64,
     pub chunks_run: u64,
     pub chunk_time: Duration,
+    /// Frames that left with a generated canvas, and with the blur fill because theirs was late.
+    pub frames_generated: u64,
+    pub frames_degraded: u64,
     /// Windows run, their time, and how many on each device.
     pub windows: StreamStats,
 }
@@ -297,6 +318,39 @@ pub struct State {
     pub reported_latency: Option<gst::ClockTime>,
     /// The progress messages of a stream of known length.
     pub progress: Progress,
+    /// When frames must leave, and the state of a degraded episode.
+    pub deadlines: Deadlines,
+}
+
+/// Live safety: every frame leaves by its deadline, with the blur fill when
+/// its canvas is late (a live source faster than the model, or downstream
+/// reporting lateness through QoS).
+#[derive(Debug, Default)]
+pub struct Deadlines {
+    /// How long a frame may stay in the element (`max-latency`, or the
+    /// reported latency in a live pipeline); `None`: as long as it takes.
+    pub bound: Option<Duration>,
+    /// Frames whose running time is up to this are late downstream (QoS).
+    pub late_until: Option<gst::ClockTime>,
+    /// Inside an episode of degraded frames (announced once, at its start).
+    pub degrading: bool,
+    /// Whether upstream is live (then frames keep to the reported latency).
+    pub live: bool,
+}
+
+impl Deadlines {
+    /// How much earlier than its deadline a frame is sent, for the time its
+    /// composition and push take.
+    pub fn margin(&self) -> Duration {
+        self.bound
+            .map_or(Duration::ZERO, |b| (b / 10).min(Duration::from_millis(100)))
+    }
+
+    /// When the frame that arrived at `arrived` must be sent.
+    pub fn due(&self, arrived: Instant) -> Option<Instant> {
+        self.bound
+            .map(|bound| arrived + bound.saturating_sub(self.margin()))
+    }
 }
 
 impl Default for State {
@@ -321,6 +375,7 @@ impl Default for State {
             fps: None,
             reported_latency: None,
             progress: Progress::default(),
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -379,6 +434,8 @@ impl State {
                 self.stats.mean_window_time().as_nanos() as u64,
             )
             .field("chunks-run", self.stats.chunks_run)
+            .field("frames-generated", self.stats.frames_generated)
+            .field("frames-degraded", self.stats.frames_degraded)
             .field(
                 "mean-chunk-time",
                 self.stats.mean_chunk_time().as_nanos() as u64,
@@ -388,11 +445,36 @@ impl State {
             .build()
     }
 
-    /// The element's own latency now.
+    /// The element's own latency now: `max-latency` when set, else the lookahead
+    /// and the processing time of a chunk.
     pub fn own_latency(&self) -> gst::ClockTime {
-        self.run.as_ref().map_or(gst::ClockTime::ZERO, |run| {
-            run.latency(self.fps, self.stats.mean_chunk_time())
-        })
+        self.run
+            .as_ref()
+            .map_or(gst::ClockTime::ZERO, |run| match run.settings.max_latency {
+                0 => run.latency(self.fps, self.stats.mean_chunk_time()),
+                max => gst::ClockTime::from_nseconds(max),
+            })
+    }
+
+    /// Sets the frames' deadline: `max-latency` when set, else the reported
+    /// latency for a live stream, else none.
+    pub fn refresh_deadline(&mut self) {
+        let max_latency = self.run.as_ref().map_or(0, |run| run.settings.max_latency);
+        self.deadlines.bound = if max_latency > 0 || self.deadlines.live {
+            Some(Duration::from_nanos(self.own_latency().nseconds()))
+        } else {
+            None
+        };
+        // Frames wait up to their deadline: hold as many as arrive meanwhile,
+        // so that a live source never waits for the element.
+        let base = self.run.as_ref().map_or(1, |run| run.max_held());
+        self.max_held = match self.deadlines.bound {
+            Some(bound) => {
+                let fps = self.fps.unwrap_or(FALLBACK_FPS);
+                base.max((bound.as_secs_f64() * fps).ceil() as usize + 2)
+            }
+            None => base,
+        };
     }
 
     /// Records the own latency and says whether it moved by more than a tenth
@@ -405,6 +487,7 @@ impl State {
         };
         if changed {
             self.reported_latency = Some(latency);
+            self.refresh_deadline();
         }
         changed
     }

@@ -18,7 +18,10 @@ use gst::prelude::*;
 use super::CAT;
 use super::errors::{engine_error_message, post_flow_error};
 use super::frames::Compositor;
-use super::state::{Configured, DrainPoint, GenInput, Item, OutputSink, Pending, Shared, State};
+use super::state::{
+    Configured, DrainPoint, GenInput, Item, OutputSink, Pending, PendingFrame, Shared, State,
+};
+use crate::engine::pixels::blur_canvas;
 use crate::engine::{EngineError, RgbImage};
 
 /// The name of the element message posted at a scene cut.
@@ -39,6 +42,8 @@ enum Action {
         buffer: gst::Buffer,
         canvas: RgbImage,
         cut: bool,
+        /// The first frame of an episode of frames leaving with the blur fill.
+        episode_starts: bool,
     },
     Drain(DrainPoint),
     Message(gst::Structure),
@@ -89,7 +94,16 @@ impl SrcTask {
                 buffer,
                 canvas,
                 cut,
+                episode_starts,
             } => {
+                if episode_starts {
+                    gst::element_warning!(
+                        element,
+                        gst::CoreError::Clock,
+                        ("Generation is behind: frames leave with the blur fill until it catches up"),
+                        ["a frame's generated area was not ready by its deadline"]
+                    );
+                }
                 if cut {
                     let pts = buffer.pts();
                     gst::info!(CAT, obj = element, "scene cut at {pts:?}");
@@ -126,34 +140,38 @@ impl SrcTask {
                 return Ok(Action::Message(progress));
             }
             // The head of the output order, when it can leave.
+            let now = Instant::now();
             match state.pending.front() {
                 Some(Pending::Event(_)) => {
                     if let Some(Pending::Event(event)) = state.pending.pop_front() {
                         return Ok(Action::Event(event));
                     }
                 }
-                Some(Pending::Frame { seq, .. })
+                Some(Pending::Frame(frame)) => {
+                    let seq = frame.seq;
+                    // Canvases of frames that already left with the blur fill.
+                    while state
+                        .generator
+                        .output
+                        .front()
+                        .is_some_and(|(s, _)| *s < seq)
+                    {
+                        state.generator.output.pop_front();
+                    }
                     if state
                         .generator
                         .output
                         .front()
-                        .is_some_and(|(s, _)| s == seq) =>
-                {
-                    let seq = *seq;
-                    let (_, canvas) = state.generator.output.pop_front().expect("checked");
-                    let cut = state.generator.cuts.front() == Some(&seq);
-                    if cut {
-                        state.generator.cuts.pop_front();
+                        .is_some_and(|(s, _)| *s == seq)
+                    {
+                        let (_, canvas) = state.generator.output.pop_front().expect("checked");
+                        return Ok(self.leave(&mut state, canvas, false));
                     }
-                    if let Some(Pending::Frame { buffer, .. }) = state.pending.pop_front() {
-                        return Ok(Action::Frame {
-                            buffer,
-                            canvas,
-                            cut,
-                        });
+                    if let Some(canvas) = self.degraded_canvas(&mut state, now) {
+                        return Ok(self.leave(&mut state, canvas, true));
                     }
                 }
-                _ => {}
+                None => {}
             }
             if state.pending.is_empty()
                 && let Some(point) = state.waiting_drain.take()
@@ -167,9 +185,76 @@ impl SrcTask {
                 self.shared.notify();
                 continue;
             }
-            let period = state.progress.period();
-            state = self.shared.wait(state, period);
+            let head_due = match state.pending.front() {
+                Some(Pending::Frame(frame)) => state.deadlines.due(frame.arrived),
+                _ => None,
+            };
+            let timeout = [
+                state.progress.period(),
+                head_due.map(|due| due.saturating_duration_since(now)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            state = self.shared.wait(state, timeout);
         }
+    }
+
+    /// The head frame leaves with `canvas`: generated, or degraded (the blur
+    /// fill, its canvas late; the generator drops it and the episode is
+    /// announced at its first frame).
+    fn leave(&self, state: &mut State, canvas: RgbImage, degraded: bool) -> Action {
+        let Some(Pending::Frame(frame)) = state.pending.pop_front() else {
+            unreachable!("called with a frame at the head");
+        };
+        let cut = state.generator.cuts.front() == Some(&frame.seq);
+        if cut {
+            state.generator.cuts.pop_front();
+        }
+        if degraded {
+            state.stats.frames_degraded += 1;
+            state.generator.abandoned_through = Some(frame.seq);
+            self.shared.notify();
+        } else {
+            state.stats.frames_generated += 1;
+        }
+        let episode_starts = degraded && !state.deadlines.degrading;
+        state.deadlines.degrading = degraded;
+        Action::Frame {
+            buffer: frame.buffer,
+            canvas,
+            cut,
+            episode_starts,
+        }
+    }
+
+    /// The blur canvas of the head frame when it must leave now without its
+    /// generated canvas: its deadline is near, or downstream reported it late.
+    fn degraded_canvas(&self, state: &mut State, now: Instant) -> Option<RgbImage> {
+        let Some(Pending::Frame(frame)) = state.pending.front() else {
+            return None;
+        };
+        let content = frame.content.as_ref()?;
+        let past_deadline = state
+            .deadlines
+            .due(frame.arrived)
+            .is_some_and(|due| now >= due);
+        let late_downstream = state.deadlines.late_until.is_some_and(|late| {
+            self.running_time(&frame.buffer)
+                .is_some_and(|running| running <= late)
+        });
+        if !(past_deadline || late_downstream) {
+            return None;
+        }
+        let layout = state.configured.as_ref()?.config.canvas;
+        Some(blur_canvas(content, &layout))
+    }
+
+    /// The running time of a buffer in the current input segment.
+    fn running_time(&self, buffer: &gst::Buffer) -> Option<gst::ClockTime> {
+        let segment = self.sinkpad.sticky_event::<gst::event::Segment>(0)?;
+        let segment = segment.segment().downcast_ref::<gst::ClockTime>()?.clone();
+        segment.to_running_time(buffer.pts()?)
     }
 
     fn at_drain_point(&self, element: &gst::Element, point: DrainPoint) -> Result<(), Stop> {
@@ -366,14 +451,27 @@ impl SrcTask {
 /// Moves one queued item into the output order (frames also to the generator).
 fn take_item(state: &mut State, item: Item) {
     match item {
-        Item::Frame { buffer, content } => {
+        Item::Frame {
+            buffer,
+            content,
+            arrived,
+        } => {
             let seq = state.next_seq;
             state.next_seq += 1;
-            state.pending.push_back(Pending::Frame { seq, buffer });
-            state
-                .generator
-                .input
-                .push_back(GenInput::Frame { seq, content });
+            let content = Arc::new(content);
+            // A frame that may have to leave without its generated canvas keeps its content.
+            let keep = state.deadlines.bound.is_some() || state.deadlines.late_until.is_some();
+            state.pending.push_back(Pending::Frame(PendingFrame {
+                seq,
+                buffer,
+                arrived,
+                content: keep.then(|| content.clone()),
+            }));
+            state.generator.input.push_back(GenInput::Frame {
+                seq,
+                content,
+                arrived,
+            });
             state.generator.in_flight += 1;
         }
         Item::Event(event) => state.pending.push_back(Pending::Event(event)),

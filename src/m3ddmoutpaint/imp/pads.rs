@@ -28,6 +28,30 @@ impl M3ddmOutpaint {
                     |imp| imp.src_query(pad.upcast_ref(), query),
                 )
             })
+            .event_function(|pad, parent, event| {
+                M3ddmOutpaint::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_event(pad.upcast_ref(), event),
+                )
+            })
+    }
+
+    /// Events from downstream: QoS lateness makes the frames up to the late
+    /// running time leave with the blur fill; every event then goes upstream.
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(qos) = event.view() {
+            let (_, _, jitter, timestamp) = qos.get();
+            let mut state = self.shared.lock();
+            state.deadlines.late_until = match timestamp {
+                Some(timestamp) if jitter > 0 => {
+                    Some(timestamp + gst::ClockTime::from_nseconds(jitter as u64))
+                }
+                _ => None,
+            };
+            self.shared.notify();
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
     /// A new output pad (`src_N`). While streaming, the outputs are configured
