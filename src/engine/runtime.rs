@@ -297,10 +297,12 @@ fn base_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuil
     let builder = builder
         .with_independent_thread_pool()
         .map_err(|e| runtime_err("cannot give the session its own threads", &e))?;
-    builder
+    let builder = builder
         .with_intra_threads(threads as usize)
-        .and_then(|b| b.with_intra_op_spinning(false))
-        .map_err(|e| runtime_err(&format!("cannot use {threads} threads"), &e))
+        .map_err(|e| runtime_err(&format!("cannot use {threads} threads"), &e))?;
+    builder
+        .with_intra_op_spinning(false)
+        .map_err(|e| runtime_err("cannot turn thread spinning off", &e))
 }
 
 fn cpu_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
