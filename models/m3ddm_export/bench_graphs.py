@@ -16,7 +16,6 @@ of a call and compare variants more steadily than wall time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .cli import SentenceParser
 
 CALLS = ("unet1", "unet3", "global", "vae_enc", "vae_dec")
 GRAPH_OF_CALL = {"unet1": "unet", "unet3": "unet", "global": "global_encoder",
@@ -73,7 +74,7 @@ def parse_variant(text: str) -> tuple[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m m3ddm_export.bench_graphs", description=__doc__.splitlines()[0])
+    parser = SentenceParser(prog="python -m m3ddm_export.bench_graphs", description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+", help="model directories, optionally LABEL=DIR")
     parser.add_argument("--latent", type=int, default=16, help="latent side (16 = canvas 128)")
     parser.add_argument("--reps", type=int, default=5)
