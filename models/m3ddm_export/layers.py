@@ -70,6 +70,59 @@ def batch_to_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     return x.reshape(-1, frames, fixed_size(channels), h, w).transpose(1, 2)
 
 
+class GroupNormalize(torch.autograd.Function):
+    """GroupNorm without its affine part.
+
+    ONNX: Reshape to `[n, groups, -1]`, InstanceNormalization, Reshape back (PyTorch's own
+    export of `F.group_norm` without weights adds a Mul by ones and an Add of zeros).
+    `ones` and `zeros` are the InstanceNormalization's per-group scale and shift.
+    """
+
+    @staticmethod
+    def forward(ctx, x, ones, zeros, groups: int, eps: float):
+        return F.group_norm(x, groups, eps=eps)
+
+    @staticmethod
+    def symbolic(g, x, ones, zeros, groups: int, eps: float):
+        grouped_shape = g.op("Constant", value_t=torch.tensor([0, groups, -1], dtype=torch.int64))
+        grouped = g.op("InstanceNormalization", g.op("Reshape", x, grouped_shape), ones, zeros, epsilon_f=eps)
+        out = g.op("Reshape", grouped, g.op("Shape", x))
+        out.setType(x.type())
+        return out
+
+
+def group_normalize(x: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
+    """GroupNorm of `x` `[n, channels, ...]` over `groups` groups, without scale and shift."""
+    ones = torch.ones(groups, dtype=x.dtype, device=x.device)
+    return GroupNormalize.apply(x, ones, torch.zeros_like(ones), groups, eps)
+
+
+class ExportGroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` whose ONNX form applies the affine scale and shift as one BatchNormalization.
+
+    PyTorch exports GroupNorm as InstanceNormalization over the groups followed by a Mul and
+    an Add per channel; a BatchNormalization with mean 0, variance 1 and epsilon 0 computes
+    the same `x * weight + bias` in one pass over the features instead of two. Eager
+    PyTorch runs the plain GroupNorm. `use_export_group_norms` turns a module's GroupNorms
+    (ours and diffusers') into this class; parameters and state-dict names stay.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.onnx.is_in_onnx_export() or not self.affine:
+            return super().forward(x)
+        normalized = group_normalize(x, self.num_groups, self.eps)
+        return F.batch_norm(normalized, torch.zeros_like(self.weight), torch.ones_like(self.weight),
+                            self.weight, self.bias, training=False, eps=0.0)
+
+
+def use_export_group_norms(module: nn.Module) -> nn.Module:
+    """Makes every `nn.GroupNorm` inside `module` an ExportGroupNorm (in place); returns `module`."""
+    for layer in module.modules():
+        if type(layer) is nn.GroupNorm:
+            layer.__class__ = ExportGroupNorm
+    return module
+
+
 class Pseudo3DConv(nn.Module):
     """A 2-D convolution on every frame followed by a 1-D convolution along time at every pixel."""
 
@@ -284,7 +337,7 @@ def normalized_pointwise(norm: nn.GroupNorm, conv: nn.Module, x: torch.Tensor, t
     same products, regrouped), so the graph normalizes and multiplies without two passes
     in between.
     """
-    normalized = F.group_norm(x, norm.num_groups, eps=norm.eps)
+    normalized = group_normalize(x, norm.num_groups, norm.eps)
     weight = conv.weight.flatten(1)
     folded_weight = weight * norm.weight[None, :]
     folded_bias = conv.bias + weight @ norm.bias
