@@ -42,18 +42,24 @@ def fold_constants(model: onnx.ModelProto) -> int:
     remaining = [node for node in graph.node if id(node) not in foldable_ids]
     needed = sorted({name for node in remaining for name in node.input if name in folded_names}
                     | {value.name for value in graph.output if value.name in folded_names})
-    used_initializers = {name for node in foldable for name in node.input}
-    subgraph = onnx.helper.make_graph(
-        foldable, "constants", [], [onnx.helper.make_empty_tensor_value_info(name) for name in needed],
-        initializer=[init for init in graph.initializer if init.name in used_initializers])
-    submodel = onnx.helper.make_model(subgraph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    folded_inputs = {name for node in foldable for name in node.input}
+    still_used = {name for node in remaining for name in node.input} | {value.name for value in graph.output}
+    submodel = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import)
+    submodel.graph.name = "constants"
+    submodel.graph.node.extend(foldable)
+    submodel.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in needed)
+    # The weights that only folded nodes read move over one at a time (the full model's
+    # weights are gigabytes: never two copies of all of them at once).
+    for index in reversed(range(len(graph.initializer))):
+        init = graph.initializer[index]
+        if init.name in folded_inputs:
+            submodel.graph.initializer.append(init)
+            if init.name not in still_used:
+                del graph.initializer[index]
     values = ReferenceEvaluator(submodel).run(None, {}) if needed else []
+    del submodel
 
     del graph.node[:]
     graph.node.extend(remaining)
     graph.initializer.extend(numpy_helper.from_array(np.asarray(value), name) for name, value in zip(needed, values))
-    still_used = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
-    kept = [init for init in graph.initializer if init.name in still_used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
     return len(foldable)
