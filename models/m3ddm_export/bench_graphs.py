@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     setups = {}
     for label, path in variants:
-        sessions = {g: session(path / f"{g}.onnx", args.threads, not args.no_spin) for g in set(GRAPH_OF_CALL[c] for c in calls)
-                    | {"global_encoder"}}
+        graphs = {GRAPH_OF_CALL[call] for call in calls} | {"global_encoder"}
+        sessions = {g: session(path / f"{g}.onnx", args.threads, not args.no_spin) for g in graphs}
         setups[label] = (sessions, call_feeds(sessions, args.latent, np.random.default_rng(0)))
     times = {(label, call): [] for label, _ in variants for call in calls}
     cpu_times = {key: [] for key in times}

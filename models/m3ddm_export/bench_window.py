@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torch_window rep={rep} seconds={time.perf_counter() - start:.3f}", flush=True)
     error = float((latents - window.expected_latents).abs().max())
     if steps != case["steps"]:
-        print(f"torch_window final_latents max_abs_err={error:.3g} (not comparable: the case ran {case['steps']} steps)")
+        print(f"torch_window final_latents max_abs_err={error:.3g} "
+              f"(not comparable: the case ran {case['steps']} steps)")
         return 0
     image_error = float((images - torch.from_numpy(tensors["images"]).float()).abs().max())
     print(f"torch_window final_latents max_abs_err={error:.3g} images max_abs_err={image_error:.3g}")

@@ -3,6 +3,8 @@
 Tensors inside the U-Net are video features `[batch, channels, frames, height, width]`.
 Spatial layers run on every frame, temporal layers along the frames of every pixel;
 GroupNorm on a 5-D tensor normalises over frames too, as the official code does.
+Forward passes are arranged for the ONNX graphs they become (models/README.md, "How the
+graphs are made fast"); the arithmetic is the official one up to float rounding.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 STANDARD_DOMAINS = ("", "ai.onnx")
-NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+                    "Bernoulli"}
 
 
 def constant_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:

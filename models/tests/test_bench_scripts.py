@@ -32,7 +32,8 @@ def test_bench_window_prints_one_line_per_window(golden):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"torch_window threads=\d+ steps=1 case=window-tiny-a", lines[0])
-    assert [re.fullmatch(r"torch_window rep=(\d) seconds=\d+\.\d{3}", line).group(1) for line in lines[1:3]] == ["1", "2"]
+    reps = [re.fullmatch(r"torch_window rep=(\d) seconds=\d+\.\d{3}", line) for line in lines[1:3]]
+    assert [match.group(1) for match in reps] == ["1", "2"]
     assert lines[3].startswith("torch_window final_latents max_abs_err=") and "not comparable" in lines[3]
 
 
