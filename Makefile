@@ -90,7 +90,10 @@ check-element: build
 demo: build
 	bash examples/demo.sh
 
+# Side-by-side figures (see examples/bench/main.rs); BENCH_ARGS picks sections.
 bench: build
+	@command -v ffmpeg >/dev/null || { echo "Installing ffmpeg (the blur benchmark's reference)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 	cargo run --release --example bench -- $(BENCH_ARGS)
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).

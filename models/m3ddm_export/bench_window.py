@@ -17,6 +17,9 @@ Prints one line per repetition, `torch_window rep=N seconds=S` (the window alone
 imports, no model loading), then the final latents' max abs difference from the case's
 `final_latents`; exits 1 when it exceeds the cases' 5e-3. PyTorch uses its default
 intra-op threads (all cores), printed on the first line.
+
+With `--on-demand`, it loads once, prints `torch_window ready`, then runs one window per
+line read from stdin (until EOF), so that a caller can interleave it with other runs.
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="checkpoint directory with unet/ and vae/")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the case's)")
     parser.add_argument("--reps", type=int, default=1, help="windows to time (default 1)")
+    parser.add_argument("--on-demand", action="store_true",
+                        help="run one window per line read from stdin, until EOF (instead of --reps)")
     args = parser.parse_args(argv)
     if args.reps < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--reps and --steps must be at least 1")
@@ -149,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = PNDMScheduler(**SCHEDULER_CONFIG)
     window = Window(case, tensors)
     print(f"torch_window threads={torch.get_num_threads()} steps={steps} case={args.case.name}", flush=True)
-    for rep in range(1, args.reps + 1):
+    if args.on_demand:
+        print("torch_window ready", flush=True)
+    requests = (line for line in sys.stdin) if args.on_demand else range(args.reps)
+    latents = images = None
+    for rep, _ in enumerate(requests, start=1):
         start = time.perf_counter()
         latents, images = run_window(unet, vae, scheduler, window, steps, LATENT_SCALE)
         print(f"torch_window rep={rep} seconds={time.perf_counter() - start:.3f}", flush=True)
+    if latents is None:
+        return 0
     error = float((latents - window.expected_latents).abs().max())
     if steps != case["steps"]:
         print(f"torch_window final_latents max_abs_err={error:.3g} "

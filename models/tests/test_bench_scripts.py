@@ -37,6 +37,18 @@ def test_bench_window_prints_one_line_per_window(golden):
     assert lines[3].startswith("torch_window final_latents max_abs_err=") and "not comparable" in lines[3]
 
 
+def test_bench_window_on_demand_runs_one_window_per_line(golden):
+    env = dict(os.environ, PYTHONPATH=str(MODELS_DIR))
+    result = subprocess.run(
+        [sys.executable, "-m", "m3ddm_export.bench_window", "--case", str(golden / "window-tiny-a"),
+         "--model", str(golden / "tiny-model-a"), "--steps", "1", "--on-demand"],
+        env=env, input="run\nrun\n", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == "torch_window ready"
+    assert [line.split()[1] for line in lines[2:4]] == ["rep=1", "rep=2"]
+
+
 def test_bench_window_refuses_other_cases(golden):
     result = run_module("bench_window", "--case", str(golden / "unet-tiny-a"), "--model", str(golden / "tiny-model-a"))
     assert result.returncode == 1

@@ -201,7 +201,6 @@ impl M3ddmOutpaint {
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
             state.progress = Progress::new(total);
-            state.deadlines.live = live;
             state.refresh_deadline();
         }
         self.enqueue(Item::Drain(DrainPoint::Caps(configured)))

@@ -402,8 +402,8 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .blurb("The longest a frame may stay in the element, in nanoseconds: a frame whose generated \
                     area is not ready by then leaves on time with the blur fill (counted in stats, announced \
                     by a warning once per episode), and generation resumes when it catches up; the latency \
-                    query answers it. 0 = unbounded, except in a live pipeline, where frames keep to the \
-                    latency the element reports. QoS lateness from downstream degrades frames the same way")
+                    query answers it. 0 = unbounded; in a live pipeline, frames that downstream reports late \
+                    (QoS) leave with the blur fill the same way")
             .default_value(0)
             .mutable_ready()
             .build(),

@@ -322,9 +322,9 @@ pub struct State {
     pub deadlines: Deadlines,
 }
 
-/// Live safety: every frame leaves by its deadline, with the blur fill when
-/// its canvas is late (a live source faster than the model, or downstream
-/// reporting lateness through QoS).
+/// Live safety: every frame leaves by its deadline (`max-latency`), with the
+/// blur fill when its canvas is late, and so do the frames downstream reports
+/// late through QoS (a live source faster than the model).
 #[derive(Debug, Default)]
 pub struct Deadlines {
     /// How long a frame may stay in the element (`max-latency`, or the
@@ -334,8 +334,6 @@ pub struct Deadlines {
     pub late_until: Option<gst::ClockTime>,
     /// Inside an episode of degraded frames (announced once, at its start).
     pub degrading: bool,
-    /// Whether upstream is live (then frames keep to the reported latency).
-    pub live: bool,
 }
 
 impl Deadlines {
@@ -456,15 +454,17 @@ impl State {
             })
     }
 
-    /// Sets the frames' deadline: `max-latency` when set, else the reported
-    /// latency for a live stream, else none.
+    /// Sets the frames' deadline: `max-latency`, when it is set and frames wait
+    /// for the model (a flat fill is never late). In a live pipeline without
+    /// it, frames keep to the latency the element reports through QoS: the
+    /// frames downstream reports late leave with the blur fill.
     pub fn refresh_deadline(&mut self) {
-        let max_latency = self.run.as_ref().map_or(0, |run| run.settings.max_latency);
-        self.deadlines.bound = if max_latency > 0 || self.deadlines.live {
-            Some(Duration::from_nanos(self.own_latency().nseconds()))
-        } else {
-            None
-        };
+        let max_latency = self
+            .run
+            .as_ref()
+            .filter(|run| run.generates())
+            .map_or(0, |run| run.settings.max_latency);
+        self.deadlines.bound = (max_latency > 0).then(|| Duration::from_nanos(max_latency));
         // Frames wait up to their deadline: hold as many as arrive meanwhile,
         // so that a live source never waits for the element.
         let base = self.run.as_ref().map_or(1, |run| run.max_held());

@@ -246,6 +246,10 @@ impl SrcTask {
         if !(past_deadline || late_downstream) {
             return None;
         }
+        let run = state.run.as_ref()?;
+        if !run.generates() {
+            return None;
+        }
         let layout = state.configured.as_ref()?.config.canvas;
         Some(blur_canvas(content, &layout))
     }
