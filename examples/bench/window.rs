@@ -42,9 +42,12 @@ fn load_tiny_model_a() -> Result<Arc<Model>, String> {
     .map_err(|e| e.to_string())
 }
 
-/// A 16:9 source reframed to 9:16 on the model's canvas.
-fn layout(model: &Model) -> Result<CanvasLayout, String> {
-    canvas_layout(256, 144, Ratio { num: 9, den: 16 }, model.canvas()).map_err(|e| e.to_string())
+/// The golden window's canvas (16×16 latents).
+const CANVAS: u32 = 128;
+
+/// A 16:9 source reframed to 9:16 on the window's canvas.
+fn layout(_model: &Model) -> Result<CanvasLayout, String> {
+    canvas_layout(256, 144, Ratio { num: 9, den: 16 }, CANVAS).map_err(|e| e.to_string())
 }
 
 /// One window as the element drives it: 16 source frames in, 16 canvases out.

@@ -26,11 +26,15 @@ fn rgb_info(
         .map_err(|err| format!("cannot describe a {width}x{height} RGB frame: {err}"))
 }
 
+/// A converter between two frame layouts, its lines split over every core
+/// (the result does not depend on the split).
 fn converter(
     from: &gst_video::VideoInfo,
     to: &gst_video::VideoInfo,
-    config: gst_video::VideoConverterConfig,
+    mut config: gst_video::VideoConverterConfig,
 ) -> Result<gst_video::VideoConverter, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    config.set_threads(cores as u32);
     gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
         format!(
             "cannot convert {:?} {}x{} to {:?} {}x{}: {err}",
@@ -127,6 +131,10 @@ impl Compositor {
         options.set_src_y(crop.y0 as i32);
         options.set_src_width(Some(crop.width() as i32));
         options.set_src_height(Some(crop.height() as i32));
+        // Bilinear, as OpenCV's INTER_LINEAR of the official code: the band is
+        // smooth generated content, and at 1080p → 9:16 this halves the cost of
+        // the largest step of a frame (a 2-level difference from bicubic).
+        options.set_resampler_method(gst_video::VideoResamplerMethod::Linear);
         let crop_converter = converter(&canvas_info, out_info, options)?;
         let source = output.output.source;
         let source_scaler = if output.scales_source(in_info) {
