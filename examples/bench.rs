@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&ModelOptions {
         model_dir: model_dir.into(),
         session: SessionConfig::default(),
+        remote: Default::default(),
     })?;
     let canvas: u32 = arg(4, model.canvas());
     println!(
