@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -33,6 +34,8 @@ pub struct Settings {
     pub fill_color: u32,
     pub feather: u32,
     pub n_threads: u32,
+    pub inference_server: Option<String>,
+    pub inference_timeout: u32,
 }
 
 impl Default for Settings {
@@ -52,6 +55,8 @@ impl Default for Settings {
             fill_color: limits::DEFAULT_FILL_COLOR,
             feather: limits::DEFAULT_FEATHER,
             n_threads: limits::DEFAULT_THREADS,
+            inference_server: None,
+            inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
         }
     }
 }
@@ -86,6 +91,10 @@ impl Settings {
         if !model_dir.is_dir() {
             return Some(Err(format!("model-path {path} is not a directory")));
         }
+        let servers = match self.inference_servers() {
+            Ok(servers) => servers,
+            Err(err) => return Some(Err(err)),
+        };
         Some(Ok(engine::ModelOptions {
             model_dir,
             session: engine::SessionConfig {
@@ -93,7 +102,27 @@ impl Settings {
                 device_id: self.device_id,
                 threads: self.n_threads,
             },
+            remote: engine::RemoteOptions {
+                servers,
+                timeout: Duration::from_millis(self.inference_timeout.into()),
+                ..engine::RemoteOptions::default()
+            },
         }))
+    }
+
+    /// The servers of `inference-server`, each checked (none = in process).
+    fn inference_servers(&self) -> Result<Vec<String>, String> {
+        let list = self.inference_server.as_deref().unwrap_or_default();
+        list.split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                engine::model::parse_server_url(url).map_err(|err| match err {
+                    engine::EngineError::InvalidInput(sentence) => sentence,
+                    other => other.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The denoising parameters of the stream.
@@ -142,6 +171,12 @@ impl Settings {
             "fill-color" => self.fill_color = value.get().expect("type checked upstream"),
             "feather" => self.feather = value.get().expect("type checked upstream"),
             "n-threads" => self.n_threads = value.get().expect("type checked upstream"),
+            "inference-server" => {
+                self.inference_server = value.get().expect("type checked upstream")
+            }
+            "inference-timeout" => {
+                self.inference_timeout = value.get().expect("type checked upstream")
+            }
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -162,6 +197,8 @@ impl Settings {
             "fill-color" => self.fill_color.to_value(),
             "feather" => self.feather.to_value(),
             "n-threads" => self.n_threads.to_value(),
+            "inference-server" => self.inference_server.to_value(),
+            "inference-timeout" => self.inference_timeout.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -274,11 +311,28 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .default_value(limits::DEFAULT_THREADS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("inference-server")
+            .nick("Inference server")
+            .blurb("Run the model on Open Inference Protocol (KServe V2) servers instead of in this process: \
+                    comma-separated grpc://host:port URLs, each serving the model's Triton repository \
+                    (python -m m3ddm_export triton-repo); calls go round-robin over those that answer. \
+                    model-path still names the model directory, whose manifest the servers must match")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("inference-timeout")
+            .nick("Inference timeout")
+            .blurb("Deadline in milliseconds of one model call to the inference servers, retries included; \
+                    past it the element posts an error naming the server")
+            .minimum(limits::MIN_INFERENCE_TIMEOUT_MS)
+            .maximum(limits::MAX_INFERENCE_TIMEOUT_MS)
+            .default_value(limits::DEFAULT_INFERENCE_TIMEOUT_MS)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
             .nick("Statistics")
             .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
                     mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
-                    chunk), provider (cpu, cuda, or none without a model)")
+                    chunk), provider (cpu, cuda:N, remote:URLs, or none without a model)")
             .read_only()
             .build(),
     ]
@@ -313,6 +367,45 @@ mod tests {
         let err = settings.model_options().unwrap().unwrap_err();
         assert!(
             err.contains("/nonexistent/m3ddm") && err.contains("not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inference_servers_are_checked_and_listed() {
+        let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
+        let settings = Settings {
+            model_path: Some(tiny.into()),
+            inference_server: Some(" grpc://gpu1:8001 ,grpc://gpu2:8001,".into()),
+            inference_timeout: 1500,
+            ..Settings::default()
+        };
+        let options = settings.model_options().unwrap().unwrap();
+        assert_eq!(
+            options.remote.servers,
+            ["grpc://gpu1:8001", "grpc://gpu2:8001"]
+        );
+        assert_eq!(options.remote.timeout, Duration::from_millis(1500));
+        let in_process = Settings {
+            model_path: Some(tiny.into()),
+            ..Settings::default()
+        };
+        assert!(
+            in_process
+                .model_options()
+                .unwrap()
+                .unwrap()
+                .remote
+                .servers
+                .is_empty()
+        );
+        let bad = Settings {
+            inference_server: Some("grpc://gpu1:8001,gpu2:8001".into()),
+            ..settings
+        };
+        let err = bad.model_options().unwrap().unwrap_err();
+        assert!(
+            err.contains("`gpu2:8001`") && err.contains("grpc://"),
             "{err}"
         );
     }
