@@ -66,7 +66,8 @@ lint:
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --release -j $(CARGO_JOBS) --all-targets -- -D warnings; \
 	else echo "lint: clippy is not installed (rustup component add clippy), lints not checked"; fi
 
-test-rust:
+# tests/remote starts test inference servers from the serving venv.
+test-rust: serving-venv
 	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) -- --test-threads=1
 
 test-python: serving-venv
@@ -82,8 +83,9 @@ check-element: build
 demo: build
 	bash examples/demo.sh
 
-bench: build
+bench: build serving-venv
 	cargo run --release --example bench -- $(BENCH_ARGS)
+	cargo run --release --example bench_remote
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
 tiny-model: venv

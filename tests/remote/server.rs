@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Test inference servers: the project's Triton test server (`models/serving`,
+//! from `.venv-serving`) serving the tiny model's graphs on free loopback
+//! ports, started in parallel, killed (or stopped) on demand and always killed
+//! when dropped, with `--stop-on-eof` as a second guard should this process die.
+//! Also used by `examples/bench_remote.rs`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Longest wait for a server to say `ready` (about 3–10 s on a busy 2-core machine).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The serving venv's python, or why there is none.
+pub fn serving_python() -> Result<PathBuf, String> {
+    let python = std::env::var_os("M3DDM_SERVING_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project().join(".venv-serving/bin/python"));
+    if python.is_file() {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} is missing (make serving-venv creates it)",
+            python.display()
+        ))
+    }
+}
+
+fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port that nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One running test server (the python launcher and its tritonserver, one process group).
+pub struct TestServer {
+    child: Child,
+    pub url: String,
+    /// Triton's HTTP port (health, statistics).
+    pub http_port: u16,
+}
+
+impl TestServer {
+    /// Starts `count` servers of `model` at once and waits until each is ready.
+    pub fn start(python: &Path, model: &Path, count: usize) -> Vec<TestServer> {
+        let started = Instant::now();
+        let launched: Vec<(TestServer, mpsc::Receiver<String>)> = (0..count)
+            .map(|_| TestServer::launch(python, model))
+            .collect();
+        let servers = launched
+            .into_iter()
+            .map(|(mut server, lines)| {
+                server.wait_ready(&lines);
+                server
+            })
+            .collect();
+        eprintln!(
+            "{count} test server(s) ready in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        servers
+    }
+
+    fn launch(python: &Path, model: &Path) -> (TestServer, mpsc::Receiver<String>) {
+        let (grpc, http) = (free_port(), free_port());
+        let mut child = Command::new(python)
+            .args(["-m", "serving", "--model"])
+            .arg(model)
+            .args(["--grpc-port", &grpc.to_string()])
+            .args(["--http-port", &http.to_string(), "--stop-on-eof"])
+            .env("PYTHONPATH", project().join("models"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+        let (send, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = format!("grpc://127.0.0.1:{grpc}");
+        let server = TestServer {
+            child,
+            url,
+            http_port: http,
+        };
+        (server, lines)
+    }
+
+    fn wait_ready(&mut self, lines: &mpsc::Receiver<String>) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("ready") => return,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "the test server {} was not ready after {START_TIMEOUT:?}",
+                        self.url
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = self.child.stderr.take() {
+                        let _ = pipe.read_to_string(&mut stderr);
+                    }
+                    panic!("the test server {} did not start: {stderr}", self.url)
+                }
+            }
+        }
+    }
+
+    /// A handle that can kill or stop the server from another thread.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            group: self.child.id(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// What another thread needs to kill or stop a server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    group: u32,
+    pub url: String,
+}
+
+impl ServerHandle {
+    /// Sends `signal` (`KILL`, `STOP`) to the server's whole process group (launcher and Triton).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &format!("-{}", self.group)])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} of {}", self.url);
+    }
+}
