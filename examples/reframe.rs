@@ -12,8 +12,10 @@ use std::time::Duration;
 use gst::prelude::*;
 
 const USAGE: &str = "usage: reframe INPUT OUTPUT [--aspect W/H] [--fill outpaint|blur|color] [--model DIR] \
-[--steps N] [--lookahead N] [--provider auto|cuda|cpu] [--encoder 'GST-LAUNCH FRAGMENT']
-  The output is encoded by --encoder, default 'x264enc ! mp4mux'. Outpaint (the default fill) needs --model.";
+[--steps N] [--lookahead N] [--provider auto|cuda|cpu] [--inference-server grpc://HOST:PORT,...] \
+[--encoder 'GST-LAUNCH FRAGMENT']
+  The output is encoded by --encoder, default 'x264enc ! mp4mux'. Outpaint (the default fill) needs --model;
+  with --inference-server the model runs on those servers (its manifest must match theirs).";
 
 /// The command line, with the element's properties as name/value strings.
 struct Args {
@@ -35,6 +37,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--steps" => "steps",
             "--lookahead" => "lookahead",
             "--provider" => "execution-provider",
+            "--inference-server" => "inference-server",
             "--encoder" => {
                 encoder = args.next().ok_or("--encoder needs a value")?;
                 continue;

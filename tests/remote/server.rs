@@ -3,6 +3,10 @@
 //! from `.venv-serving`) serving the tiny model's graphs on free loopback
 //! ports, started in parallel, killed (or stopped) on demand and always killed
 //! when dropped, with `--stop-on-eof` as a second guard should this process die.
+//! Each server's temporary files go to a folder of its own, removed when it is
+//! dropped (a killed server cannot clean up after itself); a server that ends
+//! with this process cleans up its files itself, and its empty folder is
+//! removed by the next start.
 //! Also used by `examples/bench_remote.rs`.
 
 #![allow(dead_code)]
@@ -18,6 +22,8 @@ use std::time::{Duration, Instant};
 /// Longest wait for a server to say `ready` (about 3–10 s on a busy 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
+const SCRATCH_PREFIX: &str = "m3ddm-test-server-";
+
 /// The serving venv's python, or why there is none.
 pub fn serving_python() -> Result<PathBuf, String> {
     let python = std::env::var_os("M3DDM_SERVING_PYTHON")
@@ -30,6 +36,23 @@ pub fn serving_python() -> Result<PathBuf, String> {
             "{} is missing (make serving-venv creates it)",
             python.display()
         ))
+    }
+}
+
+/// Removes the empty folders left by servers that ended with their test process.
+fn remove_empty_scratch_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+        {
+            // Fails, and leaves it, unless the folder is empty.
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 
@@ -49,6 +72,8 @@ pub fn free_port() -> u16 {
 /// One running test server (the python launcher and its tritonserver, one process group).
 pub struct TestServer {
     child: Child,
+    /// The server's TMPDIR.
+    scratch: PathBuf,
     pub url: String,
     /// Triton's HTTP port (health, statistics).
     pub http_port: u16,
@@ -76,13 +101,18 @@ impl TestServer {
     }
 
     fn launch(python: &Path, model: &Path) -> (TestServer, mpsc::Receiver<String>) {
+        remove_empty_scratch_folders();
         let (grpc, http) = (free_port(), free_port());
+        let scratch =
+            std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}-{grpc}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
         let mut child = Command::new(python)
             .args(["-m", "serving", "--model"])
             .arg(model)
             .args(["--grpc-port", &grpc.to_string()])
             .args(["--http-port", &http.to_string(), "--stop-on-eof"])
             .env("PYTHONPATH", project().join("models"))
+            .env("TMPDIR", &scratch)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,6 +131,7 @@ impl TestServer {
         let url = format!("grpc://127.0.0.1:{grpc}");
         let server = TestServer {
             child,
+            scratch,
             url,
             http_port: http,
         };
@@ -148,6 +179,7 @@ impl Drop for TestServer {
             .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
