@@ -39,17 +39,16 @@ pub fn serving_python() -> Result<PathBuf, String> {
     }
 }
 
-/// Removes the empty folders left by servers that ended with their test process.
+/// Removes the empty folders left by servers that ended with their (earlier)
+/// test process; this process's own are left to their servers.
 fn remove_empty_scratch_folders() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
+    let ours = format!("{SCRATCH_PREFIX}{}-", std::process::id());
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SCRATCH_PREFIX)
-        {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(SCRATCH_PREFIX) && !name.starts_with(&ours) {
             // Fails, and leaves it, unless the folder is empty.
             let _ = std::fs::remove_dir(entry.path());
         }
