@@ -150,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
     };
-    let servers = server::TestServer::start(&python, std::path::Path::new(&model_dir), 1);
+    let servers = server::TestServer::start(&python, std::path::Path::new(&model_dir), &[&[]]);
     let local = load(&model_dir, Vec::new())?;
     let remote = load(&model_dir, vec![servers[0].url.clone()])?;
     let canvas = local.canvas();

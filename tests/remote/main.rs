@@ -27,15 +27,16 @@ use gst::prelude::*;
 use gstm3ddm::engine::{
     ExecutionProvider, Model, ModelOptions, RemoteOptions, ServerStats, SessionConfig,
 };
-use server::{ServerHandle, TestServer, free_port, serving_python};
+use server::{ServerHandle, TestServer, free_ports, serving_python};
 
 const LOOKAHEAD: u32 = 16;
 const DEFAULT_TIMEOUT_MS: u32 = 60_000;
 
-/// `count` test servers of the tiny model, or `None` (and why, printed) without the serving venv.
-fn start_servers(count: usize) -> Option<Vec<TestServer>> {
+/// Test servers of the tiny model, one per entry of `extra_args` (more
+/// options of the server), or `None` (and why, printed) without the serving venv.
+fn start_servers(extra_args: &[&[&str]]) -> Option<Vec<TestServer>> {
     match serving_python() {
-        Ok(python) => Some(TestServer::start(&python, &tiny_model(), count)),
+        Ok(python) => Some(TestServer::start(&python, &tiny_model(), extra_args)),
         Err(why) => {
             eprintln!("skipped: {why}");
             None
@@ -43,10 +44,13 @@ fn start_servers(count: usize) -> Option<Vec<TestServer>> {
     }
 }
 
-/// The two servers shared by the tests that leave them running.
+/// The two servers shared by the tests that leave them running. The second
+/// takes batches of 2 at most, so the VAE's calls of up to 8 images go in parts.
 fn shared_servers() -> Option<&'static [TestServer]> {
     static SHARED: OnceLock<Option<Vec<TestServer>>> = OnceLock::new();
-    SHARED.get_or_init(|| start_servers(2)).as_deref()
+    SHARED
+        .get_or_init(|| start_servers(&[&[], &["--max-batch", "2"]]))
+        .as_deref()
 }
 
 fn urls(servers: &[TestServer]) -> Vec<String> {
@@ -185,7 +189,7 @@ fn remote_frames_match_in_process_on_two_servers() {
 #[test]
 fn remote_stream_survives_losing_one_of_two_servers() {
     // One shared server and one of this test's own, which it kills.
-    let (Some(shared), Some(own)) = (shared_servers(), start_servers(1)) else {
+    let (Some(shared), Some(own)) = (shared_servers(), start_servers(&[&[]])) else {
         return;
     };
     let urls = vec![shared[0].url.clone(), own[0].url.clone()];
@@ -265,7 +269,7 @@ fn failing_run(
 
 #[test]
 fn remote_losing_the_only_server_is_an_error_naming_it() {
-    let Some(servers) = start_servers(1) else {
+    let Some(servers) = start_servers(&[&[]]) else {
         return;
     };
     let urls = urls(&servers);
@@ -298,7 +302,7 @@ fn remote_losing_the_only_server_is_an_error_naming_it() {
 
 #[test]
 fn remote_hanging_server_is_an_error_at_the_deadline() {
-    let Some(servers) = start_servers(1) else {
+    let Some(servers) = start_servers(&[&[]]) else {
         return;
     };
     let urls = urls(&servers);
@@ -394,7 +398,7 @@ fn remote_ready_refuses_a_server_whose_model_differs() {
 
 #[test]
 fn remote_ready_refuses_an_unreachable_server() {
-    let url = format!("grpc://127.0.0.1:{}", free_port());
+    let url = format!("grpc://127.0.0.1:{}", free_ports(1)[0]);
     let started = Instant::now();
     let err = ready_error(&remote_properties(
         std::slice::from_ref(&url),

@@ -4,9 +4,8 @@
 //! ports, started in parallel, killed (or stopped) on demand and always killed
 //! when dropped, with `--stop-on-eof` as a second guard should this process die.
 //! Each server's temporary files go to a folder of its own, removed when it is
-//! dropped (a killed server cannot clean up after itself); a server that ends
-//! with this process cleans up its files itself, and its empty folder is
-//! removed by the next start.
+//! dropped (a killed server cannot clean up after itself); the folder of a
+//! server that ended with its test process is removed by the next start.
 //! Also used by `examples/bench_remote.rs`.
 
 #![allow(dead_code)]
@@ -39,18 +38,20 @@ pub fn serving_python() -> Result<PathBuf, String> {
     }
 }
 
-/// Removes the empty folders left by servers that ended with their (earlier)
-/// test process; this process's own are left to their servers.
-fn remove_empty_scratch_folders() {
+/// Removes the folders left by servers that ended with their test process
+/// (which is gone: its id is in the folder's name).
+fn remove_stale_scratch_folders() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
-    let ours = format!("{SCRATCH_PREFIX}{}-", std::process::id());
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(SCRATCH_PREFIX) && !name.starts_with(&ours) {
-            // Fails, and leaves it, unless the folder is empty.
-            let _ = std::fs::remove_dir(entry.path());
+        let owner = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -59,13 +60,15 @@ fn project() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A loopback port that nothing listens on (at the time of asking).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `count` different loopback ports that nothing listens on (at the time of asking).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// One running test server (the python launcher and its tritonserver, one process group).
@@ -79,11 +82,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `count` servers of `model` at once and waits until each is ready.
-    pub fn start(python: &Path, model: &Path, count: usize) -> Vec<TestServer> {
+    /// Starts one server of `model` per entry of `extra_args` (more options of
+    /// `python -m serving`, e.g. `--max-batch 2`) at once, and waits until each is ready.
+    pub fn start(python: &Path, model: &Path, extra_args: &[&[&str]]) -> Vec<TestServer> {
         let started = Instant::now();
-        let launched: Vec<(TestServer, mpsc::Receiver<String>)> = (0..count)
-            .map(|_| TestServer::launch(python, model))
+        let count = extra_args.len();
+        let ports = free_ports(2 * count);
+        let launched: Vec<(TestServer, mpsc::Receiver<String>)> = extra_args
+            .iter()
+            .zip(ports.chunks(2))
+            .map(|(args, ports)| TestServer::launch(python, model, (ports[0], ports[1]), args))
             .collect();
         let servers = launched
             .into_iter()
@@ -99,9 +107,13 @@ impl TestServer {
         servers
     }
 
-    fn launch(python: &Path, model: &Path) -> (TestServer, mpsc::Receiver<String>) {
-        remove_empty_scratch_folders();
-        let (grpc, http) = (free_port(), free_port());
+    fn launch(
+        python: &Path,
+        model: &Path,
+        (grpc, http): (u16, u16),
+        extra_args: &[&str],
+    ) -> (TestServer, mpsc::Receiver<String>) {
+        remove_stale_scratch_folders();
         let scratch =
             std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}-{grpc}", std::process::id()));
         std::fs::create_dir_all(&scratch).unwrap();
@@ -110,6 +122,7 @@ impl TestServer {
             .arg(model)
             .args(["--grpc-port", &grpc.to_string()])
             .args(["--http-port", &http.to_string(), "--stop-on-eof"])
+            .args(extra_args)
             .env("PYTHONPATH", project().join("models"))
             .env("TMPDIR", &scratch)
             .stdin(Stdio::piped())
