@@ -14,20 +14,27 @@ ORT_DYLIB := $(VENV)/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntim
 export M3DDM_ORT_DYLIB := $(ORT_DYLIB)
 export GST_PLUGIN_PATH := $(PROJECT)/target/release
 CARGO_JOBS ?= $(shell nproc)
+# GStreamer from Debian: the -dev packages to build; the tools (gst-launch-1.0) and
+# gst-discoverer-1.0 (base-apps); base (decodebin, parsebin, videoconvert, Vorbis/Opus),
+# good (MP4/QuickTime and Matroska demux+mux, aacparse), ugly (x264enc), x (timeoverlay
+# of the demo), libav (H.264, H.265 and AAC decoders, the AAC encoder avenc_aac), bad
+# (h264parse/h265parse, and tsdemux for MPEG-TS recordings). See README "Files".
 APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-venv
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps venv serving-venv serve build test lint test-rust test-python conformance check-element demo bench tiny-model clean
 
 all: build
 
-# GStreamer (and the python venv module) from Debian, only what is missing.
+# GStreamer (and the python venv module) from Debian, only what is missing, without
+# Recommends (libav's would add VA/VDPAU/Vulkan drivers and speech models).
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:" $$missing; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@command -v cargo >/dev/null || { echo "cargo was not found: install Rust 1.95 or newer (rustup) and run make again."; exit 1; }
 
@@ -79,7 +86,8 @@ conformance: build
 check-element: build
 	../shared/tools/check-element
 
-# Writes demo-out/demo-9x16.mp4 from a generated 16:9 clip with the bundled tiny model.
+# Writes a 16:9 H.264+AAC MP4 with GStreamer's encoders, then reframes it with
+# m3ddm-reframe and the bundled tiny model into demo-out/demo-9x16.mp4.
 demo: build
 	bash examples/demo.sh
 

@@ -103,7 +103,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps,
         ..DenoiseParams::default()
     };
-    let mut stream = StreamOutpainter::new(model.clone(), params, layout, 30.0, frames as usize)?;
+    let mut stream = StreamOutpainter::new(
+        std::slice::from_ref(&model),
+        params,
+        layout,
+        30.0,
+        frames as usize,
+    )?;
     let (cw, ch) = (layout.content.width(), layout.content.height());
     for k in 0..frames {
         stream.push(synthetic_frame(cw, ch, k))?;

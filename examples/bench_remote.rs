@@ -191,7 +191,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps: WINDOW_STEPS,
         ..DenoiseParams::default()
     };
-    let mut stream = StreamOutpainter::new(remote.clone(), params, layout, 30.0, 16)?;
+    let mut stream =
+        StreamOutpainter::new(std::slice::from_ref(&remote), params, layout, 30.0, 16)?;
     let (cw, ch) = (layout.content.width(), layout.content.height());
     for k in 0..16u32 {
         let data = (0..cw * ch * 3)

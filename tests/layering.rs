@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The layering of the source, read from the `use` lines and paths of every
 //! file: the engine's modules form layers (error/limits, then geometry,
-//! planner, scheduler, pixels, compose, then runtime/manifest, model, window,
+//! planner, scheduler, pixels, compose, scene, then runtime/manifest, model, window,
 //! clip, stream) and no reference points up; no two sibling modules of the
 //! engine or of the element refer to each other (directly or around a cycle);
 //! the engine names no GStreamer type; the element's task and generator do not
@@ -15,7 +15,14 @@ use std::path::{Path, PathBuf};
 
 const ENGINE_LAYERS: &[&[&str]] = &[
     &["error", "limits"],
-    &["geometry", "planner", "scheduler", "pixels", "compose"],
+    &[
+        "geometry",
+        "planner",
+        "scheduler",
+        "pixels",
+        "compose",
+        "scene",
+    ],
     &["runtime", "manifest"],
     &["model"],
     &["window"],

@@ -33,7 +33,10 @@ fn test_property_defaults() {
             .unwrap(),
         "auto"
     );
-    assert_eq!(element.property::<i32>("device-id"), 0);
+    assert_eq!(
+        element.property::<Option<String>>("device-id").as_deref(),
+        Some("0")
+    );
     assert_eq!(element.property::<u32>("steps"), 50);
     assert_eq!(
         element.property_value("scheduler").serialize().unwrap(),
@@ -56,7 +59,7 @@ fn test_properties_round_trip() {
         ("fill-mode", "blur"),
         ("model-path", "/some/model"),
         ("execution-provider", "cuda"),
-        ("device-id", "3"),
+        ("device-id", "3,1"),
         ("steps", "7"),
         ("scheduler", "dpmsolver++"),
         ("guidance-scale", "1.5"),
@@ -474,6 +477,22 @@ fn test_cuda_without_gpu_is_an_error() {
         ("execution-provider", "cuda"),
     ]);
     assert!(err.message().to_lowercase().contains("cuda"), "{err}");
+}
+
+#[test]
+fn test_bad_device_lists_are_errors_naming_the_entry() {
+    for (devices, named) in [
+        ("0,x", "`x`"),
+        ("0,0", "twice"),
+        ("300", "`300`"),
+        ("", "``"),
+    ] {
+        let err = ready_error(&[("fill-mode", "blur"), ("device-id", devices)]);
+        assert!(
+            err.message().contains("device-id") && err.message().contains(named),
+            "{devices}: {err}"
+        );
+    }
 }
 
 /// The error a harness posts when `caps` arrive, and whether they were refused.

@@ -447,3 +447,28 @@ fn test_two_elements_share_one_loaded_model() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn test_a_device_list_gives_the_frames_of_one_device_and_spreads_the_windows() {
+    // On the CPU, each entry of device-id is one more session set of the model.
+    let frames = 60; // strides 15, 5 and 1 in one chunk: four independent stride-1 windows
+    let run = |devices: &str| {
+        let mut properties = outpaint_properties(60);
+        properties.push(("steps", "1".to_string()));
+        properties.push(("device-id", devices.to_string()));
+        let run = run_stream(&as_refs(&properties), "RGB", 64, 36, frames);
+        check_stream(&run, (9, 16));
+        run
+    };
+    let one = run("0");
+    let two = run("0,1");
+    for (k, (a, b)) in one.outputs.iter().zip(&two.outputs).enumerate() {
+        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
+        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
+    }
+    let per_device = two.stats.get::<gst::Array>("windows-per-device").unwrap();
+    let per_device: Vec<u64> = per_device.iter().map(|v| v.get::<u64>().unwrap()).collect();
+    assert_eq!(per_device.len(), 2);
+    assert!(per_device.iter().all(|&n| n > 0), "{per_device:?}");
+    assert_eq!(two.stats.get::<&str>("provider").unwrap(), "cpu,cpu");
+}

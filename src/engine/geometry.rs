@@ -118,6 +118,36 @@ impl SharedCanvasLayout {
             output_crop,
         })
     }
+
+    /// The layout of one output of a shared run: the part of the canvas that
+    /// shows the output frame `out` (the source at `out.source`) at the scale of
+    /// the content box, clipped to the canvas.
+    pub fn layout_for_output(&self, out: &OutputLayout) -> CanvasLayout {
+        let src = out.source;
+        let scale_x = self.content.width() as f64 / src.width() as f64;
+        let scale_y = self.content.height() as f64 / src.height() as f64;
+        let canvas = self.canvas as f64;
+        let span = |content_start: u32, source_start: u32, size: u32, scale: f64| {
+            let start = (content_start as f64 - source_start as f64 * scale).round();
+            let end = (start + size as f64 * scale).round();
+            (
+                start.clamp(0.0, canvas) as u32,
+                end.clamp(0.0, canvas) as u32,
+            )
+        };
+        let (x0, x1) = span(self.content.x0, src.x0, out.width, scale_x);
+        let (y0, y1) = span(self.content.y0, src.y0, out.height, scale_y);
+        CanvasLayout {
+            canvas: self.canvas,
+            content: self.content,
+            output_crop: Rect {
+                x0,
+                y0,
+                x1: x1.max(x0 + 1),
+                y1: y1.max(y0 + 1),
+            },
+        }
+    }
 }
 
 /// The official layout of a `src_w × src_h` frame reframed to `target` on a
@@ -144,15 +174,17 @@ pub fn canvas_layout_with_par(
     })
 }
 
-/// The official shared canvas of several target ratios: the source is placed
-/// once, for the largest target frame, and each ratio gets its output crop.
+/// The official shared canvas of several target ratios (display aspect ratios
+/// of a source whose pixels have the aspect `par`): the source is placed once,
+/// for the largest target frame, and each ratio gets its official output crop.
 pub fn canvas_layout_for_ratios(
     src_w: u32,
     src_h: u32,
+    par: Ratio,
     targets: &[Ratio],
     canvas: u32,
 ) -> Result<SharedCanvasLayout> {
-    shared_layout(src_w, src_h, Ratio { num: 1, den: 1 }, targets, canvas)
+    shared_layout(src_w, src_h, par, targets, canvas)
 }
 
 fn shared_layout(

@@ -12,6 +12,7 @@ pub mod model;
 pub mod pixels;
 pub mod planner;
 pub mod runtime;
+pub mod scene;
 pub mod scheduler;
 pub mod stream;
 #[cfg(test)]

@@ -17,7 +17,9 @@
 //! official plan over [last frame of chunk k-1, already made: a guide] + its
 //! new frames, so every frame is emitted once, in order, none waits for more
 //! than `lookahead` frames, and a clip no longer than the lookahead gets exactly
-//! the official plan.
+//! the official plan. A scene cut ends the chunk before it (the shot's frames
+//! form a chunk at once) and the next chunk starts a plan of its own, with no
+//! guide from the previous shot and global frames from its own shot only.
 
 use std::ops::Range;
 
@@ -234,6 +236,8 @@ pub struct ChunkPlanner {
     /// Stream index of the oldest queued frame (= frames emitted so far).
     next_frame: usize,
     queued: usize,
+    /// Stream indices of queued frames that start a new shot, oldest first.
+    cuts: std::collections::VecDeque<usize>,
 }
 
 impl ChunkPlanner {
@@ -248,6 +252,7 @@ impl ChunkPlanner {
             lookahead,
             next_frame: 0,
             queued: 0,
+            cuts: std::collections::VecDeque::new(),
         })
     }
 
@@ -261,8 +266,25 @@ impl ChunkPlanner {
         self.is_ready()
     }
 
+    /// One more frame arrived that starts a new shot; true when a chunk is ready
+    /// (the frames of the shot before it, if any).
+    pub fn push_cut(&mut self) -> bool {
+        self.cuts.push_back(self.next_frame + self.queued);
+        self.push()
+    }
+
+    /// A full chunk is queued, or a whole shot before a cut.
     pub fn is_ready(&self) -> bool {
-        self.queued >= self.lookahead
+        self.queued >= self.lookahead || self.shot_end().is_some()
+    }
+
+    /// The end (a cut's stream index) of the shot the queue starts with, when
+    /// that shot is complete and not empty.
+    fn shot_end(&self) -> Option<usize> {
+        self.cuts
+            .iter()
+            .copied()
+            .find(|&cut| cut > self.next_frame && cut < self.next_frame + self.queued)
     }
 
     /// Frames arrived and not yet handed out in a chunk.
@@ -282,8 +304,19 @@ impl ChunkPlanner {
         if self.queued == 0 || (!self.is_ready() && !draining) {
             return None;
         }
-        let count = self.queued.min(self.lookahead);
-        let carried_guide = self.next_frame.checked_sub(1);
+        let starts_shot = self.cuts.front() == Some(&self.next_frame);
+        if starts_shot {
+            self.cuts.pop_front();
+        }
+        let mut count = self.queued.min(self.lookahead);
+        if let Some(end) = self.shot_end() {
+            count = count.min(end - self.next_frame);
+        }
+        let carried_guide = if starts_shot {
+            None
+        } else {
+            self.next_frame.checked_sub(1)
+        };
         let local_len = count + usize::from(carried_guide.is_some());
         let plan = plan_clip(local_len, carried_guide.is_some()).ok()?;
         let new_frames = self.next_frame..self.next_frame + count;
@@ -300,6 +333,7 @@ impl ChunkPlanner {
     pub fn reset(&mut self) {
         self.next_frame = 0;
         self.queued = 0;
+        self.cuts.clear();
     }
 }
 

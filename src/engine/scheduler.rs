@@ -73,8 +73,8 @@ struct History {
     counter: usize,
     /// PNDM: the last (up to four) noise predictions, oldest first.
     eps: Vec<Vec<f32>>,
-    /// PNDM: the sample the second (warm-up) step restarts from.
-    warmup_sample: Option<Vec<f32>>,
+    /// PNDM: the sample the second (warm-up) step restarts from (one entry, or none).
+    warmup: Vec<Vec<f32>>,
     /// DPM-Solver++: the last (up to `solver_order`) data predictions.
     x0_preds: Vec<Vec<f32>>,
 }
@@ -191,20 +191,21 @@ impl Scheduler {
     /// One denoising step from `sample` at timestep `t` with the model's noise
     /// prediction `eps`; returns the sample at the next (lower) timestep.
     pub fn step(&mut self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
-        same_len("the noise prediction", eps, sample)?;
-        let next = match self.kind {
-            SchedulerKind::Pndm => self.step_plms(eps, t, sample)?,
-            SchedulerKind::Ddim => self.step_ddim(eps, t, sample)?,
-            SchedulerKind::DpmSolverPp => self.step_dpm(eps, t, sample)?,
-        };
-        self.history.counter += 1;
+        let mut next = sample.to_vec();
+        self.step_in_place(eps, t, &mut next)?;
         Ok(next)
     }
 
-    /// `step`, writing the result over `sample`.
+    /// `step`, writing the result over `sample`; once the multistep memory is
+    /// full it allocates nothing.
     pub fn step_in_place(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
-        let next = self.step(eps, t, sample)?;
-        sample.copy_from_slice(&next);
+        same_len("the noise prediction", eps, sample)?;
+        match self.kind {
+            SchedulerKind::Pndm => self.step_plms(eps, t, sample)?,
+            SchedulerKind::Ddim => self.step_ddim(eps, t, sample)?,
+            SchedulerKind::DpmSolverPp => self.step_dpm(eps, t, sample)?,
+        }
+        self.history.counter += 1;
         Ok(())
     }
 
@@ -237,7 +238,7 @@ impl Scheduler {
     /// PNDM's linear multistep (PLMS) step with the `skip_prk_steps` warm-up:
     /// the second call averages the first two predictions and restarts from
     /// the first call's sample, one stride higher.
-    fn step_plms(&mut self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
+    fn step_plms(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
         let warmup_second = self.history.counter == 1;
         let (t, prev_t) = if warmup_second {
             (t + self.step_ratio(), t)
@@ -251,50 +252,52 @@ impl Scheduler {
 
         let h = &mut self.history;
         if !warmup_second {
-            if h.eps.len() == 4 {
-                h.eps.remove(0);
-            }
-            h.eps.push(eps.to_vec());
+            remember(&mut h.eps, eps, 4);
         }
-        let mut restart = None;
-        if h.eps.len() == 1 && h.counter == 0 {
-            h.warmup_sample = Some(sample.to_vec());
+        let restart = if h.eps.len() == 1 && h.counter == 0 {
+            remember(&mut h.warmup, sample, 1);
+            false
         } else if h.eps.len() == 1 && warmup_second {
-            restart = Some(
-                h.warmup_sample
-                    .take()
-                    .ok_or_else(|| inconsistent("PNDM warm-up"))?,
-            );
-        }
+            if h.warmup.is_empty() {
+                return Err(inconsistent("PNDM warm-up"));
+            }
+            true
+        } else {
+            false
+        };
         let n = h.eps.len();
         let last = |k: usize| h.eps[n - k].as_slice();
-        let terms: Vec<(f64, &[f32])> = match n {
-            1 if warmup_second => vec![(0.5, eps), (0.5, last(1))],
-            1 => vec![(1.0, eps)],
-            2 => vec![(1.5, last(1)), (-0.5, last(2))],
-            3 => vec![
-                (23.0 / 12.0, last(1)),
-                (-16.0 / 12.0, last(2)),
-                (5.0 / 12.0, last(3)),
-            ],
-            _ => vec![
-                (55.0 / 24.0, last(1)),
-                (-59.0 / 24.0, last(2)),
-                (37.0 / 24.0, last(3)),
-                (-9.0 / 24.0, last(4)),
-            ],
+        let (weights, terms): (&[f64], [&[f32]; 4]) = match n {
+            1 if warmup_second => (&[0.5, 0.5], [eps, last(1), &[], &[]]),
+            1 => (&[1.0], [eps, &[], &[], &[]]),
+            2 => (&[1.5, -0.5], [last(1), last(2), &[], &[]]),
+            3 => (
+                &[23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0],
+                [last(1), last(2), last(3), &[]],
+            ),
+            _ => (
+                &[55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0],
+                [last(1), last(2), last(3), last(4)],
+            ),
         };
-        let base = restart.as_deref().unwrap_or(sample);
-        Ok((0..base.len())
-            .map(|i| {
-                let e: f64 = terms.iter().map(|(w, v)| w * v[i] as f64).sum();
-                (sample_coeff * base[i] as f64 - eps_coeff * e) as f32
-            })
-            .collect())
+        let base: Option<&[f32]> = restart.then(|| h.warmup[0].as_slice());
+        for i in 0..sample.len() {
+            let e: f64 = weights
+                .iter()
+                .zip(&terms)
+                .map(|(w, v)| w * v[i] as f64)
+                .sum();
+            let x = base.map_or(sample[i], |b| b[i]) as f64;
+            sample[i] = (sample_coeff * x - eps_coeff * e) as f32;
+        }
+        if restart {
+            h.warmup.clear();
+        }
+        Ok(())
     }
 
     /// DDIM with eta 0 (deterministic), optional x0 clipping.
-    fn step_ddim(&self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
+    fn step_ddim(&self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
         let (a_t, a_prev) = (
             self.alpha_at(t)?,
             self.alpha_or_final(t - self.step_ratio())?,
@@ -302,22 +305,19 @@ impl Scheduler {
         let (sqrt_a, sqrt_b) = (a_t.sqrt(), (1.0 - a_t).sqrt());
         let (sqrt_a_prev, sqrt_b_prev) = (a_prev.sqrt(), (1.0 - a_prev).sqrt());
         let clip = self.config.clip_sample_range;
-        Ok(sample
-            .iter()
-            .zip(eps)
-            .map(|(&x, &e)| {
-                let (x, e) = (x as f64, e as f64);
-                let mut x0 = (x - sqrt_b * e) / sqrt_a;
-                if let Some(range) = clip {
-                    x0 = x0.clamp(-range, range);
-                }
-                (sqrt_a_prev * x0 + sqrt_b_prev * e) as f32
-            })
-            .collect())
+        for (x, &e) in sample.iter_mut().zip(eps) {
+            let (xv, e) = (*x as f64, e as f64);
+            let mut x0 = (xv - sqrt_b * e) / sqrt_a;
+            if let Some(range) = clip {
+                x0 = x0.clamp(-range, range);
+            }
+            *x = (sqrt_a_prev * x0 + sqrt_b_prev * e) as f32;
+        }
+        Ok(())
     }
 
     /// Multistep DPM-Solver++ in data-prediction form.
-    fn step_dpm(&mut self, eps: &[f32], t: i64, sample: &[f32]) -> Result<Vec<f32>> {
+    fn step_dpm(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
         let n = self.timesteps.len();
         let index = self.timesteps.iter().position(|&s| s == t).unwrap_or(n - 1);
         let prev_t = if index == n - 1 {
@@ -327,18 +327,12 @@ impl Scheduler {
         };
         let lower_order_final = index == n - 1 && self.config.lower_order_final && n < 15;
         let (alpha_s, sigma_s) = self.alpha_sigma(t)?;
-        let x0_pred: Vec<f32> = sample
-            .iter()
-            .zip(eps)
-            .map(|(&x, &e)| ((x as f64 - sigma_s * e as f64) / alpha_s) as f32)
-            .collect();
         let order = self.config.solver_order;
-        let h = &mut self.history;
-        if h.x0_preds.len() == order {
-            h.x0_preds.remove(0);
+        let slot = take_slot(&mut self.history.x0_preds, order, sample.len());
+        for ((m, &x), &e) in slot.iter_mut().zip(sample.iter()).zip(eps) {
+            *m = ((x as f64 - sigma_s * e as f64) / alpha_s) as f32;
         }
-        h.x0_preds.push(x0_pred);
-        let steps_taken = h.counter.min(order);
+        let steps_taken = self.history.counter.min(order);
         let (alpha_t, sigma_t) = self.alpha_sigma(prev_t)?;
         let lambda = |a: f64, s: f64| a.ln() - s.ln();
         let lambda_t = lambda(alpha_t, sigma_t);
@@ -346,37 +340,59 @@ impl Scheduler {
         let hstep = lambda_t - lambda_s0;
         let decay = (-hstep).exp() - 1.0;
         let ratio = sigma_t / sigma_s;
+        let first_order = order == 1
+            || steps_taken < 1
+            || lower_order_final
+            || index == 0
+            || self.history.x0_preds.len() < 2;
+        let second_order = if first_order {
+            None
+        } else {
+            let (alpha_s1, sigma_s1) = self.alpha_sigma(self.timesteps[index - 1])?;
+            let r0 = (lambda_s0 - lambda(alpha_s1, sigma_s1)) / hstep;
+            let d1_coeff = match self.config.solver_type {
+                SolverType::Midpoint => -0.5 * alpha_t * decay,
+                SolverType::Heun => alpha_t * (decay / hstep + 1.0),
+            };
+            Some((r0, d1_coeff))
+        };
         let preds = &self.history.x0_preds;
         let m0 = &preds[preds.len() - 1];
-        let first_order =
-            order == 1 || steps_taken < 1 || lower_order_final || index == 0 || preds.len() < 2;
-        if first_order {
-            return Ok(sample
-                .iter()
-                .zip(m0)
-                .map(|(&x, &m)| (ratio * x as f64 - alpha_t * decay * m as f64) as f32)
-                .collect());
+        for (i, x) in sample.iter_mut().enumerate() {
+            let m0 = m0[i] as f64;
+            let mut next = ratio * *x as f64 - alpha_t * decay * m0;
+            if let Some((r0, d1_coeff)) = second_order {
+                let m1 = preds[preds.len() - 2][i] as f64;
+                next += d1_coeff * (m0 - m1) / r0;
+            }
+            *x = next as f32;
         }
-        let m1 = &preds[preds.len() - 2];
-        let (alpha_s1, sigma_s1) = self.alpha_sigma(self.timesteps[index - 1])?;
-        let r0 = (lambda_s0 - lambda(alpha_s1, sigma_s1)) / hstep;
-        let d1_coeff = match self.config.solver_type {
-            SolverType::Midpoint => -0.5 * alpha_t * decay,
-            SolverType::Heun => alpha_t * (decay / hstep + 1.0),
-        };
-        Ok((0..sample.len())
-            .map(|i| {
-                let (m0, m1) = (m0[i] as f64, m1[i] as f64);
-                let d1 = (m0 - m1) / r0;
-                (ratio * sample[i] as f64 - alpha_t * decay * m0 + d1_coeff * d1) as f32
-            })
-            .collect())
+        Ok(())
     }
 
     fn alpha_sigma(&self, t: i64) -> Result<(f64, f64)> {
         let a = self.alpha_at(t)?;
         Ok((a.sqrt(), (1.0 - a).sqrt()))
     }
+}
+
+/// Appends a copy of `values` to a history of at most `keep` entries, reusing
+/// the oldest entry's buffer once the history is full.
+fn remember(history: &mut Vec<Vec<f32>>, values: &[f32], keep: usize) {
+    take_slot(history, keep, values.len()).copy_from_slice(values);
+}
+
+/// The buffer for the newest entry of a history of at most `keep` entries of
+/// `len` values: a recycled oldest one once the history is full.
+fn take_slot(history: &mut Vec<Vec<f32>>, keep: usize, len: usize) -> &mut [f32] {
+    let mut slot = if history.len() >= keep {
+        history.remove(0)
+    } else {
+        Vec::new()
+    };
+    slot.resize(len, 0.0);
+    history.push(slot);
+    history.last_mut().expect("just pushed")
 }
 
 fn same_len(what: &str, got: &[f32], sample: &[f32]) -> Result<()> {

@@ -19,6 +19,7 @@ use super::model::Model;
 use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{ChunkPlan, ChunkPlanner};
+use super::scene::CutDetector;
 use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
 /// The last frame of the previous chunk, carried as the next chunk's guide.
@@ -28,16 +29,59 @@ struct CarriedFrame {
 }
 
 /// Run counters for the element's statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamStats {
     pub windows_run: u64,
     pub window_time: Duration,
+    /// Windows run by each model of the pool.
+    pub windows_by_worker: Vec<u64>,
+    /// Scene cuts found among the frames pushed.
+    pub cuts: u64,
+}
+
+impl StreamStats {
+    /// What was counted since `earlier` (an earlier copy of these counters).
+    pub fn since(&self, earlier: &StreamStats) -> StreamStats {
+        StreamStats {
+            windows_run: self.windows_run.saturating_sub(earlier.windows_run),
+            window_time: self.window_time.saturating_sub(earlier.window_time),
+            windows_by_worker: self
+                .windows_by_worker
+                .iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    n.saturating_sub(earlier.windows_by_worker.get(k).copied().unwrap_or(0))
+                })
+                .collect(),
+            cuts: self.cuts.saturating_sub(earlier.cuts),
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &StreamStats) {
+        self.cuts += other.cuts;
+        self.windows_run += other.windows_run;
+        self.window_time += other.window_time;
+        if self.windows_by_worker.len() < other.windows_by_worker.len() {
+            self.windows_by_worker
+                .resize(other.windows_by_worker.len(), 0);
+        }
+        for (total, n) in self
+            .windows_by_worker
+            .iter_mut()
+            .zip(&other.windows_by_worker)
+        {
+            *total += n;
+        }
+    }
 }
 
 pub struct StreamOutpainter {
     layout: CanvasLayout,
     fps: f64,
-    denoiser: Denoiser,
+    /// One denoiser per model of the pool (device or server); the first one
+    /// also computes the run's constants and each chunk's global context.
+    workers: Vec<Denoiser>,
     planner: ChunkPlanner,
     /// Frames pushed and not yet returned, oldest first.
     queue: VecDeque<CanvasInputs>,
@@ -48,12 +92,16 @@ pub struct StreamOutpainter {
     constants: Option<WindowConstants>,
     noise: Vec<f32>,
     stats: StreamStats,
+    /// Finds the frames that start a new shot (never, with a threshold of 0).
+    detector: CutDetector,
+    /// The plan of the last chunk run.
+    last_chunk: Option<ChunkPlan>,
 }
 
 impl StreamOutpainter {
     /// `fps` is the stream's frame rate (the UNet's fps input is floor(fps / stride)).
     pub fn new(
-        model: Arc<Model>,
+        models: &[Arc<Model>],
         params: DenoiseParams,
         layout: CanvasLayout,
         fps: f64,
@@ -61,6 +109,11 @@ impl StreamOutpainter {
     ) -> Result<Self> {
         let canvas = layout.canvas;
         check_canvas_side(canvas as usize)?;
+        if models.is_empty() {
+            return Err(EngineError::InvalidInput(
+                "a stream needs at least one model".into(),
+            ));
+        }
         if layout.content.width() == 0 || layout.content.height() == 0 {
             return Err(EngineError::InvalidInput(
                 "the layout's content box is empty".into(),
@@ -71,17 +124,29 @@ impl StreamOutpainter {
             fps,
             planner: ChunkPlanner::new(lookahead)?,
             noise: window_noise(params.seed, canvas),
-            denoiser: Denoiser::new(model, &params)?,
+            workers: models
+                .iter()
+                .map(|model| Denoiser::new(model.clone(), &params))
+                .collect::<Result<_>>()?,
             queue: VecDeque::new(),
             carried: None,
             mask: pixels::mask(&layout),
             constants: None,
             stats: StreamStats::default(),
+            detector: CutDetector::new(0.0),
+            last_chunk: None,
         })
     }
 
-    /// Queues one frame: the source scaled to `layout.content` (packed RGB). Cheap.
-    pub fn push(&mut self, content: RgbImage) -> Result<()> {
+    /// Ends a chunk at every scene cut, a cut being a frame whose score
+    /// (`scene.rs`, 0..1) is above `threshold`; 0 disables it (the default).
+    pub fn set_scene_threshold(&mut self, threshold: f32) {
+        self.detector = CutDetector::new(threshold);
+    }
+
+    /// Queues one frame: the source scaled to `layout.content` (packed RGB).
+    /// Cheap. Returns whether the frame starts a new shot.
+    pub fn push(&mut self, content: RgbImage) -> Result<bool> {
         if content.width == 0 || content.height == 0 {
             return Err(EngineError::InvalidInput(format!(
                 "a {}×{} frame is empty",
@@ -97,10 +162,22 @@ impl StreamOutpainter {
                 content.data.len()
             )));
         }
+        let cut = self.detector.is_cut(&content);
         self.queue
             .push_back(pixels::canvas_inputs(&content, &self.layout));
-        self.planner.push();
-        Ok(())
+        if cut {
+            self.planner.push_cut();
+            self.stats.cuts += 1;
+        } else {
+            self.planner.push();
+        }
+        Ok(cut)
+    }
+
+    /// The plan of the last chunk that ran (its windows, global frames, and
+    /// its frames' stream indices), for callers that inspect a run.
+    pub fn last_chunk(&self) -> Option<&ChunkPlan> {
+        self.last_chunk.as_ref()
     }
 
     /// True when a full chunk (lookahead frames) is queued.
@@ -113,8 +190,15 @@ impl StreamOutpainter {
         self.queue.len()
     }
 
-    pub fn stats(&self) -> StreamStats {
-        self.stats
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// Sets how each denoiser batches (see `Denoiser::set_batching`).
+    pub fn set_batching(&mut self, items_per_call: usize, windows_per_batch: usize) {
+        for worker in &mut self.workers {
+            worker.set_batching(items_per_call, windows_per_batch);
+        }
     }
 
     /// Runs the next chunk (blocking) and returns its generated canvases, one per
@@ -127,7 +211,10 @@ impl StreamOutpainter {
             return Ok(Vec::new());
         };
         match self.run_chunk(&chunk, cancel) {
-            Ok(images) => Ok(images),
+            Ok(images) => {
+                self.last_chunk = Some(chunk);
+                Ok(images)
+            }
             Err(e) => {
                 self.planner = before;
                 Err(e)
@@ -147,10 +234,10 @@ impl StreamOutpainter {
             }
         };
         let canvas = self.layout.canvas;
+        let model = self.workers[0].model().clone();
         if self.constants.is_none() {
-            let model = self.denoiser.model();
             self.constants = Some(WindowConstants::new(
-                model,
+                &model,
                 canvas as usize,
                 &self.mask,
                 cancel,
@@ -178,14 +265,18 @@ impl StreamOutpainter {
             }
             Ok(())
         };
+        let context = clip::global_context(&model, constants, &chunk.plan, &frames, cancel)?;
+        let windows = clip::all_windows(&chunk.plan);
         let input = ClipInput {
             plan: &chunk.plan,
+            windows: &windows,
             frames: &frames,
             constants,
+            context: &context,
             noise: &self.noise,
             fps: self.fps,
         };
-        let output = clip::run_clip(&mut self.denoiser, &input, known, &mut store, cancel)?;
+        let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
             images
                 .into_iter()
@@ -199,8 +290,12 @@ impl StreamOutpainter {
         let last_latent = last_latent
             .ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
 
-        self.stats.windows_run += output.windows_run as u64;
-        self.stats.window_time += output.window_time;
+        self.stats.add(&StreamStats {
+            windows_run: output.windows_run as u64,
+            window_time: output.window_time,
+            windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
+            cuts: 0,
+        });
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
         self.carried = Some(CarriedFrame {
@@ -215,6 +310,7 @@ impl StreamOutpainter {
         self.queue.clear();
         self.planner.reset();
         self.carried = None;
+        self.detector.reset();
     }
 }
 
@@ -281,12 +377,21 @@ mod tests {
 
     fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {
         let layout = layout(model.canvas());
-        let mut stream =
-            StreamOutpainter::new(model.clone(), params(), layout, 30.0, lookahead).unwrap();
+        let models = std::slice::from_ref(model);
+        let mut stream = StreamOutpainter::new(models, params(), layout, 30.0, lookahead).unwrap();
+        stream_frames(&mut stream, &layout, frames)
+    }
+
+    /// Pushes `frames` content frames through `stream` and returns every canvas.
+    fn stream_frames(
+        stream: &mut StreamOutpainter,
+        layout: &CanvasLayout,
+        frames: usize,
+    ) -> Vec<RgbImage> {
         let cancel = AtomicBool::new(false);
         let mut out = Vec::new();
         for k in 0..frames {
-            stream.push(content_frame(&layout, k)).unwrap();
+            stream.push(content_frame(layout, k)).unwrap();
             if stream.chunk_ready() {
                 out.extend(stream.run_next(false, &cancel).unwrap());
             }
@@ -352,10 +457,14 @@ mod tests {
             } else {
                 None
             };
+            let context = clip::global_context(&model, &constants, &plan, &chunk, &cancel).unwrap();
+            let windows = clip::all_windows(&plan);
             let input = ClipInput {
                 plan: &plan,
+                windows: &windows,
                 frames: &chunk,
                 constants: &constants,
+                context: &context,
                 noise: &noise,
                 fps: 30.0,
             };
@@ -365,7 +474,14 @@ mod tests {
                 }
                 Ok(())
             };
-            let output = clip::run_clip(&mut denoiser, &input, known, &mut store, &cancel).unwrap();
+            let output = clip::run_clip(
+                std::slice::from_mut(&mut denoiser),
+                &input,
+                known,
+                &mut store,
+                &cancel,
+            )
+            .unwrap();
             carried_latent = output.latents[count - 1].clone();
         }
         for (k, (got, want)) in streamed.iter().zip(&expected).enumerate() {
@@ -374,10 +490,78 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_of_two_models_gives_the_frames_of_one_and_both_work() {
+        use crate::engine::runtime::ExecutionProvider;
+        use crate::engine::test_support::model_options;
+        let one = tiny_model();
+        // A second session set of the same model, as a second device would have.
+        let two = Model::load(&model_options(ExecutionProvider::Cpu)).unwrap();
+        let layout = layout(one.canvas());
+        let frames = 60; // strides 15, 5 and 1: four independent stride-1 windows
+        let new = |models: &[Arc<Model>]| {
+            StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap()
+        };
+        let single = stream_frames(&mut new(std::slice::from_ref(&one)), &layout, frames);
+        let mut pooled = new(&[one.clone(), two]);
+        assert_eq!(stream_frames(&mut pooled, &layout, frames), single);
+        let by_worker = &pooled.stats().windows_by_worker;
+        assert_eq!(by_worker.len(), 2);
+        assert!(by_worker.iter().all(|&w| w > 0), "{by_worker:?}");
+        assert_eq!(by_worker.iter().sum::<u64>(), pooled.stats().windows_run);
+        // Independent windows batched into shared U-Net calls: the same frames.
+        let mut batched = new(&[one]);
+        batched.set_batching(12, 4);
+        assert_eq!(stream_frames(&mut batched, &layout, frames), single);
+    }
+
+    #[test]
+    fn two_shots_give_two_plans_with_global_frames_of_their_own() {
+        let model = tiny_model();
+        let layout = layout(model.canvas());
+        let mut stream =
+            StreamOutpainter::new(std::slice::from_ref(&model), params(), layout, 30.0, 64)
+                .unwrap();
+        stream.set_scene_threshold(0.2);
+        let cancel = AtomicBool::new(false);
+        let (w, h) = (layout.content.width(), layout.content.height());
+        let mut plans = Vec::new();
+        let mut cuts = Vec::new();
+        for k in 0..30usize {
+            // Shot A: the moving column; shot B (from frame 20): a dark flat picture.
+            let frame = if k < 20 {
+                content_frame(&layout, k)
+            } else {
+                RgbImage::filled(w, h, [10, 20, 40 + k as u8])
+            };
+            if stream.push(frame).unwrap() {
+                cuts.push(k);
+            }
+            while stream.chunk_ready() {
+                stream.run_next(false, &cancel).unwrap();
+                plans.push(stream.last_chunk().unwrap().clone());
+            }
+        }
+        while stream.pending() > 0 {
+            stream.run_next(true, &cancel).unwrap();
+            plans.push(stream.last_chunk().unwrap().clone());
+        }
+        assert_eq!(cuts, vec![20]);
+        assert_eq!(stream.stats().cuts, 1);
+        let shots: Vec<_> = plans.iter().map(|p| p.new_frames.clone()).collect();
+        assert_eq!(shots, vec![0..20, 20..30]);
+        for plan in &plans {
+            assert_eq!(plan.carried_guide, None);
+            for &g in &plan.plan.global_frames {
+                assert!(plan.new_frames.contains(&plan.to_stream(g)), "{g}");
+            }
+        }
+    }
+
+    #[test]
     fn cancel_keeps_the_frames_queued_and_reset_drops_them() {
         let model = tiny_model();
         let layout = layout(model.canvas());
-        let mut stream = StreamOutpainter::new(model, params(), layout, 30.0, 4).unwrap();
+        let mut stream = StreamOutpainter::new(&[model], params(), layout, 30.0, 4).unwrap();
         for k in 0..4 {
             stream.push(content_frame(&layout, k)).unwrap();
         }

@@ -6,13 +6,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use super::FillMode;
 use super::caps::StreamConfig;
 use super::state::RunContext;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
+use crate::engine::stream::StreamStats;
 use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
 
 /// The back-end of a run for the configuration of the current caps.
@@ -21,15 +21,15 @@ pub fn new_source(
     config: &StreamConfig,
 ) -> engine::Result<Box<dyn CanvasSource>> {
     let settings = &run.settings;
-    Ok(match (settings.fill_mode, &run.model) {
-        (FillMode::Outpaint, Some(model)) => Box::new(StreamOutpainter::new(
-            model.clone(),
+    Ok(match settings.fill_mode {
+        FillMode::Outpaint if !run.models.is_empty() => Box::new(StreamOutpainter::new(
+            &run.models,
             settings.denoise_params(),
             config.canvas,
             config.fps().unwrap_or(FALLBACK_FPS),
             settings.lookahead as usize,
         )?),
-        (FillMode::Color, _) => Box::new(FlatFill::new(
+        FillMode::Color => Box::new(FlatFill::new(
             config.canvas,
             FlatKind::Color(settings.fill_rgb()),
         )),
@@ -39,8 +39,8 @@ pub fn new_source(
 
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
-    /// Queues the content image of the next frame.
-    fn push(&mut self, content: RgbImage) -> engine::Result<()>;
+    /// Queues the content image of the next frame; true when it starts a new shot.
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
@@ -50,11 +50,11 @@ pub trait CanvasSource: Send {
     /// True when chunks run the model (counted in the stats).
     fn runs_model(&self) -> bool;
     /// Windows run so far and the time they took, for a back-end that runs windows.
-    fn window_stats(&self) -> Option<(u64, Duration)>;
+    fn window_stats(&self) -> Option<&StreamStats>;
 }
 
 impl CanvasSource for StreamOutpainter {
-    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
         StreamOutpainter::push(self, content)
     }
     fn chunk_ready(&self) -> bool {
@@ -69,9 +69,8 @@ impl CanvasSource for StreamOutpainter {
     fn runs_model(&self) -> bool {
         true
     }
-    fn window_stats(&self) -> Option<(u64, Duration)> {
-        let stats = StreamOutpainter::stats(self);
-        Some((stats.windows_run, stats.window_time))
+    fn window_stats(&self) -> Option<&StreamStats> {
+        Some(StreamOutpainter::stats(self))
     }
 }
 
@@ -100,13 +99,13 @@ impl FlatFill {
 }
 
 impl CanvasSource for FlatFill {
-    fn push(&mut self, content: RgbImage) -> engine::Result<()> {
+    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
         let canvas = match self.kind {
             FlatKind::Blur => blur_canvas(&content, &self.layout),
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
         };
         self.ready.push_back(canvas);
-        Ok(())
+        Ok(false)
     }
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
@@ -120,7 +119,7 @@ impl CanvasSource for FlatFill {
     fn runs_model(&self) -> bool {
         false
     }
-    fn window_stats(&self) -> Option<(u64, Duration)> {
+    fn window_stats(&self) -> Option<&StreamStats> {
         None
     }
 }

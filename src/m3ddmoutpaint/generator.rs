@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -16,6 +16,7 @@ use gst::prelude::*;
 use super::CAT;
 use super::fill::{CanvasSource, new_source};
 use super::state::{GenInput, Shared, State};
+use crate::engine::stream::StreamStats;
 use crate::engine::{EngineError, RgbImage};
 
 /// Starts the generator thread of a run; it ends when the state says `shutdown`.
@@ -40,7 +41,7 @@ struct Worker {
     held: VecDeque<u64>,
     epoch: u64,
     /// The back-end's window counters when last added to the stats.
-    windows_seen: (u64, Duration),
+    windows_seen: StreamStats,
     /// Set after a failure: nothing runs until the next flush.
     failed: bool,
 }
@@ -53,7 +54,7 @@ impl Worker {
             source: None,
             held: VecDeque::new(),
             epoch: 0,
-            windows_seen: (0, Duration::ZERO),
+            windows_seen: StreamStats::default(),
             failed: false,
         }
     }
@@ -114,7 +115,7 @@ impl Worker {
                     let Some(run) = run else { continue };
                     self.source = Some(new_source(&run, &config)?);
                     self.held.clear();
-                    self.windows_seen = (0, Duration::ZERO);
+                    self.windows_seen = StreamStats::default();
                 }
                 GenInput::Frame { seq, content } => {
                     let source = self.source.as_mut().ok_or_else(|| {
@@ -152,7 +153,11 @@ impl Worker {
             )));
         }
         let elapsed = started.elapsed();
-        let windows = source.window_stats();
+        let windows = source.window_stats().map(|now| {
+            let delta = now.since(&self.windows_seen);
+            self.windows_seen = now.clone();
+            delta
+        });
         let runs_model = source.runs_model();
         let shared = self.shared.clone();
         let latency_changed = {
@@ -165,11 +170,8 @@ impl Worker {
                 gst::debug!(CAT, "chunk in {elapsed:?}");
                 state.stats.chunks_run += 1;
                 state.stats.chunk_time += elapsed;
-                if let Some((count, time)) = windows {
-                    let (seen_count, seen_time) = self.windows_seen;
-                    state.stats.windows_run += count.saturating_sub(seen_count);
-                    state.stats.window_time += time.saturating_sub(seen_time);
-                    self.windows_seen = (count, time);
+                if let Some(windows) = &windows {
+                    state.stats.windows.add(windows);
                 }
             }
             shared.notify();

@@ -43,10 +43,10 @@ use crate::engine::{Model, ModelOptions};
 
 mod queries;
 
-/// The model loaded at NULL→READY and the options it was loaded with.
+/// The model loaded at NULL→READY (one per device) and the options it was loaded with.
 struct LoadedModel {
-    options: ModelOptions,
-    model: Arc<Model>,
+    options: Vec<ModelOptions>,
+    models: Vec<Arc<Model>>,
 }
 
 pub struct M3ddmOutpaint {
@@ -249,38 +249,44 @@ impl M3ddmOutpaint {
         self.ensure_model(&settings).map(|_| ())
     }
 
-    /// The model for `settings` (loading it when the model settings changed since the last load).
-    fn ensure_model(&self, settings: &Settings) -> Result<Option<Arc<Model>>, gst::ErrorMessage> {
+    /// The models for `settings`, one per device (loaded when the model
+    /// settings changed since the last load); none when the fill needs no model.
+    fn ensure_model(&self, settings: &Settings) -> Result<Vec<Arc<Model>>, gst::ErrorMessage> {
         let mut loaded = self.model.lock().unwrap();
         let Some(options) = settings.model_options() else {
             *loaded = None;
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let options =
             options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
         if let Some(current) = loaded.as_ref().filter(|current| current.options == options) {
-            return Ok(Some(current.model.clone()));
+            return Ok(current.models.clone());
         }
         *loaded = None;
-        gst::info!(
-            CAT,
-            imp = self,
-            "loading the model in {}",
-            options.model_dir.display()
-        );
-        let model = Model::shared(&options).map_err(|err| engine_error_message(&err))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "model loaded: canvas {}, provider {}",
-            model.canvas(),
-            model.placement().label()
-        );
+        let mut models = Vec::with_capacity(options.len());
+        for device in &options {
+            gst::info!(
+                CAT,
+                imp = self,
+                "loading the model in {} for device {}",
+                device.model_dir.display(),
+                device.session.device_id
+            );
+            let model = Model::shared(device).map_err(|err| engine_error_message(&err))?;
+            gst::info!(
+                CAT,
+                imp = self,
+                "model loaded: canvas {}, on {}",
+                model.canvas(),
+                model.placement().label()
+            );
+            models.push(model);
+        }
         *loaded = Some(LoadedModel {
             options,
-            model: model.clone(),
+            models: models.clone(),
         });
-        Ok(Some(model))
+        Ok(models)
     }
 
     /// READY→PAUSED: the settings and model this run uses, and its generator.
@@ -292,11 +298,11 @@ impl M3ddmOutpaint {
         let aspect = settings
             .aspect_ratio()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let model = self.ensure_model(&settings)?;
+        let models = self.ensure_model(&settings)?;
         let run = Arc::new(RunContext {
             settings,
             aspect,
-            model,
+            models,
         });
         let generator =
             generator::spawn(self.shared.clone(), self.obj().upcast_ref()).map_err(|err| {
@@ -338,7 +344,11 @@ impl M3ddmOutpaint {
             .field("frames-in", state.stats.frames_in)
             .field("frames-out", state.stats.frames_out)
             .field("frames-queued", state.frames_held as u64)
-            .field("windows-run", state.stats.windows_run)
+            .field("windows-run", state.stats.windows.windows_run)
+            .field(
+                "windows-per-device",
+                gst::Array::new(state.stats.windows.windows_by_worker.iter().copied()),
+            )
             .field(
                 "mean-window-time",
                 state.stats.mean_window_time().as_nanos() as u64,

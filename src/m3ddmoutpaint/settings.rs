@@ -24,7 +24,8 @@ pub struct Settings {
     pub fill_mode: FillMode,
     pub model_path: Option<String>,
     pub execution_provider: ExecutionProvider,
-    pub device_id: i32,
+    /// CUDA devices, comma-separated (`0`, `0,1,2,3`).
+    pub device_ids: String,
     pub steps: u32,
     pub scheduler: Scheduler,
     pub guidance_scale: f64,
@@ -45,7 +46,7 @@ impl Default for Settings {
             fill_mode: DEFAULT_FILL_MODE,
             model_path: None,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
-            device_id: limits::DEFAULT_DEVICE_ID,
+            device_ids: limits::DEFAULT_DEVICE_ID.to_string(),
             steps: limits::DEFAULT_STEPS,
             scheduler: DEFAULT_SCHEDULER,
             guidance_scale: limits::DEFAULT_GUIDANCE_SCALE,
@@ -77,8 +78,36 @@ impl Settings {
             .map_err(|err| format!("aspect {num}/{den}: {err}"))
     }
 
-    /// How to load the model, when the fill mode needs one.
-    pub fn model_options(&self) -> Option<Result<engine::ModelOptions, String>> {
+    /// The devices of `device-id`: one or more distinct indices, comma-separated.
+    pub fn device_list(&self) -> Result<Vec<i32>, String> {
+        let mut devices = Vec::new();
+        for entry in self.device_ids.split(',') {
+            let device = entry
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|d| (0..=limits::MAX_DEVICE_ID).contains(d))
+                .ok_or_else(|| {
+                    format!(
+                        "device-id `{}`: `{}` is not a device index 0-{}",
+                        self.device_ids,
+                        entry.trim(),
+                        limits::MAX_DEVICE_ID
+                    )
+                })?;
+            if devices.contains(&device) {
+                return Err(format!(
+                    "device-id `{}` names device {device} twice",
+                    self.device_ids
+                ));
+            }
+            devices.push(device);
+        }
+        Ok(devices)
+    }
+
+    /// How to load the model (one session set per device), when the fill mode needs one.
+    pub fn model_options(&self) -> Option<Result<Vec<engine::ModelOptions>, String>> {
         if self.fill_mode != FillMode::Outpaint {
             return None;
         }
@@ -91,23 +120,33 @@ impl Settings {
         if !model_dir.is_dir() {
             return Some(Err(format!("model-path {path} is not a directory")));
         }
+        let devices = match self.device_list() {
+            Ok(devices) => devices,
+            Err(err) => return Some(Err(err)),
+        };
         let servers = match self.inference_servers() {
             Ok(servers) => servers,
             Err(err) => return Some(Err(err)),
         };
-        Some(Ok(engine::ModelOptions {
-            model_dir,
+        let options = |device_id| engine::ModelOptions {
+            model_dir: model_dir.clone(),
             session: engine::SessionConfig {
                 provider: self.execution_provider.into(),
-                device_id: self.device_id,
+                device_id,
                 threads: self.n_threads,
             },
             remote: engine::RemoteOptions {
-                servers,
+                servers: servers.clone(),
                 timeout: Duration::from_millis(self.inference_timeout.into()),
                 ..engine::RemoteOptions::default()
             },
-        }))
+        };
+        if servers.is_empty() {
+            return Some(Ok(devices.into_iter().map(options).collect()));
+        }
+        // On servers: one model (one client over all of them, `Model::shared`)
+        // and a denoiser per server, so that the servers work at once.
+        Some(Ok(vec![options(devices[0]); servers.len()]))
     }
 
     /// The servers of `inference-server`, each checked (none = in process).
@@ -145,6 +184,7 @@ impl Settings {
     /// Checks the values that the property specs cannot check on their own.
     pub fn validate(&self) -> Result<(), String> {
         self.aspect_ratio()?;
+        self.device_list()?;
         if !(self.guidance_scale.is_finite() && self.global_guidance_scale.is_finite()) {
             return Err("guidance-scale and global-guidance-scale must be finite numbers".into());
         }
@@ -159,7 +199,12 @@ impl Settings {
             "execution-provider" => {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
-            "device-id" => self.device_id = value.get().expect("type checked upstream"),
+            "device-id" => {
+                self.device_ids = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default()
+            }
             "steps" => self.steps = value.get().expect("type checked upstream"),
             "scheduler" => self.scheduler = value.get().expect("type checked upstream"),
             "guidance-scale" => self.guidance_scale = value.get().expect("type checked upstream"),
@@ -187,7 +232,7 @@ impl Settings {
             "fill-mode" => self.fill_mode.to_value(),
             "model-path" => self.model_path.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
-            "device-id" => self.device_id.to_value(),
+            "device-id" => self.device_ids.to_value(),
             "steps" => self.steps.to_value(),
             "scheduler" => self.scheduler.to_value(),
             "guidance-scale" => self.guidance_scale.to_value(),
@@ -234,12 +279,12 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
                     no GPU can be used, never a silent CPU fallback) or cpu")
             .mutable_ready()
             .build(),
-        glib::ParamSpecInt::builder("device-id")
-            .nick("Device ID")
-            .blurb("CUDA device index used by execution-provider=cuda or auto")
-            .minimum(0)
-            .maximum(limits::MAX_DEVICE_ID)
-            .default_value(limits::DEFAULT_DEVICE_ID)
+        glib::ParamSpecString::builder("device-id")
+            .nick("Device IDs")
+            .blurb("CUDA device(s) of execution-provider=cuda or auto, comma-separated (e.g. 0,1,2,3): one \
+                    session set per device; after the stride-15 windows of a chunk, its independent windows \
+                    run on every device at once (the same frames as on one device)")
+            .default_value(Some("0"))
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("steps")
@@ -381,24 +426,20 @@ mod tests {
             ..Settings::default()
         };
         let options = settings.model_options().unwrap().unwrap();
+        // One denoiser per server, all on the one client over both.
+        assert_eq!(options.len(), 2);
+        assert_eq!(options[0], options[1]);
         assert_eq!(
-            options.remote.servers,
+            options[0].remote.servers,
             ["grpc://gpu1:8001", "grpc://gpu2:8001"]
         );
-        assert_eq!(options.remote.timeout, Duration::from_millis(1500));
+        assert_eq!(options[0].remote.timeout, Duration::from_millis(1500));
         let in_process = Settings {
             model_path: Some(tiny.into()),
             ..Settings::default()
         };
-        assert!(
-            in_process
-                .model_options()
-                .unwrap()
-                .unwrap()
-                .remote
-                .servers
-                .is_empty()
-        );
+        let in_process = in_process.model_options().unwrap().unwrap();
+        assert!(in_process.iter().all(|o| o.remote.servers.is_empty()));
         let bad = Settings {
             inference_server: Some("grpc://gpu1:8001,gpu2:8001".into()),
             ..settings

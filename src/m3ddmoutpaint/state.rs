@@ -15,6 +15,7 @@ use super::caps::StreamConfig;
 use super::frames::{Compositor, ContentScaler};
 use super::settings::Settings;
 use crate::engine::limits::FALLBACK_FPS;
+use crate::engine::stream::StreamStats;
 use crate::engine::{EngineError, Model, Ratio, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
@@ -57,24 +58,25 @@ impl Shared {
     }
 }
 
-/// What one READY→PAUSED start runs with: the settings then, and the model.
+/// What one READY→PAUSED start runs with: the settings then, and the model
+/// (one per device; none when the fill needs no model).
 pub struct RunContext {
     pub settings: Settings,
     pub aspect: Ratio,
-    pub model: Option<Arc<Model>>,
+    pub models: Vec<Arc<Model>>,
 }
 
 impl RunContext {
     /// The canvas the fill back-end works on.
     pub fn canvas(&self) -> u32 {
-        self.model
-            .as_ref()
+        self.models
+            .first()
             .map_or(crate::engine::limits::FLAT_CANVAS, |model| model.canvas())
     }
 
     /// Whether frames go through the model (and wait for a chunk).
     pub fn generates(&self) -> bool {
-        self.settings.fill_mode == FillMode::Outpaint && self.model.is_some()
+        self.settings.fill_mode == FillMode::Outpaint && !self.models.is_empty()
     }
 
     /// Frames held at most (queued, in the generator or waiting to be pushed)
@@ -87,11 +89,17 @@ impl RunContext {
         }
     }
 
-    /// `cpu`, `cuda:N`, or `none` without a model.
+    /// Where each session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
     pub fn provider(&self) -> String {
-        self.model
-            .as_ref()
-            .map_or("none".to_owned(), |model| model.placement().label())
+        if self.models.is_empty() {
+            return "none".to_owned();
+        }
+        let labels: Vec<String> = self
+            .models
+            .iter()
+            .map(|model| model.placement().label())
+            .collect();
+        labels.join(",")
     }
 
     /// Own latency: the lookahead at the stream's framerate plus the processing time of a chunk.
@@ -220,8 +228,8 @@ pub struct Stats {
     pub frames_out: u64,
     pub chunks_run: u64,
     pub chunk_time: Duration,
-    pub windows_run: u64,
-    pub window_time: Duration,
+    /// Windows run, their time, and how many on each device.
+    pub windows: StreamStats,
 }
 
 fn mean(total: Duration, count: u64) -> Duration {
@@ -237,7 +245,7 @@ impl Stats {
     }
 
     pub fn mean_window_time(&self) -> Duration {
-        mean(self.window_time, self.windows_run)
+        mean(self.windows.window_time, self.windows.windows_run)
     }
 }
 

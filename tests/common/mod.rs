@@ -220,6 +220,8 @@ pub struct StreamRun {
     pub outputs: Vec<gst::Buffer>,
     pub out_info: gst_video::VideoInfo,
     pub elapsed: Duration,
+    /// The element's `stats` at the end of the stream.
+    pub stats: gst::Structure,
 }
 
 /// Pushes `frames` patterned frames of `format` `width`×`height` and EOS, and
@@ -251,12 +253,14 @@ pub fn run_stream(
     assert!(h.try_pull().is_none(), "more frames out than in");
     let out_caps = h.sinkpad().unwrap().current_caps().expect("output caps");
     let out_info = gst_video::VideoInfo::from_caps(&out_caps).unwrap();
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
     StreamRun {
         in_info,
         inputs,
         outputs,
         out_info,
         elapsed: started.elapsed(),
+        stats,
     }
 }
 

@@ -495,10 +495,15 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     }
     let cancel = AtomicBool::new(false);
     let constants = WindowConstants::new(&model, canvas, &mask.data, &cancel).map_err(engine)?;
+    let context =
+        clip::global_context(&model, &constants, &plan, &frames, &cancel).map_err(engine)?;
+    let windows = clip::all_windows(&plan);
     let input = ClipInput {
         plan: &plan,
+        windows: &windows,
         frames: &frames,
         constants: &constants,
+        context: &context,
         noise: &case.tensor("noise")?.data,
         fps: case.f64("fps")?,
     };
@@ -512,7 +517,7 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     };
     let mut denoiser = denoiser(case, model)?;
     let output = clip::run_clip(
-        &mut denoiser,
+        std::slice::from_mut(&mut denoiser),
         &input,
         vec![None; total],
         &mut store,

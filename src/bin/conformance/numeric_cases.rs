@@ -88,8 +88,14 @@ pub fn geometry(case: &Case) -> CaseResult {
         let ratio_text = entry["ratio"].as_str().ok_or("a layout has no `ratio`")?;
         let ratios = parse_ratios(ratio_text)?;
         let label = format!("{src_w}x{src_h} to {ratio_text} on {canvas}");
-        let layout = geometry::canvas_layout_for_ratios(src_w, src_h, &ratios, canvas)
-            .map_err(|e| format!("{label}: {e}"))?;
+        let layout = geometry::canvas_layout_for_ratios(
+            src_w,
+            src_h,
+            Ratio { num: 1, den: 1 },
+            &ratios,
+            canvas,
+        )
+        .map_err(|e| format!("{label}: {e}"))?;
         let want = Rect {
             x0: field_u32(entry, "content_x0")?,
             y0: field_u32(entry, "content_y0")?,

@@ -113,7 +113,14 @@ fn sources_smaller_than_the_canvas_are_scaled_up() {
 
 #[test]
 fn a_ratio_list_shares_one_canvas() {
-    let both = canvas_layout_for_ratios(1920, 1080, &[ratio("9:16"), ratio("16:9")], 256).unwrap();
+    let both = canvas_layout_for_ratios(
+        1920,
+        1080,
+        ratio("1:1"),
+        &[ratio("9:16"), ratio("16:9")],
+        256,
+    )
+    .unwrap();
     let portrait = canvas_layout(1920, 1080, ratio("9:16"), 256).unwrap();
     assert_eq!(both.content, portrait.content);
     assert_eq!(
@@ -127,7 +134,9 @@ fn a_ratio_list_shares_one_canvas() {
     assert!(both.layout(2).is_none());
     // A 4:3 source with 9:16 and 21:9: padded both ways, so the content is
     // smaller than for either ratio alone.
-    let mixed = canvas_layout_for_ratios(640, 480, &[ratio("9:16"), ratio("21:9")], 256).unwrap();
+    let mixed =
+        canvas_layout_for_ratios(640, 480, ratio("1:1"), &[ratio("9:16"), ratio("21:9")], 256)
+            .unwrap();
     let alone = canvas_layout(640, 480, ratio("9:16"), 256).unwrap();
     assert!(mixed.content.width() <= alone.content.width());
     for crop in &mixed.output_crops {
@@ -333,7 +342,7 @@ fn bad_geometry_is_an_error() {
     assert!(canvas_layout(1920, 1080, zero, 256).is_err());
     assert!(canvas_layout(1920, 1080, r, 0).is_err());
     assert!(canvas_layout(1920, 1080, r, 100).is_err());
-    assert!(canvas_layout_for_ratios(1920, 1080, &[], 256).is_err());
+    assert!(canvas_layout_for_ratios(1920, 1080, ratio("1:1"), &[], 256).is_err());
     assert!(canvas_layout_with_par(1920, 1080, zero, r, 256).is_err());
     assert!(output_layout(0, 1, ratio("1:1"), r, 1).is_err());
     assert!(output_layout(10, 10, ratio("1:1"), zero, 1).is_err());
@@ -365,4 +374,34 @@ fn bad_geometry_is_an_error() {
         },
     };
     assert!(canvas_layout_for_output(&outside, ratio("1:1"), 256).is_err());
+}
+
+#[test]
+fn each_output_of_a_shared_canvas_is_its_frame_at_the_content_scale() {
+    let ratios = [ratio("9:16"), ratio("1:1"), ratio("16:9")];
+    let shared = canvas_layout_for_ratios(1920, 1080, ratio("1:1"), &ratios, 256).unwrap();
+    for target in ratios {
+        let out = output_layout(1920, 1080, ratio("1:1"), target, 2).unwrap();
+        let layout = shared.layout_for_output(&out);
+        let crop = layout.output_crop;
+        // The crop has the output's ratio (to a pixel) and holds the content box
+        // where the output holds the source.
+        let crop_ratio = crop.width() as f64 / crop.height() as f64;
+        assert!(
+            (crop_ratio - target.as_f64()).abs() * crop.height() as f64 <= 1.5,
+            "{target:?}: crop {crop:?}"
+        );
+        assert!(crop.contains(&shared.content), "{target:?}: {crop:?}");
+        let scale = crop.width() as f64 / out.width as f64;
+        let left = (shared.content.x0 - crop.x0) as f64 / scale;
+        assert!(
+            (left - out.source.x0 as f64).abs() <= 1.5,
+            "{target:?}: {left}"
+        );
+    }
+    // The 9:16 frame is the tallest one: its crop is the official one (to a pixel).
+    let tall = output_layout(1920, 1080, ratio("1:1"), ratio("9:16"), 2).unwrap();
+    let official = shared.output_crops[0];
+    let crop = shared.layout_for_output(&tall).output_crop;
+    assert!(crop.x0.abs_diff(official.x0) <= 1 && crop.width().abs_diff(official.width()) <= 1);
 }

@@ -303,3 +303,38 @@ fn reset_and_bad_lookahead() {
     assert_eq!((chunk.carried_guide, chunk.new_frames), (None, 0..1));
     assert_eq!(chunk.plan.windows[0].frames, [0; WINDOW_LEN]);
 }
+
+#[test]
+fn a_cut_ends_the_chunk_and_starts_a_plan_of_its_own() {
+    let mut planner = ChunkPlanner::new(100).unwrap();
+    // Shot A: frames 0..30, shot B: 30..70 (cut at 30), shot C from 70.
+    let mut chunks = Vec::new();
+    for frame in 0..90 {
+        let ready = if frame == 30 || frame == 70 {
+            planner.push_cut()
+        } else {
+            planner.push()
+        };
+        assert_eq!(ready, frame == 30 || frame == 70, "frame {frame}");
+        while let Some(chunk) = planner.next_chunk(false) {
+            chunks.push(chunk);
+        }
+    }
+    chunks.extend(planner.next_chunk(true));
+    let ranges: Vec<_> = chunks.iter().map(|c| c.new_frames.clone()).collect();
+    assert_eq!(ranges, vec![0..30, 30..70, 70..90]);
+    for chunk in &chunks {
+        // No guide crosses a cut, and every global frame lies in the chunk's own shot.
+        assert_eq!(chunk.carried_guide, None);
+        for &g in &chunk.plan.global_frames {
+            assert!(chunk.new_frames.contains(&chunk.to_stream(g)));
+        }
+    }
+    // Without a cut, a long shot still splits at the lookahead with a carried guide.
+    let mut planner = ChunkPlanner::new(10).unwrap();
+    for _ in 0..15 {
+        planner.push();
+    }
+    planner.next_chunk(false).unwrap();
+    assert_eq!(planner.next_chunk(true).unwrap().carried_guide, Some(9));
+}

@@ -25,15 +25,13 @@ pub(super) fn guidance_items(g: f32, gg: f32) -> &'static [Item] {
     }
 }
 
-/// eps from the batch's predictions `[items.len(), latent_len]`, written into `eps`.
-pub(super) fn combine_predictions(
+/// eps from the batch's predictions (`part(i)`: item i's `[latent_len]`), written into `eps`.
+pub(super) fn combine_predictions<'p>(
     items: &[Item],
     (g, gg): (f32, f32),
-    prediction: &[f32],
+    part: impl Fn(usize) -> &'p [f32],
     eps: &mut [f32],
 ) {
-    let latent_len = eps.len();
-    let part = |i: usize| &prediction[i * latent_len..(i + 1) * latent_len];
     match items.len() {
         3 => {
             for (((out, &e0), &e1), &e3) in eps.iter_mut().zip(part(0)).zip(part(1)).zip(part(2)) {
@@ -69,6 +67,11 @@ mod tests {
         assert_eq!(guidance_items(1.0, 1.0), &[MaskedGlobalContext]);
     }
 
+    /// Item i of predictions laid out one after the other, two values each.
+    fn parts<'a>(values: &'a [f32]) -> impl Fn(usize) -> &'a [f32] {
+        move |i| &values[2 * i..2 * i + 2]
+    }
+
     #[test]
     fn predictions_combine_by_the_official_formulas() {
         use Item::*;
@@ -77,25 +80,30 @@ mod tests {
         combine_predictions(
             &[Uncond, MaskedZeroContext, MaskedGlobalContext],
             (2.0, 4.0),
-            &[1., 0., 3., 1., 4., -1.],
+            parts(&[1., 0., 3., 1., 4., -1.]),
             &mut eps,
         );
         assert_eq!(eps, [9.0, -6.0]); // e0 + 2(e1 - e0) + 4(e3 - e1)
         combine_predictions(
             &[Uncond, MaskedGlobalContext],
             (2.0, 1.0),
-            &[1., 0., 4., -1.],
+            parts(&[1., 0., 4., -1.]),
             &mut eps,
         );
         assert_eq!(eps, [7.0, -2.0]); // e0 + 2(e3 - e0)
         combine_predictions(
             &[MaskedZeroContext, MaskedGlobalContext],
             (1.0, 4.0),
-            &[3., 1., 4., -1.],
+            parts(&[3., 1., 4., -1.]),
             &mut eps,
         );
         assert_eq!(eps, [7.0, -7.0]); // e1 + 4(e3 - e1)
-        combine_predictions(&[MaskedGlobalContext], (1.0, 1.0), &[4., -1.], &mut eps);
+        combine_predictions(
+            &[MaskedGlobalContext],
+            (1.0, 1.0),
+            parts(&[4., -1.]),
+            &mut eps,
+        );
         assert_eq!(eps, [4.0, -1.0]);
     }
 }

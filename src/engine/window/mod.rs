@@ -111,24 +111,29 @@ pub struct WindowLatents<'a> {
 }
 
 /// Runs windows with one model and one set of denoising parameters, reusing
-/// its buffers from window to window and from step to step.
+/// its buffers from window to window and from step to step. Several windows
+/// can run as one batch (`run_many`): their items share every U-Net call.
 pub struct Denoiser {
     model: Arc<Model>,
     scheduler: Scheduler,
+    /// One scheduler (and its multistep memory) per window of a batch.
+    schedulers: Vec<Scheduler>,
     scales: (f32, f32),
     items: &'static [Item],
-    /// The U-Net input of every item, `[items,9,16,h,w]`.
+    /// The U-Net input of every item of every window, `[windows*items,9,16,h,w]`.
     sample: Vec<f32>,
-    /// The context of every item, `[items,T,D]`.
+    /// The context of every item, `[windows*items,T,D]`.
     context: Vec<f32>,
-    /// The U-Net output of every item, `[items,4,16,h,w]`.
-    prediction: Vec<f32>,
-    /// One call's output when the batch is split.
-    part: Vec<f32>,
+    /// The U-Net output of each call, `max_batch` items (`[n,4,16,h,w]`) each,
+    /// read in place by the guidance formula.
+    predictions: Vec<Vec<f32>>,
     eps: Vec<f32>,
+    timesteps: Vec<i64>,
     /// Batch items per UNet call: all of them on CUDA; one on the CPU, where a
     /// bigger batch is not faster and multiplies the peak memory of attention.
     max_batch: usize,
+    /// Ready windows the clip scheduler may hand over as one batch.
+    windows_per_batch: usize,
 }
 
 impl Denoiser {
@@ -150,19 +155,33 @@ impl Denoiser {
         Ok(Denoiser {
             model,
             scheduler,
+            schedulers: Vec::new(),
             scales: (params.guidance_scale, params.global_guidance_scale),
             items: guidance_items(params.guidance_scale, params.global_guidance_scale),
             sample: Vec::new(),
             context: Vec::new(),
-            prediction: Vec::new(),
-            part: Vec::new(),
+            predictions: Vec::new(),
             eps: Vec::new(),
+            timesteps: Vec::new(),
             max_batch: if on_cuda { usize::MAX } else { 1 },
+            windows_per_batch: 1,
         })
     }
 
     pub fn model(&self) -> &Arc<Model> {
         &self.model
+    }
+
+    /// Sets the batching: at most `items_per_call` guidance items per U-Net
+    /// call, and up to `windows_per_batch` windows denoised together (both ≥ 1).
+    pub fn set_batching(&mut self, items_per_call: usize, windows_per_batch: usize) {
+        self.max_batch = items_per_call.max(1);
+        self.windows_per_batch = windows_per_batch.max(1);
+    }
+
+    /// Ready windows the clip scheduler may hand this denoiser as one batch.
+    pub fn windows_per_batch(&self) -> usize {
+        self.windows_per_batch
     }
 
     /// Denoises one window of `h × w` latents from `noise` `[4,16,h,w]`; returns the
@@ -173,39 +192,82 @@ impl Denoiser {
         window: &WindowLatents<'_>,
         context: &GuidanceContext,
         noise: &[f32],
-        (h, w): (usize, usize),
+        latent: (usize, usize),
         fps: i64,
         cancel: &AtomicBool,
     ) -> Result<Vec<f32>> {
+        let mut all = self.run_many(
+            std::slice::from_ref(window),
+            context,
+            noise,
+            latent,
+            fps,
+            cancel,
+        )?;
+        Ok(all.pop().expect("one window in, one out"))
+    }
+
+    /// Denoises several windows of one clip (same context, noise and fps) as
+    /// one batch: each U-Net call takes up to `max_batch` items of any of them.
+    /// The result of each window equals its `run` (items are independent).
+    pub fn run_many(
+        &mut self,
+        windows: &[WindowLatents<'_>],
+        context: &GuidanceContext,
+        noise: &[f32],
+        (h, w): (usize, usize),
+        fps: i64,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Vec<f32>>> {
         let plane = h * w;
         let frame_len = LATENT_CHANNELS * plane;
         let latent_len = frame_len * FRAMES;
-        check_window(window, noise, context, frame_len, plane, latent_len)?;
-
-        // x0 in [4,16,h,w] from the per-position init latents ([4,h,w] each).
-        let mut x0 = vec![0.0f32; latent_len];
-        scatter_frames(&mut x0, &window.init, plane);
+        for window in windows {
+            check_window(window, noise, context, frame_len, plane, latent_len)?;
+        }
         let (t_init, loop_timesteps) = self.scheduler.run_timesteps();
-        self.scheduler.reset();
-        let mut latents = self.scheduler.add_noise(&x0, noise, t_init)?;
+        self.timesteps = loop_timesteps;
+        self.schedulers.clear();
+        self.schedulers
+            .resize_with(windows.len(), || self.scheduler.clone());
+        let mut latents = Vec::with_capacity(windows.len());
+        for (window, scheduler) in windows.iter().zip(&mut self.schedulers) {
+            // x0 in [4,16,h,w] from the per-position init latents ([4,h,w] each).
+            let mut x0 = vec![0.0f32; latent_len];
+            scatter_frames(&mut x0, &window.init, plane);
+            scheduler.reset();
+            latents.push(scheduler.add_noise(&x0, noise, t_init)?);
+        }
 
-        self.fill_constant_inputs(window, context, plane);
+        self.fill_constant_inputs(windows, context, plane);
         self.eps.resize(latent_len, 0.0);
         let item_len = UNET_CHANNELS * FRAMES * plane;
-        for &t in &loop_timesteps {
+        let items = self.items.len();
+        for step in 0..self.timesteps.len() {
+            let t = self.timesteps[step];
             check_cancel(cancel)?;
-            for item in self.sample.chunks_exact_mut(item_len) {
-                item[..latent_len].copy_from_slice(&latents);
+            for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
+                sample[..latent_len].copy_from_slice(&latents[item / items]);
             }
             self.predict((h, w), t, fps, context)?;
-            combine_predictions(self.items, self.scales, &self.prediction, &mut self.eps);
-            self.scheduler.step_in_place(&self.eps, t, &mut latents)?;
+            let per_call = self.max_batch.min(self.sample.len() / item_len);
+            let predictions = &self.predictions;
+            for (window, latent) in latents.iter_mut().enumerate() {
+                let part = |i: usize| {
+                    let item = window * items + i;
+                    let at = (item % per_call) * latent_len;
+                    &predictions[item / per_call][at..at + latent_len]
+                };
+                combine_predictions(self.items, self.scales, part, &mut self.eps);
+                self.schedulers[window].step_in_place(&self.eps, t, latent)?;
+            }
         }
         Ok(latents)
     }
 
     /// The UNet on the whole batch, `max_batch` items per call (items are
-    /// independent, so the split does not change the result).
+    /// independent, so the split does not change the result), each call's
+    /// output in its own buffer.
     fn predict(
         &mut self,
         latent: (usize, usize),
@@ -213,26 +275,15 @@ impl Denoiser {
         fps: i64,
         context: &GuidanceContext,
     ) -> Result<()> {
-        let batch = self.items.len();
-        let tokens = (context.tokens, context.dim);
-        if self.max_batch >= batch {
-            return self.model.unet(
-                &self.sample,
-                batch,
-                latent,
-                t,
-                fps,
-                &self.context,
-                tokens,
-                &mut self.prediction,
-            );
-        }
-        let item_len = self.sample.len() / batch;
+        let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
+        let batch = self.sample.len() / item_len;
+        let per_call = self.max_batch.min(batch);
         let context_len = self.context.len() / batch;
-        let output_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
-        self.prediction.resize(batch * output_len, 0.0);
-        for first in (0..batch).step_by(self.max_batch) {
-            let n = self.max_batch.min(batch - first);
+        let calls = batch.div_ceil(per_call);
+        self.predictions.resize_with(calls, Vec::new);
+        for (call, out) in self.predictions.iter_mut().enumerate() {
+            let first = call * per_call;
+            let n = per_call.min(batch - first);
             self.model.unet(
                 &self.sample[first * item_len..(first + n) * item_len],
                 n,
@@ -240,54 +291,56 @@ impl Denoiser {
                 t,
                 fps,
                 &self.context[first * context_len..(first + n) * context_len],
-                tokens,
-                &mut self.part,
+                (context.tokens, context.dim),
+                out,
             )?;
-            self.prediction[first * output_len..(first + n) * output_len]
-                .copy_from_slice(&self.part);
         }
         Ok(())
     }
 
-    /// The condition and mask channels and the context of every batch item:
-    /// the same at every step.
+    /// The condition and mask channels and the context of every batch item of
+    /// every window: the same at every step.
     fn fill_constant_inputs(
         &mut self,
-        window: &WindowLatents<'_>,
+        windows: &[WindowLatents<'_>],
         context: &GuidanceContext,
         plane: usize,
     ) {
         let item_len = UNET_CHANNELS * FRAMES * plane;
         let latent_len = LATENT_CHANNELS * FRAMES * plane;
         self.sample.clear();
-        self.sample.resize(self.items.len() * item_len, 0.0);
+        self.sample
+            .resize(windows.len() * self.items.len() * item_len, 0.0);
         self.context.clear();
-        for (b, &item) in self.items.iter().enumerate() {
-            let sample = &mut self.sample[b * item_len..(b + 1) * item_len];
-            let (condition, mask) = sample[latent_len..].split_at_mut(latent_len);
-            let uncond = item == Item::Uncond;
-            for f in 0..FRAMES {
-                let source = if uncond && !window.guide[f] {
-                    window.uncond
-                } else {
-                    window.condition[f]
-                };
-                scatter_frame(condition, source, f, plane);
-                let mask_plane = &mut mask[f * plane..(f + 1) * plane];
-                if window.guide[f] {
-                    mask_plane.fill(0.0);
-                } else if uncond {
-                    mask_plane.fill(1.0);
-                } else {
-                    mask_plane.copy_from_slice(window.mask);
+        let mut samples = self.sample.chunks_exact_mut(item_len);
+        for window in windows {
+            for &item in self.items {
+                let sample = samples.next().expect("sized for every item");
+                let (condition, mask) = sample[latent_len..].split_at_mut(latent_len);
+                let uncond = item == Item::Uncond;
+                for f in 0..FRAMES {
+                    let source = if uncond && !window.guide[f] {
+                        window.uncond
+                    } else {
+                        window.condition[f]
+                    };
+                    scatter_frame(condition, source, f, plane);
+                    let mask_plane = &mut mask[f * plane..(f + 1) * plane];
+                    if window.guide[f] {
+                        mask_plane.fill(0.0);
+                    } else if uncond {
+                        mask_plane.fill(1.0);
+                    } else {
+                        mask_plane.copy_from_slice(window.mask);
+                    }
                 }
+                let ctx: &[f32] = if item == Item::MaskedGlobalContext {
+                    &context.global
+                } else {
+                    &context.zero
+                };
+                self.context.extend_from_slice(ctx);
             }
-            let ctx: &[f32] = if item == Item::MaskedGlobalContext {
-                &context.global
-            } else {
-                &context.zero
-            };
-            self.context.extend_from_slice(ctx);
         }
     }
 }

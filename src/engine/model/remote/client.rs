@@ -5,7 +5,7 @@
 //! thread), server URLs, and one server's channel with its counters and its
 //! "recently failed" mark.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,18 @@ pub(super) struct Server {
     failures: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
+    /// Calls sent and not yet answered.
+    in_flight: AtomicUsize,
     failed_until: Mutex<Option<Instant>>,
+}
+
+/// Counts a call as in flight on its server while it lives.
+pub(super) struct InFlight<'a>(&'a Server);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Server {
@@ -111,6 +122,7 @@ impl Server {
             failures: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             failed_until: Mutex::new(None),
         })
     }
@@ -118,6 +130,17 @@ impl Server {
     /// A handle for one call (clients share the channel).
     pub fn client(&self) -> GrpcInferenceServiceClient<Channel> {
         self.client.clone()
+    }
+
+    /// Calls it has not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Marks a call in flight until the returned guard drops.
+    pub fn start_call(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
     }
 
     /// False while the server is passed over after a failure.

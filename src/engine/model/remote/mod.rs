@@ -2,9 +2,9 @@
 //! The remote backend: the graphs run on Open Inference Protocol (KServe V2)
 //! servers over gRPC, e.g. Triton serving the repository that
 //! `python -m m3ddm_export triton-repo` writes. One backend holds a list of
-//! servers; each call goes to the next one that answers (round-robin), with
-//! a deadline for the whole call and a few retries, on the next server, when
-//! one is unavailable. Loading checks every server (ready, the four models
+//! servers; each call goes to the least busy one that answers (round-robin
+//! among equals), with a deadline for the whole call and a few retries, on
+//! the next server, when one is unavailable. Loading checks every server (ready, the four models
 //! ready, their metadata against the manifest) and names the server and the
 //! model in any refusal. A backend with one URL is as valid as one with many,
 //! so a scheduler may also keep one model per server.
@@ -121,15 +121,18 @@ impl RemoteBackend {
         })
     }
 
-    /// Server indices for one call: those not passed over, from the
-    /// round-robin cursor on, then the others.
+    /// Server indices for one call: those not passed over before those that
+    /// failed lately, the least busy first (so that calls from several
+    /// threads spread over the servers), round-robin among equals.
     fn order(&self) -> Vec<usize> {
         let count = self.remotes.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
-        let (healthy, resting): (Vec<usize>, Vec<usize>) = (0..count)
-            .map(|k| (start + k) % count)
-            .partition(|&i| self.remotes[i].server.is_healthy());
-        healthy.into_iter().chain(resting).collect()
+        let mut order: Vec<usize> = (0..count).map(|k| (start + k) % count).collect();
+        order.sort_by_key(|&i| {
+            let server = &self.remotes[i].server;
+            (!server.is_healthy(), server.in_flight())
+        });
+        order
     }
 
     /// One ModelInfer of `graph` on `inputs`, on the first server that
@@ -151,6 +154,7 @@ impl RemoteBackend {
                 let message = infer_request(graph, &remote.graphs[graph.index()], inputs);
                 let sent = message.encoded_len();
                 let mut client = remote.server.client();
+                let _in_flight = remote.server.start_call();
                 let call = client.model_infer(request(message, deadline));
                 match until(deadline, call).await {
                     Ok(response) => {

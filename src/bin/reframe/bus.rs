@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Runs the pipeline to its end and turns what its bus says into the tool's
+//! result: EOS is success; an error becomes one sentence that names the file
+//! or the part at fault (for a missing decoder or demuxer, GStreamer's
+//! missing-plugin message and the Debian package that provides it).
+
+use std::path::Path;
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::packages;
+use crate::pipeline::Reframe;
+use crate::progress::Progress;
+
+/// How long the loop waits for a message before it updates the progress.
+const TICK: Duration = Duration::from_millis(500);
+/// How long a pipeline that failed to start has to say why.
+const START_ERROR_WAIT: Duration = Duration::from_secs(5);
+
+/// Plays the pipeline until EOS or the first error.
+pub fn run(reframe: &Reframe, input: &Path, output: &Path) -> Result<(), String> {
+    let pipeline = &reframe.pipeline;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let start_failed = pipeline.set_state(gst::State::Playing).is_err();
+    let mut missing_plugins = Vec::new();
+    let mut progress = Progress::new();
+    let mut waited = Duration::ZERO;
+    loop {
+        let Some(message) = bus.timed_pop(gst::ClockTime::try_from(TICK).unwrap()) else {
+            waited += TICK;
+            if start_failed && waited >= START_ERROR_WAIT {
+                return Err("the pipeline could not start".to_string());
+            }
+            progress.tick(&reframe.outpaint);
+            continue;
+        };
+        match message.view() {
+            gst::MessageView::Eos(_) => {
+                progress.finish(&reframe.outpaint);
+                return Ok(());
+            }
+            gst::MessageView::Error(err) => {
+                return Err(error_sentence(
+                    reframe,
+                    err,
+                    &missing_plugins,
+                    input,
+                    output,
+                ));
+            }
+            gst::MessageView::Element(_) => {
+                if let Some(missing) = packages::missing_plugin(&message) {
+                    let sentence = format!("cannot read {}: {}", input.display(), missing.sentence);
+                    if stops_the_run(reframe, &message, &missing) {
+                        return Err(sentence);
+                    }
+                    missing_plugins.push(sentence);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a missing plugin stops the run. A decoder inside one of the tool's
+/// decodebins is needed (and GStreamer would wait for it rather than fail); so
+/// is a video decoder or a container demuxer that parsebin asks for. A missing
+/// audio decoder is not needed when the audio is copied.
+fn stops_the_run(
+    reframe: &Reframe,
+    message: &gst::Message,
+    missing: &packages::MissingPlugin,
+) -> bool {
+    let Some(top_level) = message.src().and_then(|src| top_level(reframe, src)) else {
+        return false;
+    };
+    let factory = top_level.factory().map(|f| f.name().to_string());
+    match factory.as_deref() {
+        Some("decodebin") => true,
+        Some("parsebin") => missing
+            .media_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("video/")),
+        _ => false,
+    }
+}
+
+/// The top-level element of the pipeline that `object` is, or is inside.
+fn top_level(reframe: &Reframe, object: &gst::Object) -> Option<gst::Element> {
+    let pipeline = reframe.pipeline.upcast_ref::<gst::Object>();
+    let mut current = object.clone();
+    loop {
+        let parent = current.parent()?;
+        if &parent == pipeline {
+            return current.downcast().ok();
+        }
+        current = parent;
+    }
+}
+
+fn error_sentence(
+    reframe: &Reframe,
+    err: &gst::message::Error,
+    missing_plugins: &[String],
+    input: &Path,
+    output: &Path,
+) -> String {
+    let (input, output) = (input.display(), output.display());
+    let missing_plugin_error = err.error().matches(gst::CoreError::MissingPlugin)
+        || err.error().matches(gst::StreamError::CodecNotFound);
+    if let (true, Some(missing)) = (missing_plugin_error, missing_plugins.first()) {
+        return missing.clone();
+    }
+    let Some(source) = err.src() else {
+        return err.error().to_string();
+    };
+    // Errors the tool posts itself are sentences already.
+    if source == reframe.pipeline.upcast_ref::<gst::Object>() {
+        return err.error().to_string();
+    }
+    let what = err.error().to_string();
+    if err.error().matches(gst::StreamError::TypeNotFound) {
+        return format!("{input} is not a video file (GStreamer cannot tell what it holds)");
+    }
+    if err.error().matches(gst::StreamError::WrongType) {
+        return format!("{input} is not a video file ({what})");
+    }
+    let top_level_name = top_level(reframe, source).map(|e| e.name().to_string());
+    match top_level_name.as_deref() {
+        Some("output") | Some("mux") => format!("cannot write {output}: {what}"),
+        Some("outpaint") => format!("m3ddmoutpaint: {what}"),
+        Some("encoder") => format!("the H.264 encoder failed: {what}"),
+        _ => format!(
+            "cannot read {input}: {what} (the input has {})",
+            reframe.streams.lock().unwrap().found()
+        ),
+    }
+}

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `m3ddm-reframe INPUT OUTPUT --aspect 9/16 [--fill outpaint|blur|color] [--model DIR] …`:
+//! a video file in, the same video at another aspect ratio out, through the
+//! `m3ddmoutpaint` element (registered statically: no GST_PLUGIN_PATH needed).
+//! The video is encoded with x264; the audio is copied when the output
+//! container can carry it. Every failure is one sentence and a non-zero exit.
+//!
+//! Modules: `cli` (arguments → a checked job), `pipeline` (the GStreamer
+//! pipeline), `bus` (running it, errors → sentences), `packages` (which Debian
+//! package provides a missing plugin), `streams` (what the input holds),
+//! `progress` (what is printed meanwhile).
+
+mod bus;
+mod cli;
+mod packages;
+mod pipeline;
+mod progress;
+mod streams;
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use gst::prelude::*;
+
+use cli::{Cli, Job};
+
+fn main() -> ExitCode {
+    let result = Cli::parse().into_job().and_then(|job| run(&job));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(sentence) => {
+            eprintln!("m3ddm-reframe: {sentence}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(job: &Job) -> Result<(), String> {
+    check_input(&job.input, &job.output.path)?;
+    gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
+    gstm3ddm::plugin_register_static()
+        .map_err(|err| format!("cannot register the m3ddm plugin: {err}"))?;
+    let output = OutputFile::create(&job.output.path)?;
+    let reframe = pipeline::build(job)?;
+    eprintln!(
+        "{} → {} ({}, aspect {})",
+        job.input.display(),
+        job.output.path.display(),
+        job.output.container.name(),
+        job.output.aspect
+    );
+    let result = bus::run(&reframe, &job.input, &job.output.path);
+    let size = output_size(&reframe.outpaint);
+    let _ = reframe.pipeline.set_state(gst::State::Null);
+    result?;
+    output.keep();
+    let streams = reframe.streams.lock().unwrap();
+    eprintln!(
+        "wrote {}: {}, {} (read {})",
+        job.output.path.display(),
+        size.unwrap_or_else(|| "video".to_string()),
+        streams.audio_outcome(),
+        streams.found()
+    );
+    Ok(())
+}
+
+/// The input must be a readable file, and not the output.
+fn check_input(input: &Path, output: &Path) -> Result<(), String> {
+    let shown = input.display();
+    match std::fs::metadata(input) {
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Err(format!("{shown}: no such file"));
+        }
+        Err(err) => return Err(format!("cannot read {shown}: {err}")),
+        Ok(meta) if meta.is_dir() => {
+            return Err(format!("{shown} is a directory, not a video file"));
+        }
+        Ok(_) => {}
+    }
+    File::open(input).map_err(|err| format!("cannot read {shown}: {err}"))?;
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same(input, output) {
+        return Err(format!("the output {} is the input file", output.display()));
+    }
+    Ok(())
+}
+
+/// The output file, created before the run (so that an unwritable path fails
+/// first) and removed again unless the run succeeded.
+struct OutputFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl OutputFile {
+    fn create(path: &Path) -> Result<OutputFile, String> {
+        File::create(path).map_err(|err| {
+            let reason = match err.kind() {
+                ErrorKind::NotFound => "its directory does not exist".to_string(),
+                ErrorKind::PermissionDenied => "permission denied".to_string(),
+                ErrorKind::IsADirectory => "it is a directory".to_string(),
+                _ => err.to_string(),
+            };
+            format!("cannot write {}: {reason}", path.display())
+        })?;
+        Ok(OutputFile {
+            path: path.to_owned(),
+            keep: false,
+        })
+    }
+
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The output frame size, from the caps the element negotiated.
+fn output_size(outpaint: &gst::Element) -> Option<String> {
+    let caps = outpaint.static_pad("src")?.current_caps()?;
+    let structure = caps.structure(0)?;
+    let width = structure.get::<i32>("width").ok()?;
+    let height = structure.get::<i32>("height").ok()?;
+    Some(format!("{width}×{height} H.264"))
+}

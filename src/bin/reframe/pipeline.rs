@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The pipeline of one run:
+//!
+//! ```text
+//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420
+//!                    │                  ! m3ddmoutpaint ! x264enc ! queue ! mux ! filesink
+//!                    ├ audio the muxer takes ─ queue ! mux            (copied as it is)
+//!                    ├ other audio ─ queue ! decodebin ! audioconvert ! audioresample ! avenc_aac ! mux
+//!                    └ anything else ─ fakesink
+//! ```
+//!
+//! parsebin demuxes and parses; its pads appear once the streams are known, so
+//! the branches are linked from its `pad-added`. What went wrong there (no video
+//! stream, a link that fails) is posted as an error message from the pipeline
+//! itself, which the bus loop prints as it is.
+
+use std::sync::{Arc, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::cli::Job;
+use crate::packages;
+use crate::streams::{AudioStream, Streams};
+
+/// x264 in constant-quality mode (CRF 20: visually close to the source; x264's own default is 23).
+const X264_SETTINGS: &[(&str, &str)] = &[
+    ("pass", "qual"),
+    ("quantizer", "20"),
+    ("speed-preset", "medium"),
+];
+/// Compressed video the demuxer may run ahead of the element; audio is unbounded
+/// (small), so that the demuxer never waits on audio while the muxer waits on video.
+const VIDEO_QUEUE_NS: u64 = 10_000_000_000;
+/// The AAC encoder for audio that the output container cannot take as it is.
+const AUDIO_ENCODER: &str = "avenc_aac";
+
+/// A built pipeline, and the elements the run reports on.
+pub struct Reframe {
+    pub pipeline: gst::Pipeline,
+    pub outpaint: gst::Element,
+    pub streams: Arc<Mutex<Streams>>,
+}
+
+/// GStreamer's name of a stream's codec ("H.264 (High Profile)").
+fn codec_description(caps: &gst::Caps) -> String {
+    if caps.is_any() || caps.is_empty() {
+        return "a stream of unknown type".to_string();
+    }
+    // A parser may not have chosen a stream format yet; the description needs fixed caps.
+    let mut fixed = caps.clone();
+    fixed.fixate();
+    gst_pbutils::pb_utils_get_codec_description(&fixed).to_string()
+}
+
+/// Creates an element, or says which package provides it.
+fn make(factory: &str, name: Option<&str>) -> Result<gst::Element, String> {
+    let mut builder = gst::ElementFactory::make(factory);
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    builder
+        .build()
+        .map_err(|_| packages::missing_element(factory))
+}
+
+/// Sets a property from its gst-launch spelling, checked against the spec so
+/// that a bad value is a sentence (and not a GLib warning).
+fn set_property_from_str(element: &gst::Element, name: &str, text: &str) -> Result<(), String> {
+    let element_name = element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_else(|| element.name().to_string());
+    let pspec = element
+        .find_property(name)
+        .ok_or_else(|| format!("{element_name} has no property {name}"))?;
+    let value = glib::Value::deserialize(text, pspec.value_type())
+        .ok()
+        .filter(|value| pspec.value_is_valid(value))
+        .ok_or_else(|| format!("{element_name} does not accept {name}={text}"))?;
+    element.set_property_from_value(name, &value);
+    Ok(())
+}
+
+/// A chain of new elements in the pipeline, linked in order.
+fn add_chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> Result<(), String> {
+    pipeline
+        .add_many(elements.iter().copied())
+        .map_err(|err| format!("cannot build the pipeline: {err}"))?;
+    gst::Element::link_many(elements.iter().copied())
+        .map_err(|err| format!("cannot build the pipeline: {err}"))
+}
+
+fn unbounded_queue() -> Result<gst::Element, String> {
+    let queue = make("queue", None)?;
+    queue.set_property("max-size-buffers", 0u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    Ok(queue)
+}
+
+/// Links a muxer request pad (`video_%u`, `audio_%u`) after `upstream`.
+fn link_to_muxer(
+    upstream: &gst::Element,
+    mux: &gst::Element,
+    template: &str,
+) -> Result<(), String> {
+    let pad = mux
+        .request_pad_simple(template)
+        .ok_or_else(|| format!("the output muxer has no {template} pad"))?;
+    upstream
+        .static_pad("src")
+        .expect("the element has a src pad")
+        .link(&pad)
+        .map(|_| ())
+        .map_err(|err| format!("cannot link a stream to the output muxer: {err:?}"))
+}
+
+/// Builds the whole pipeline for `job`, up to the dynamic pads of parsebin.
+pub fn build(job: &Job) -> Result<Reframe, String> {
+    let pipeline = gst::Pipeline::with_name("m3ddm-reframe");
+    let source = make("filesrc", Some("input"))?;
+    source.set_property(
+        "location",
+        job.input.to_str().ok_or("the input path is not UTF-8")?,
+    );
+    let demux = make("parsebin", Some("demux"))?;
+    let mux = make(job.output.container.muxer(), Some("mux"))?;
+    let sink = make("filesink", Some("output"))?;
+    sink.set_property(
+        "location",
+        job.output
+            .path
+            .to_str()
+            .ok_or("the output path is not UTF-8")?,
+    );
+    add_chain(&pipeline, &[&source, &demux])?;
+    add_chain(&pipeline, &[&mux, &sink])?;
+
+    let video = build_video_chain(&pipeline, job, &mux)?;
+    let outpaint = video.outpaint.clone();
+    let streams = Arc::new(Mutex::new(Streams::default()));
+    let linker = Linker {
+        pipeline: pipeline.downgrade(),
+        mux,
+        input: job.input.display().to_string(),
+        video_head: video.head,
+        streams: streams.clone(),
+    };
+    demux.connect_pad_added(move |_, pad| {
+        if let Err(text) = linker.link_stream(pad) {
+            linker.fail(&text);
+        }
+        // parsebin exposes every stream before any data flows: the first
+        // buffer tells that the streams are all known.
+        let linker = linker.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            linker.check_video_found();
+            gst::PadProbeReturn::Remove
+        });
+    });
+    Ok(Reframe {
+        pipeline,
+        outpaint,
+        streams,
+    })
+}
+
+/// The video chain from the decoded frames to the muxer.
+struct VideoChain {
+    /// Where decoded frames go in.
+    head: gst::Element,
+    outpaint: gst::Element,
+}
+
+fn build_video_chain(
+    pipeline: &gst::Pipeline,
+    job: &Job,
+    mux: &gst::Element,
+) -> Result<VideoChain, String> {
+    let head = make("videoconvert", None)?;
+    // 8-bit 4:2:0, which every H.264 player decodes; the element then makes even
+    // frame sizes, which x264 needs for 4:2:0.
+    let i420 = make("capsfilter", None)?;
+    i420.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
+    let outpaint = make("m3ddmoutpaint", Some("outpaint"))?;
+    for (name, value) in &job.element_properties {
+        set_property_from_str(&outpaint, name, value)?;
+    }
+    let encoder = make("x264enc", Some("encoder"))?;
+    for (name, value) in X264_SETTINGS {
+        set_property_from_str(&encoder, name, value)?;
+    }
+    let queue = make("queue", None)?;
+    add_chain(pipeline, &[&head, &i420, &outpaint, &encoder, &queue])?;
+    link_to_muxer(&queue, mux, "video_%u")?;
+    Ok(VideoChain { head, outpaint })
+}
+
+/// Links the streams parsebin finds (called from its streaming thread).
+#[derive(Clone)]
+struct Linker {
+    pipeline: glib::WeakRef<gst::Pipeline>,
+    mux: gst::Element,
+    /// The input file, for messages.
+    input: String,
+    video_head: gst::Element,
+    streams: Arc<Mutex<Streams>>,
+}
+
+impl Linker {
+    /// Posts `text` as an error of the pipeline: the run stops and prints it.
+    fn fail(&self, text: &str) {
+        if let Some(pipeline) = self.pipeline.upgrade() {
+            let message = gst::message::Error::builder(gst::CoreError::Failed, text)
+                .src(&pipeline)
+                .build();
+            let _ = pipeline.post_message(message);
+        }
+    }
+
+    /// Fails the run when the input turned out to have no video stream.
+    fn check_video_found(&self) {
+        let streams = self.streams.lock().unwrap();
+        if streams.video.is_none() {
+            let text = format!(
+                "{} has no video stream (it has {})",
+                self.input,
+                streams.found()
+            );
+            drop(streams);
+            self.fail(&text);
+        }
+    }
+
+    fn pipeline(&self) -> Result<gst::Pipeline, String> {
+        self.pipeline
+            .upgrade()
+            .ok_or_else(|| "the pipeline is gone".to_string())
+    }
+
+    fn link_stream(&self, pad: &gst::Pad) -> Result<(), String> {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let media_type = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let codec = codec_description(&caps);
+        let mut streams = self.streams.lock().unwrap();
+        if media_type.starts_with("video/") && streams.video.is_none() {
+            streams.video = Some(codec);
+            drop(streams);
+            self.link_video(pad)
+        } else if media_type.starts_with("audio/") {
+            let copied = self.mux_accepts_audio(pad);
+            streams.audio.push(AudioStream { codec, copied });
+            drop(streams);
+            if copied {
+                self.link_audio_as_is(pad)
+            } else {
+                self.link_audio_reencoded(pad)
+            }
+        } else {
+            streams.left_out.push(codec);
+            drop(streams);
+            self.link_to_fakesink(pad)
+        }
+    }
+
+    /// Adds `elements` to the running pipeline, links them, and `pad` to the first.
+    fn add_branch(&self, pad: &gst::Pad, elements: &[&gst::Element]) -> Result<(), String> {
+        add_chain(&self.pipeline()?, elements)?;
+        for element in elements {
+            element
+                .sync_state_with_parent()
+                .map_err(|_| "cannot start a stream's branch".to_string())?;
+        }
+        let first = elements[0].static_pad("sink").expect("a sink pad");
+        pad.link(&first)
+            .map(|_| ())
+            .map_err(|err| format!("cannot link a stream of the input: {err:?}"))
+    }
+
+    fn link_video(&self, pad: &gst::Pad) -> Result<(), String> {
+        let queue = make("queue", None)?;
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", VIDEO_QUEUE_NS);
+        let decoder = make("decodebin", Some("video-decoder"))?;
+        let head = self.video_head.clone();
+        decoder.connect_pad_added(move |_, pad| {
+            let sink = head
+                .static_pad("sink")
+                .expect("videoconvert has a sink pad");
+            if !sink.is_linked() && pad.query_caps(None).can_intersect(&sink.query_caps(None)) {
+                let _ = pad.link(&sink);
+            }
+        });
+        self.add_branch(pad, &[&queue, &decoder])
+    }
+
+    /// Whether the muxer takes this audio stream as it is.
+    fn mux_accepts_audio(&self, pad: &gst::Pad) -> bool {
+        self.mux
+            .pad_template("audio_%u")
+            .is_some_and(|template| pad.query_caps(None).can_intersect(template.caps()))
+    }
+
+    fn link_audio_as_is(&self, pad: &gst::Pad) -> Result<(), String> {
+        let queue = unbounded_queue()?;
+        self.add_branch(pad, &[&queue])?;
+        link_to_muxer(&queue, &self.mux, "audio_%u")
+    }
+
+    fn link_audio_reencoded(&self, pad: &gst::Pad) -> Result<(), String> {
+        let queue = unbounded_queue()?;
+        let decoder = make("decodebin", None)?;
+        let convert = make("audioconvert", None)?;
+        let resample = make("audioresample", None)?;
+        let encoder = make(AUDIO_ENCODER, None)?;
+        let encoded = make("queue", None)?;
+        add_chain(
+            &self.pipeline()?,
+            &[&convert, &resample, &encoder, &encoded],
+        )?;
+        link_to_muxer(&encoded, &self.mux, "audio_%u")?;
+        for element in [&convert, &resample, &encoder, &encoded] {
+            element
+                .sync_state_with_parent()
+                .map_err(|_| "cannot start the audio encoder".to_string())?;
+        }
+        decoder.connect_pad_added(move |_, pad| {
+            let sink = convert
+                .static_pad("sink")
+                .expect("audioconvert has a sink pad");
+            if !sink.is_linked() {
+                let _ = pad.link(&sink);
+            }
+        });
+        self.add_branch(pad, &[&queue, &decoder])
+    }
+
+    fn link_to_fakesink(&self, pad: &gst::Pad) -> Result<(), String> {
+        let sink = make("fakesink", None)?;
+        sink.set_property("sync", false);
+        sink.set_property("async", false);
+        self.add_branch(pad, &[&sink])
+    }
+}

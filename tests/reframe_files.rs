@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Files in, files out: an H.264 + AAC MP4 made with GStreamer's own encoders
+//! is reframed by `m3ddm-reframe` (blur, outpaint with the tiny model, MKV
+//! output); each output must decode to the same number of video frames at the
+//! asked aspect, with an audio track of the same duration (±1 frame). Bad
+//! inputs must give a sentence and a non-zero exit, and the README's first
+//! pipeline must run as written on a file made here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+const REFRAME: &str = env!("CARGO_BIN_EXE_m3ddm-reframe");
+const FPS: u64 = 30;
+/// 2 s at 30 fps: long enough for two lookahead chunks of 16 frames and more.
+const FRAMES: u64 = 60;
+/// One video frame, the tolerance on the audio duration.
+const FRAME: Duration = Duration::from_nanos(1_000_000_000 / FPS);
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tiny_model() -> PathBuf {
+    repo().join("models/tiny")
+}
+
+/// A fresh directory for one test's files.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("reframe_files")
+        .join(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a gst-launch description to EOS; an error message is the Err.
+fn play(description: &str) -> Result<(), String> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(description).map_err(|e| e.to_string())?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().unwrap();
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Error(err) => Err(err.error().to_string()),
+            _ => Ok(()),
+        },
+        None => Err("no EOS within 60 s".to_string()),
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    result
+}
+
+/// An MP4 with `frames` frames of 160×90 H.264 (x264enc) at 30 fps and, when
+/// `audio`, a stereo AAC tone (avenc_aac) of the same duration.
+fn make_mp4(path: &Path, frames: u64, audio: bool) {
+    let location = path.display();
+    let video = format!(
+        "videotestsrc num-buffers={frames} pattern=ball \
+         ! video/x-raw,width=160,height=90,framerate={FPS}/1,format=I420 \
+         ! x264enc ! queue ! mp4mux name=mux ! filesink location={location}"
+    );
+    let tone = format!(
+        " audiotestsrc num-buffers={frames} samplesperbuffer={} ! audio/x-raw,rate=44100,channels=2 \
+         ! avenc_aac ! queue ! mux.",
+        44_100 / FPS
+    );
+    let description = if audio { video + &tone } else { video };
+    play(&description).expect("GStreamer's encoders make the test file");
+}
+
+/// An audio-only MP4 (AAC).
+fn make_audio_only_mp4(path: &Path) {
+    play(&format!(
+        "audiotestsrc num-buffers=20 ! avenc_aac ! mp4mux ! filesink location={}",
+        path.display()
+    ))
+    .expect("GStreamer's encoders make the audio file");
+}
+
+/// The clip made once for the tests that only read it.
+fn shared_input() -> &'static Path {
+    static INPUT: OnceLock<PathBuf> = OnceLock::new();
+    INPUT.get_or_init(|| {
+        let path = scratch("input").join("in.mp4");
+        make_mp4(&path, FRAMES, true);
+        path
+    })
+}
+
+/// What a file decodes to.
+#[derive(Debug, Default, Clone)]
+struct Decoded {
+    video_frames: u64,
+    width: i32,
+    height: i32,
+    /// Decoded samples / rate, summed over the audio buffers.
+    audio: Option<Duration>,
+    container: String,
+}
+
+/// Decodes every stream of `path` (decodebin) and counts what comes out.
+fn decode(path: &Path) -> Decoded {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_str().unwrap())
+        .build()
+        .unwrap();
+    let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &decodebin]).unwrap();
+    src.link(&decodebin).unwrap();
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let weak = pipeline.downgrade();
+    let counts = decoded.clone();
+    decodebin.connect_pad_added(move |_, pad| {
+        let pipeline = weak.upgrade().unwrap();
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        let counts = counts.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let caps = pad.current_caps().unwrap();
+            let s = caps.structure(0).unwrap();
+            let mut counts = counts.lock().unwrap();
+            if s.name().starts_with("video/") {
+                counts.video_frames += 1;
+                counts.width = s.get("width").unwrap();
+                counts.height = s.get("height").unwrap();
+            } else if let (Some(buffer), Ok(audio)) =
+                (info.buffer(), gst_audio::AudioInfo::from_caps(&caps))
+            {
+                let samples = buffer.size() as u64 / u64::from(audio.bpf());
+                let duration =
+                    Duration::from_nanos(samples * 1_000_000_000 / u64::from(audio.rate()));
+                *counts.audio.get_or_insert(Duration::ZERO) += duration;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut container = String::new();
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(60))
+            .expect("decoding ends within 60 s");
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(err) => {
+                panic!("{} does not decode: {}", path.display(), err.error())
+            }
+            gst::MessageView::Tag(tag) => {
+                if let Some(format) = tag.tags().get::<gst::tags::ContainerFormat>() {
+                    container = format.get().to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let mut decoded = decoded.lock().unwrap().clone();
+    decoded.container = container;
+    decoded
+}
+
+/// The output of a run of `m3ddm-reframe`.
+struct Run {
+    success: bool,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// Runs `m3ddm-reframe` with `args` (and extra environment), killing it after `RUN_TIMEOUT`.
+fn reframe(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(REFRAME)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("m3ddm-reframe starts");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            child.kill().unwrap();
+            panic!("m3ddm-reframe {args:?} ran past {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        success: status.success(),
+        stderr: reader.join().unwrap(),
+        elapsed: started.elapsed(),
+    };
+    eprintln!("m3ddm-reframe {args:?}: {:?}\n{}", run.elapsed, run.stderr);
+    run
+}
+
+/// Checks every frame and the frame size: the source keeps its size, the
+/// other side grows to the aspect (rounded to an even size).
+fn assert_video_reframed(input: &Decoded, output: &Decoded, aspect: (i32, i32)) {
+    assert_eq!(output.video_frames, input.video_frames, "video frames");
+    let (w, h) = (output.width, output.height);
+    assert!(
+        (w == input.width && h >= input.height) || (h == input.height && w >= input.width),
+        "{w}x{h} from {}x{}",
+        input.width,
+        input.height
+    );
+    let error = (w * aspect.1 - h * aspect.0).abs();
+    assert!(
+        error <= 2 * aspect.0.max(aspect.1),
+        "{w}x{h} is not {aspect:?}"
+    );
+}
+
+/// Checks an output against its input: every frame, the aspect, the audio.
+fn assert_reframed(input: &Decoded, output: &Decoded, aspect: (i32, i32)) {
+    assert_video_reframed(input, output, aspect);
+    let (Some(a), Some(b)) = (input.audio, output.audio) else {
+        panic!("audio: input {:?}, output {:?}", input.audio, output.audio);
+    };
+    assert!(a.abs_diff(b) <= FRAME, "audio {a:?} in, {b:?} out");
+}
+
+#[test]
+fn blur_keeps_every_frame_and_the_audio() {
+    let input = shared_input();
+    let source = decode(input);
+    assert_eq!(source.video_frames, FRAMES);
+    // The decoded AAC track is the tone plus the encoder's priming and the
+    // padding of its last frame (mp4mux writes no edit list for them).
+    let clip = Duration::from_nanos(FRAMES * 1_000_000_000 / FPS);
+    let aac_frame = Duration::from_nanos(1024 * 1_000_000_000 / 44_100);
+    let audio = source.audio.expect("the test file has audio");
+    assert!(
+        audio >= clip && audio <= clip + 2 * aac_frame,
+        "{audio:?} of audio in a {clip:?} clip"
+    );
+    let output = scratch("blur").join("out-9x16.mp4");
+    let run = reframe(
+        &[
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--fill",
+            "blur",
+        ],
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("audio MPEG-4 AAC copied"),
+        "{}",
+        run.stderr
+    );
+    let result = decode(&output);
+    assert_eq!(result.container, "ISO MP4/M4A");
+    assert_reframed(&source, &result, (9, 16));
+}
+
+#[test]
+fn outpaint_with_the_tiny_model_keeps_every_frame_and_the_audio() {
+    let input = shared_input();
+    let output = scratch("outpaint").join("out-9x16.mp4");
+    let run = reframe(
+        &[
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--fill",
+            "outpaint",
+            "--model",
+            tiny_model().to_str().unwrap(),
+            "--steps",
+            "1",
+            "--lookahead",
+            "16",
+        ],
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert_reframed(&decode(input), &decode(&output), (9, 16));
+}
+
+#[test]
+fn matroska_output_by_extension() {
+    let input = shared_input();
+    let output = scratch("mkv").join("out-1x1.mkv");
+    let run = reframe(
+        &[
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--fill",
+            "color",
+            "--aspect",
+            "1:1",
+        ],
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    let result = decode(&output);
+    assert_eq!(result.container, "Matroska");
+    assert_reframed(&decode(input), &result, (1, 1));
+}
+
+/// Runs a bad invocation: it must fail with a sentence containing `expected`
+/// and leave no output file behind.
+fn assert_refused(args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let run = reframe(args, env);
+    assert!(!run.success, "{args:?} succeeded");
+    assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_inputs_are_refused_with_a_sentence() {
+    let dir = scratch("bad");
+    let input = shared_input().to_str().unwrap();
+    let out = dir.join("out.mp4");
+    let out = out.to_str().unwrap();
+    let blur = ["--fill", "blur"];
+    let with = |first: &[&str]| -> Vec<String> {
+        first.iter().chain(&blur).map(|s| s.to_string()).collect()
+    };
+    let refused = |args: Vec<String>, expected: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_refused(&args, &[], expected);
+    };
+
+    refused(
+        with(&["/no/such/file.mp4", out]),
+        "/no/such/file.mp4: no such file",
+    );
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a video\n".repeat(100)).unwrap();
+    refused(with(&[text.to_str().unwrap(), out]), "is not a video file");
+    let audio_only = dir.join("audio.m4a");
+    make_audio_only_mp4(&audio_only);
+    refused(
+        with(&[audio_only.to_str().unwrap(), out]),
+        "has no video stream (it has audio MPEG-4 AAC)",
+    );
+    refused(
+        with(&[input, out, "--aspect", "9x16"]),
+        "is not an aspect ratio like 9/16",
+    );
+    refused(
+        with(&[input, out, "--aspect", "0/16"]),
+        "is not an aspect ratio like 9/16",
+    );
+    refused(
+        with(&[input, out, "--aspect", "200/1"]),
+        "outside the range 1/100 to 100/1",
+    );
+    refused(
+        with(&[input, out, "--aspect", "9/16", "--aspect", "1/1"]),
+        "several --aspect values (9/16, 1/1) are not supported yet",
+    );
+    refused(
+        with(&[input, "/no/such/dir/out.mp4"]),
+        "cannot write /no/such/dir/out.mp4: its directory does not exist",
+    );
+    refused(
+        with(&[input, dir.to_str().unwrap()]),
+        "name it .mp4, .m4v, .mov or .mkv",
+    );
+    refused(with(&[input, input]), "is the input file");
+    refused(
+        vec![input.into(), out.into()],
+        "--fill outpaint needs --model DIR",
+    );
+    refused(
+        vec![
+            input.into(),
+            out.into(),
+            "--model".into(),
+            "/no/such/model".into(),
+        ],
+        "--model /no/such/model: no such directory",
+    );
+    // A decoder nobody installed: the H.264 decoders ranked out of autoplugging.
+    assert_refused(
+        &[input, out, "--fill", "blur"],
+        &[(
+            "GST_PLUGIN_FEATURE_RANK",
+            "avdec_h264:NONE,openh264dec:NONE",
+        )],
+        "a GStreamer plugin is missing, H.264 (High Profile) decoder: \
+         install the Debian package gstreamer1.0-libav",
+    );
+    assert!(
+        !Path::new(out).exists(),
+        "a failed run leaves no output file"
+    );
+}
+
+/// The first `gst-launch-1.0` command of README.md, its lines joined.
+fn readme_first_pipeline() -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("gst-launch-1.0 ")
+        .expect("README.md shows a pipeline");
+    let block = &readme[start..readme[start..].find("```").unwrap() + start];
+    block.replace("\\\n", " ").trim().to_string()
+}
+
+#[test]
+fn the_readme_first_pipeline_runs_as_written() {
+    let command = readme_first_pipeline();
+    assert!(command.contains("location=in.mp4") && command.contains("location=out.mp4"));
+    // The README's relative paths: in.mp4, out.mp4 and models/ of the repository.
+    let dir = scratch("readme");
+    make_mp4(&dir.join("in.mp4"), 16, true);
+    std::os::unix::fs::symlink(repo().join("models"), dir.join("models")).unwrap();
+    // The plugin cargo built with this test sits next to the test (deps/);
+    // `cargo build` copies it up to target/release.
+    let test_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let plugin_dir = [test_dir.as_path(), Path::new(REFRAME).parent().unwrap()]
+        .into_iter()
+        .find(|dir| dir.join("libgstm3ddm.so").is_file())
+        .expect("the plugin libgstm3ddm.so is built (cargo build --release)");
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(&dir)
+        .env("GST_PLUGIN_PATH", plugin_dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    eprintln!("{command}: {:?}", started.elapsed());
+    assert!(status.success(), "{command} failed");
+    let source = decode(&dir.join("in.mp4"));
+    let result = decode(&dir.join("out.mp4"));
+    assert_video_reframed(&source, &result, (9, 16));
+}
