@@ -360,8 +360,8 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .nick("Inference server")
             .blurb("Run the model on Open Inference Protocol (KServe V2) servers instead of in this process: \
                     comma-separated grpc://host:port URLs, each serving the model's Triton repository \
-                    (python -m m3ddm_export triton-repo); calls go round-robin over those that answer. \
-                    model-path still names the model directory, whose manifest the servers must match")
+                    (python -m m3ddm_export triton-repo); one denoiser per server, each call to the least busy \
+                    server that answers; model-path still names the model directory, whose manifest the servers must match")
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("inference-timeout")
