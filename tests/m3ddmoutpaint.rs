@@ -480,6 +480,15 @@ fn test_cuda_without_gpu_is_an_error() {
 }
 
 #[test]
+fn test_aspect_and_expand_together_are_an_error_naming_both() {
+    let err = ready_error(&[("fill-mode", "blur"), ("aspect", "1/1"), ("expand", "0.25")]);
+    assert!(
+        err.message().contains("aspect") && err.message().contains("expand"),
+        "{err}"
+    );
+}
+
+#[test]
 fn test_bad_device_lists_are_errors_naming_the_entry() {
     for (devices, named) in [
         ("0,x", "`x`"),

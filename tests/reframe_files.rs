@@ -1,20 +1,22 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Files in, files out: an H.264 + AAC MP4 made with GStreamer's own encoders
-//! is reframed by `m3ddm-reframe` (blur, outpaint with the tiny model, MKV
-//! output); each output must decode to the same number of video frames at the
-//! asked aspect, with an audio track of the same duration (±1 frame). Bad
-//! inputs must give a sentence and a non-zero exit, and the README's first
-//! pipeline must run as written on a file made here.
+//! is reframed by `m3ddm-reframe` (two ratios in one run with blur and with
+//! outpaint by the tiny model, MKV output, margins with --expand); each output
+//! must decode to the same number of video frames at the asked aspect, with an
+//! audio track of the same duration (±1 frame). Bad inputs must give a
+//! sentence and a non-zero exit, and the README's first pipeline must run as
+//! written on a file made here.
+
+mod media;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use gst::prelude::*;
+use media::{Decoded, FPS, decode, make_audio_only_mp4, make_mp4, make_mp4_with_cut};
 
 const REFRAME: &str = env!("CARGO_BIN_EXE_m3ddm-reframe");
-const FPS: u64 = 30;
 /// 2 s at 30 fps: long enough for two lookahead chunks of 16 frames and more.
 const FRAMES: u64 = 60;
 /// One video frame, the tolerance on the audio duration.
@@ -39,55 +41,6 @@ fn scratch(tag: &str) -> PathBuf {
     dir
 }
 
-/// Runs a gst-launch description to EOS; an error message is the Err.
-fn play(description: &str) -> Result<(), String> {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(description).map_err(|e| e.to_string())?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
-    let bus = pipeline.bus().unwrap();
-    let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(60),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    ) {
-        Some(msg) => match msg.view() {
-            gst::MessageView::Error(err) => Err(err.error().to_string()),
-            _ => Ok(()),
-        },
-        None => Err("no EOS within 60 s".to_string()),
-    };
-    pipeline.set_state(gst::State::Null).unwrap();
-    result
-}
-
-/// An MP4 with `frames` frames of 160×90 H.264 (x264enc) at 30 fps and, when
-/// `audio`, a stereo AAC tone (avenc_aac) of the same duration.
-fn make_mp4(path: &Path, frames: u64, audio: bool) {
-    let location = path.display();
-    let video = format!(
-        "videotestsrc num-buffers={frames} pattern=ball \
-         ! video/x-raw,width=160,height=90,framerate={FPS}/1,format=I420 \
-         ! x264enc ! queue ! mp4mux name=mux ! filesink location={location}"
-    );
-    let tone = format!(
-        " audiotestsrc num-buffers={frames} samplesperbuffer={} ! audio/x-raw,rate=44100,channels=2 \
-         ! avenc_aac ! queue ! mux.",
-        44_100 / FPS
-    );
-    let description = if audio { video + &tone } else { video };
-    play(&description).expect("GStreamer's encoders make the test file");
-}
-
-/// An audio-only MP4 (AAC).
-fn make_audio_only_mp4(path: &Path) {
-    play(&format!(
-        "audiotestsrc num-buffers=20 ! avenc_aac ! mp4mux ! filesink location={}",
-        path.display()
-    ))
-    .expect("GStreamer's encoders make the audio file");
-}
-
 /// The clip made once for the tests that only read it.
 fn shared_input() -> &'static Path {
     static INPUT: OnceLock<PathBuf> = OnceLock::new();
@@ -96,86 +49,6 @@ fn shared_input() -> &'static Path {
         make_mp4(&path, FRAMES, true);
         path
     })
-}
-
-/// What a file decodes to.
-#[derive(Debug, Default, Clone)]
-struct Decoded {
-    video_frames: u64,
-    width: i32,
-    height: i32,
-    /// Decoded samples / rate, summed over the audio buffers.
-    audio: Option<Duration>,
-    container: String,
-}
-
-/// Decodes every stream of `path` (decodebin) and counts what comes out.
-fn decode(path: &Path) -> Decoded {
-    gst::init().unwrap();
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_str().unwrap())
-        .build()
-        .unwrap();
-    let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
-    pipeline.add_many([&src, &decodebin]).unwrap();
-    src.link(&decodebin).unwrap();
-    let decoded = Arc::new(Mutex::new(Decoded::default()));
-    let weak = pipeline.downgrade();
-    let counts = decoded.clone();
-    decodebin.connect_pad_added(move |_, pad| {
-        let pipeline = weak.upgrade().unwrap();
-        let sink = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .build()
-            .unwrap();
-        pipeline.add(&sink).unwrap();
-        sink.sync_state_with_parent().unwrap();
-        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
-        let counts = counts.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let caps = pad.current_caps().unwrap();
-            let s = caps.structure(0).unwrap();
-            let mut counts = counts.lock().unwrap();
-            if s.name().starts_with("video/") {
-                counts.video_frames += 1;
-                counts.width = s.get("width").unwrap();
-                counts.height = s.get("height").unwrap();
-            } else if let (Some(buffer), Ok(audio)) =
-                (info.buffer(), gst_audio::AudioInfo::from_caps(&caps))
-            {
-                let samples = buffer.size() as u64 / u64::from(audio.bpf());
-                let duration =
-                    Duration::from_nanos(samples * 1_000_000_000 / u64::from(audio.rate()));
-                *counts.audio.get_or_insert(Duration::ZERO) += duration;
-            }
-            gst::PadProbeReturn::Ok
-        });
-    });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let mut container = String::new();
-    loop {
-        let msg = bus
-            .timed_pop(gst::ClockTime::from_seconds(60))
-            .expect("decoding ends within 60 s");
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(err) => {
-                panic!("{} does not decode: {}", path.display(), err.error())
-            }
-            gst::MessageView::Tag(tag) => {
-                if let Some(format) = tag.tags().get::<gst::tags::ContainerFormat>() {
-                    container = format.get().to_string();
-                }
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    let mut decoded = decoded.lock().unwrap().clone();
-    decoded.container = container;
-    decoded
 }
 
 /// The output of a run of `m3ddm-reframe`.
@@ -243,8 +116,16 @@ fn assert_reframed(input: &Decoded, output: &Decoded, aspect: (i32, i32)) {
     assert!(a.abs_diff(b) <= FRAME, "audio {a:?} in, {b:?} out");
 }
 
+/// `dir/out.mp4` and an aspect's tag → `dir/out-9x16.mp4`, the name a run with several ratios writes.
+fn tagged(output: &Path, tag: &str) -> PathBuf {
+    output.with_file_name(format!(
+        "{}-{tag}.mp4",
+        output.file_stem().unwrap().to_str().unwrap()
+    ))
+}
+
 #[test]
-fn blur_keeps_every_frame_and_the_audio() {
+fn blur_with_two_ratios_writes_two_files_with_every_frame_and_the_audio() {
     let input = shared_input();
     let source = decode(input);
     assert_eq!(source.video_frames, FRAMES);
@@ -257,31 +138,45 @@ fn blur_keeps_every_frame_and_the_audio() {
         audio >= clip && audio <= clip + 2 * aac_frame,
         "{audio:?} of audio in a {clip:?} clip"
     );
-    let output = scratch("blur").join("out-9x16.mp4");
+    let output = scratch("blur").join("out.mp4");
     let run = reframe(
         &[
             input.to_str().unwrap(),
             output.to_str().unwrap(),
             "--fill",
             "blur",
+            "--aspect",
+            "9/16",
+            "--aspect",
+            "1:1",
         ],
         &[],
     );
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("audio MPEG-4 AAC copied"),
-        "{}",
-        run.stderr
-    );
-    let result = decode(&output);
-    assert_eq!(result.container, "ISO MP4/M4A");
-    assert_reframed(&source, &result, (9, 16));
+    assert!(!output.exists(), "several ratios write tagged files only");
+    for (tag, aspect, size) in [("9x16", (9, 16), "160×284"), ("1x1", (1, 1), "160×160")] {
+        let written = tagged(&output, tag);
+        let line = format!(
+            "wrote {}: {size} H.264, audio MPEG-4 AAC copied",
+            written.display()
+        );
+        assert!(run.stderr.contains(&line), "{line}: {}", run.stderr);
+        let result = decode(&written);
+        assert_eq!(result.container, "ISO MP4/M4A");
+        assert_reframed(&source, &result, aspect);
+    }
+    // stderr is a pipe: plain progress lines, the last one at every frame.
+    let last = format!("{FRAMES}/{FRAMES} frames (100.0 %)");
+    assert!(run.stderr.contains(&last), "{last}: {}", run.stderr);
 }
 
 #[test]
-fn outpaint_with_the_tiny_model_keeps_every_frame_and_the_audio() {
-    let input = shared_input();
-    let output = scratch("outpaint").join("out-9x16.mp4");
+fn outpaint_with_two_ratios_and_a_scene_cut_from_one_generation() {
+    let dir = scratch("outpaint");
+    let input = dir.join("cut.mp4");
+    make_mp4_with_cut(&input, FRAMES, true, Some(FRAMES / 2));
+    let source = decode(&input);
+    let output = dir.join("out.mp4");
     let run = reframe(
         &[
             input.to_str().unwrap(),
@@ -294,11 +189,51 @@ fn outpaint_with_the_tiny_model_keeps_every_frame_and_the_audio() {
             "1",
             "--lookahead",
             "16",
+            "--aspect",
+            "9/16",
+            "--aspect",
+            "4/3",
+            "--scene-threshold",
+            "0.3",
         ],
         &[],
     );
     assert!(run.success, "{}", run.stderr);
-    assert_reframed(&decode(input), &decode(&output), (9, 16));
+    assert!(run.stderr.contains("1 scene cut found"), "{}", run.stderr);
+    let last = format!("{FRAMES}/{FRAMES} frames (100.0 %), ");
+    assert!(
+        run.stderr.contains(&last) && run.stderr.contains(" windows"),
+        "{}",
+        run.stderr
+    );
+    for (tag, aspect) in [("9x16", (9, 16)), ("4x3", (4, 3))] {
+        assert_reframed(&source, &decode(&tagged(&output, tag)), aspect);
+    }
+}
+
+#[test]
+fn expand_grows_the_frame_by_margins() {
+    let input = shared_input();
+    let output = scratch("expand").join("wide.mp4");
+    let run = reframe(
+        &[
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--fill",
+            "color",
+            "--expand",
+            "0,0.5",
+        ],
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    let (source, result) = (decode(input), decode(&output));
+    // Half the width more on the left and on the right, the height as it is.
+    assert_eq!(
+        (result.width, result.height),
+        (2 * source.width, source.height)
+    );
+    assert_reframed(&source, &result, (32, 9));
 }
 
 #[test]
@@ -372,8 +307,61 @@ fn bad_inputs_are_refused_with_a_sentence() {
         "outside the range 1/100 to 100/1",
     );
     refused(
-        with(&[input, out, "--aspect", "9/16", "--aspect", "1/1"]),
-        "several --aspect values (9/16, 1/1) are not supported yet",
+        with(&[
+            input, out, "--aspect", "9/16", "--aspect", "1/1", "--aspect", "9:16",
+        ]),
+        "--aspect 9/16 is given twice",
+    );
+    refused(
+        with(&[input, out, "--aspect", "1/1", "--aspect", "2/2"]),
+        "--aspect 2/2 is the same ratio as --aspect 1/1",
+    );
+    let nine: Vec<String> = (1..=9).map(|h| format!("{h}/10")).collect();
+    let mut many = vec![input, out];
+    many.extend(nine.iter().flat_map(|a| ["--aspect", a.as_str()]));
+    refused(with(&many), "one run writes at most 8 files");
+    refused(
+        with(&[input, out, "--expand", "0.25", "--aspect", "1/1"]),
+        "--expand 0.25 and --aspect 1/1 cannot be used together",
+    );
+    refused(
+        with(&[
+            input, out, "--expand", "0.25", "--aspect", "1/1", "--aspect", "9/16",
+        ]),
+        "--expand 0.25 makes one output and cannot be combined with several --aspect values (1/1, 9/16)",
+    );
+    refused(
+        with(&[input, out, "--expand", "0.1,0.2,0.3"]),
+        "expand `0.1,0.2,0.3` needs 1, 2 or 4 values (top, right, bottom, left)",
+    );
+    refused(
+        with(&[input, out, "--scene-threshold", "1.5"]),
+        "`1.5` is not a scene threshold from 0 to 1",
+    );
+    refused(
+        with(&[input, out, "--scene-threshold", "0.3"]),
+        "--scene-threshold 0.3 needs --fill outpaint",
+    );
+    // The second file cannot be created: the first one is removed again.
+    let taken = dir.join("taken.mp4");
+    std::fs::create_dir(tagged(&taken, "1x1")).unwrap();
+    refused(
+        with(&[
+            input,
+            taken.to_str().unwrap(),
+            "--aspect",
+            "9/16",
+            "--aspect",
+            "1/1",
+        ]),
+        &format!(
+            "cannot write {}: it is a directory",
+            tagged(&taken, "1x1").display()
+        ),
+    );
+    assert!(
+        !tagged(&taken, "9x16").exists(),
+        "a failed run removes the files it created"
     );
     refused(
         with(&[input, "/no/such/dir/out.mp4"]),
@@ -399,7 +387,9 @@ fn bad_inputs_are_refused_with_a_sentence() {
     );
     // A decoder nobody installed: the H.264 decoders ranked out of autoplugging.
     assert_refused(
-        &[input, out, "--fill", "blur"],
+        &[
+            input, out, "--fill", "blur", "--aspect", "9/16", "--aspect", "1/1",
+        ],
         &[(
             "GST_PLUGIN_FEATURE_RANK",
             "avdec_h264:NONE,openh264dec:NONE",
@@ -407,10 +397,17 @@ fn bad_inputs_are_refused_with_a_sentence() {
         "a GStreamer plugin is missing, H.264 (High Profile) decoder: \
          install the Debian package gstreamer1.0-libav",
     );
-    assert!(
-        !Path::new(out).exists(),
-        "a failed run leaves no output file"
-    );
+    for file in [
+        out.into(),
+        tagged(Path::new(out), "9x16"),
+        tagged(Path::new(out), "1x1"),
+    ] {
+        assert!(
+            !file.exists(),
+            "a failed run leaves no output file ({})",
+            file.display()
+        );
+    }
 }
 
 /// The first `gst-launch-1.0` command of README.md, its lines joined.

@@ -18,7 +18,7 @@
 //! result is the same whichever worker runs it and whatever it is batched with.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,8 @@ pub struct ClipInput<'a> {
     pub noise: &'a [f32],
     /// The clip's frame rate (the UNet's fps input is floor(fps/stride)).
     pub fps: f64,
+    /// Counts every window as it finishes (for progress reports), if given.
+    pub windows_done: Option<&'a AtomicU64>,
 }
 
 /// What a clip run produced besides the images.
@@ -352,6 +354,9 @@ impl ClipRun<'_, '_, '_> {
             progress.status[job.entry] = Status::Done;
         }
         drop(progress);
+        if let Some(counter) = self.input.windows_done {
+            counter.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        }
         self.changed.notify_all();
         Ok(())
     }

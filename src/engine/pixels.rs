@@ -153,7 +153,8 @@ pub fn resize_region(src: &RgbImage, region: Rect, width: u32, height: u32) -> R
 pub struct CanvasInputs {
     pub masked: RgbImage,
     pub init: RgbImage,
-    pub content: RgbImage,
+    /// Shared with whoever else holds the frame's content (no copy).
+    pub content: std::sync::Arc<RgbImage>,
 }
 
 impl CanvasInputs {
@@ -186,10 +187,13 @@ fn fitted(content: &RgbImage, rect: Rect) -> std::borrow::Cow<'_, RgbImage> {
 }
 
 /// Builds the canvas inputs from the source already scaled to `layout.content`.
-pub fn canvas_inputs(content: &RgbImage, layout: &CanvasLayout) -> CanvasInputs {
+pub fn canvas_inputs(content: &std::sync::Arc<RgbImage>, layout: &CanvasLayout) -> CanvasInputs {
     let canvas = layout.canvas;
     let rect = content_box(layout);
-    let content = fitted(content, rect);
+    let content = match fitted(content, rect) {
+        std::borrow::Cow::Borrowed(_) => content.clone(),
+        std::borrow::Cow::Owned(resized) => std::sync::Arc::new(resized),
+    };
     let mut masked = RgbImage::filled(canvas, canvas, [0, 0, 0]);
     masked.paste(&content, rect.x0, rect.y0);
     let mut init = masked.clone();
@@ -197,7 +201,7 @@ pub fn canvas_inputs(content: &RgbImage, layout: &CanvasLayout) -> CanvasInputs 
     CanvasInputs {
         masked,
         init,
-        content: content.into_owned(),
+        content,
     }
 }
 

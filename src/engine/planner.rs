@@ -217,9 +217,14 @@ impl ChunkPlan {
         self.plan.total_frames
     }
 
-    /// The stream index of a local frame.
+    /// The stream index of a local frame (the carried guide may lie further
+    /// back when frames were dropped in between).
     pub fn to_stream(&self, local: usize) -> usize {
-        self.first_frame() + local
+        match (self.carried_guide, local) {
+            (Some(carried), 0) => carried,
+            (Some(_), local) => self.new_frames.start + local - 1,
+            (None, local) => self.new_frames.start + local,
+        }
     }
 
     /// The local indices of the frames this chunk emits.
@@ -238,6 +243,8 @@ pub struct ChunkPlanner {
     queued: usize,
     /// Stream indices of queued frames that start a new shot, oldest first.
     cuts: std::collections::VecDeque<usize>,
+    /// The last frame of the last chunk (the next chunk's carried guide).
+    last_emitted: Option<usize>,
 }
 
 impl ChunkPlanner {
@@ -253,6 +260,7 @@ impl ChunkPlanner {
             next_frame: 0,
             queued: 0,
             cuts: std::collections::VecDeque::new(),
+            last_emitted: None,
         })
     }
 
@@ -312,16 +320,13 @@ impl ChunkPlanner {
         if let Some(end) = self.shot_end() {
             count = count.min(end - self.next_frame);
         }
-        let carried_guide = if starts_shot {
-            None
-        } else {
-            self.next_frame.checked_sub(1)
-        };
+        let carried_guide = if starts_shot { None } else { self.last_emitted };
         let local_len = count + usize::from(carried_guide.is_some());
         let plan = plan_clip(local_len, carried_guide.is_some()).ok()?;
         let new_frames = self.next_frame..self.next_frame + count;
         self.next_frame += count;
         self.queued -= count;
+        self.last_emitted = Some(new_frames.end - 1);
         Some(ChunkPlan {
             carried_guide,
             new_frames,
@@ -329,11 +334,23 @@ impl ChunkPlanner {
         })
     }
 
+    /// Drops the `count` oldest queued frames, which will not be planned (they
+    /// left without being generated); the next chunk keeps the last emitted
+    /// frame as its guide.
+    pub fn drop_oldest(&mut self, count: usize) {
+        let count = count.min(self.queued);
+        self.next_frame += count;
+        self.queued -= count;
+        let next = self.next_frame;
+        self.cuts.retain(|&cut| cut >= next);
+    }
+
     /// Forgets every queued frame and the carried guide (flush, new stream).
     pub fn reset(&mut self) {
         self.next_frame = 0;
         self.queued = 0;
         self.cuts.clear();
+        self.last_emitted = None;
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use super::clip::{self, ClipFrames, ClipInput, FrameImage};
@@ -18,7 +18,7 @@ use super::limits::check_canvas_side;
 use super::model::Model;
 use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
 use super::pixels::{self, CanvasInputs, RgbImage};
-use super::planner::{ChunkPlan, ChunkPlanner};
+use super::planner::{self, ChunkPlan, ChunkPlanner};
 use super::scene::CutDetector;
 use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
@@ -96,6 +96,8 @@ pub struct StreamOutpainter {
     detector: CutDetector,
     /// The plan of the last chunk run.
     last_chunk: Option<ChunkPlan>,
+    /// Windows finished so far, counted as they finish.
+    windows_done: Arc<AtomicU64>,
 }
 
 impl StreamOutpainter {
@@ -135,6 +137,7 @@ impl StreamOutpainter {
             stats: StreamStats::default(),
             detector: CutDetector::new(0.0),
             last_chunk: None,
+            windows_done: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -146,7 +149,8 @@ impl StreamOutpainter {
 
     /// Queues one frame: the source scaled to `layout.content` (packed RGB).
     /// Cheap. Returns whether the frame starts a new shot.
-    pub fn push(&mut self, content: RgbImage) -> Result<bool> {
+    pub fn push(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<bool> {
+        let content: Arc<RgbImage> = content.into();
         if content.width == 0 || content.height == 0 {
             return Err(EngineError::InvalidInput(format!(
                 "a {}×{} frame is empty",
@@ -172,6 +176,12 @@ impl StreamOutpainter {
             self.planner.push();
         }
         Ok(cut)
+    }
+
+    /// A counter of the windows finished so far, updated as each finishes
+    /// (a chunk's stats arrive only at its end).
+    pub fn windows_done(&self) -> Arc<AtomicU64> {
+        self.windows_done.clone()
     }
 
     /// The plan of the last chunk that ran (its windows, global frames, and
@@ -275,6 +285,7 @@ impl StreamOutpainter {
             context: &context,
             noise: &self.noise,
             fps: self.fps,
+            windows_done: Some(&self.windows_done),
         };
         let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
@@ -303,6 +314,28 @@ impl StreamOutpainter {
             latent: last_latent,
         });
         Ok(images)
+    }
+
+    /// Drops the `count` oldest queued frames, which left without being
+    /// generated (a live stream that fell behind): the next chunk starts after
+    /// them, the last generated frame still its guide.
+    pub fn drop_oldest(&mut self, count: usize) {
+        let count = count.min(self.queue.len());
+        self.queue.drain(..count);
+        self.planner.drop_oldest(count);
+    }
+
+    /// The expected time of a chunk of `frames` frames, from the windows its
+    /// plan holds and the mean window time so far (`None` before any window ran).
+    pub fn chunk_cost(&self, frames: usize) -> Option<Duration> {
+        let runs = u32::try_from(self.stats.windows_run)
+            .ok()
+            .filter(|&n| n > 0)?;
+        let mean = self.stats.window_time / runs;
+        let carried = self.carried.is_some();
+        let windows = planner::plan_clip(frames.max(1) + usize::from(carried), carried)
+            .map_or(1, |plan| plan.windows.len());
+        Some(mean * windows as u32)
     }
 
     /// Drops every queued frame and all carried state (flush).
@@ -346,7 +379,6 @@ impl ClipFrames for ChunkFrames<'_> {
 mod tests {
     use super::*;
     use crate::engine::geometry::{Ratio, canvas_layout};
-    use crate::engine::planner;
     use crate::engine::test_support::tiny_model;
     use std::sync::atomic::Ordering;
 
@@ -425,7 +457,7 @@ mod tests {
         // The same frames through the clip runner: chunk 0 = frames 0..5 with the
         // official plan; chunk 1 = [frame 4 (its latent known), frames 5..9].
         let inputs: Vec<CanvasInputs> = (0..frames)
-            .map(|k| pixels::canvas_inputs(&content_frame(&layout, k), &layout))
+            .map(|k| pixels::canvas_inputs(&Arc::new(content_frame(&layout, k)), &layout))
             .collect();
         let mut denoiser = Denoiser::new(model.clone(), &params()).unwrap();
         let noise = window_noise(params().seed, layout.canvas);
@@ -467,6 +499,7 @@ mod tests {
                 context: &context,
                 noise: &noise,
                 fps: 30.0,
+                windows_done: None,
             };
             let mut store = |local: usize, image: &[f32]| -> Result<()> {
                 if !(carried && local == 0) {

@@ -1,24 +1,13 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Caps arithmetic of the element: the formats it takes, the output caps of an
-//! input (same format, framerate and pixel-aspect-ratio; the size from the
-//! engine's output layout) and the transform of caps in both directions.
+//! Caps arithmetic of the element: the formats it takes and the transform of
+//! caps in both directions (format, framerate and pixel-aspect-ratio pass
+//! through; the size follows from the input's and the output's shape, or is
+//! left to downstream). `config.rs` fixes the sizes of one input caps.
 
 use gst_video::VideoFormat;
 
-use crate::engine::{self, CanvasLayout, OutputLayout, Ratio};
-
-/// The formats handled, in order of preference; the output has the input's format.
-pub const FORMATS: [VideoFormat; 6] = [
-    VideoFormat::Rgb,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Bgrx,
-    VideoFormat::I420,
-    VideoFormat::Nv12,
-];
-
-/// Frames smaller than this (either side) are refused with an error message.
-pub const MIN_FRAME_SIDE: u32 = 2;
+use super::config::{FORMATS, OutputRequest, OutputShape, StreamConfig};
+use crate::engine::limits::MIN_FRAME_SIDE;
 
 /// The pad template caps (both pads). Sizes from 1 are let in so that a too
 /// small frame gets an error naming the problem rather than a silent refusal.
@@ -28,159 +17,87 @@ pub fn template_caps() -> gst::Caps {
         .build()
 }
 
-/// Width and height of the output must be multiples of this (chroma subsampling).
-pub fn size_alignment(format: VideoFormat) -> u32 {
-    match format {
-        VideoFormat::I420 | VideoFormat::Nv12 => 2,
-        _ => 1,
-    }
-}
-
-fn names_of_formats() -> String {
-    FORMATS
-        .iter()
-        .map(|f| f.to_str().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Everything fixed by one input caps: both infos, the full-resolution output
-/// layout and where the frame lies on the model canvas.
-#[derive(Debug, Clone)]
-pub struct StreamConfig {
-    pub in_info: gst_video::VideoInfo,
-    pub out_info: gst_video::VideoInfo,
-    pub out_caps: gst::Caps,
-    pub output: OutputLayout,
-    pub canvas: CanvasLayout,
-}
-
-impl StreamConfig {
-    /// The configuration of `in_caps` at display aspect `aspect` on a `canvas`
-    /// square, or a sentence saying why these caps cannot be handled.
-    pub fn new(in_caps: &gst::CapsRef, aspect: Ratio, canvas: u32) -> Result<StreamConfig, String> {
-        let in_info = gst_video::VideoInfo::from_caps(in_caps).map_err(|_| {
-            format!("cannot handle caps {in_caps}: they are not complete raw video caps")
-        })?;
-        if !FORMATS.contains(&in_info.format()) {
-            return Err(format!(
-                "cannot handle format {}: m3ddmoutpaint takes {}",
-                in_info.format().to_str(),
-                names_of_formats()
-            ));
-        }
-        let (width, height) = (in_info.width(), in_info.height());
-        if width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE {
-            return Err(format!(
-                "frame size {width}x{height} is smaller than the {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} minimum"
-            ));
-        }
-        let par = pixel_aspect(in_info.par());
-        let output = engine::geometry::output_layout(
-            width,
-            height,
-            par,
-            aspect,
-            size_alignment(in_info.format()),
-        )
-        .map_err(|err| {
-            format!("cannot lay out a {width}x{height} frame at aspect {aspect:?}: {err}")
-        })?;
-        let output_ratio =
-            Ratio::new(output.width, output.height).map_err(|err| err.to_string())?;
-        let canvas = engine::geometry::canvas_layout(width, height, output_ratio, canvas).map_err(
-            |err| format!("cannot lay out a {width}x{height} frame on the {canvas} canvas: {err}"),
-        )?;
-
-        let mut out_caps = in_caps.to_owned();
-        {
-            let out_caps = out_caps.make_mut();
-            out_caps.set(
-                "width",
-                i32::try_from(output.width).map_err(|_| "output width overflows".to_string())?,
-            );
-            out_caps.set(
-                "height",
-                i32::try_from(output.height).map_err(|_| "output height overflows".to_string())?,
-            );
-        }
-        let out_info = gst_video::VideoInfo::from_caps(&out_caps)
-            .map_err(|_| format!("cannot build the output caps {out_caps}"))?;
-        Ok(StreamConfig {
-            in_info,
-            out_info,
-            out_caps,
-            output,
-            canvas,
-        })
-    }
-
-    /// Frames per second, or `None` for a variable / unknown framerate (0/1).
-    pub fn fps(&self) -> Option<f64> {
-        let fps = self.in_info.fps();
-        (fps.numer() > 0 && fps.denom() > 0).then(|| fps.numer() as f64 / fps.denom() as f64)
-    }
-}
-
-/// The pixel-aspect-ratio as a ratio (1:1 when unset or invalid).
-fn pixel_aspect(par: gst::Fraction) -> Ratio {
-    match (u32::try_from(par.numer()), u32::try_from(par.denom())) {
-        (Ok(num), Ok(den)) if num > 0 && den > 0 => Ratio { num, den },
-        _ => Ratio { num: 1, den: 1 },
-    }
-}
-
-/// The caps on the other pad for `caps` on the pad of `direction`: format,
-/// framerate and pixel-aspect-ratio pass through; an input of fixed size and
-/// format gives its exact output size, anything else any size.
-pub fn transform_caps(caps: &gst::Caps, direction: gst::PadDirection, aspect: Ratio) -> gst::Caps {
+/// The caps on the other pad for `caps` on the pad of `direction`, for an
+/// output of `shape`: format, framerate and pixel-aspect-ratio pass through; an
+/// input of fixed size and format gives its output at full resolution first,
+/// then any size (which downstream may fix: the frame is then composed at that
+/// size); anything else gives any size.
+pub fn transform_caps(
+    caps: &gst::Caps,
+    direction: gst::PadDirection,
+    shape: OutputShape,
+) -> gst::Caps {
     let mut out = gst::Caps::new_empty();
     {
         let out_ref = out.get_mut().expect("a new caps is writable");
         for (structure, features) in caps.iter_with_features() {
-            let mut structure = structure.to_owned();
-            let exact = (direction == gst::PadDirection::Sink)
-                .then(|| exact_output_size(&structure, aspect))
-                .flatten();
-            match exact {
-                Some((width, height)) => {
-                    structure.set("width", width);
-                    structure.set("height", height);
-                }
-                None => {
-                    structure.set("width", gst::IntRange::new(1, i32::MAX));
-                    structure.set("height", gst::IntRange::new(1, i32::MAX));
-                }
+            let mut any_size = structure.to_owned();
+            any_size.set("width", gst::IntRange::new(1, i32::MAX));
+            any_size.set("height", gst::IntRange::new(1, i32::MAX));
+            if direction == gst::PadDirection::Sink
+                && let Some((width, height)) = natural_output_size(structure, shape)
+            {
+                let mut exact = structure.to_owned();
+                exact.set("width", width);
+                exact.set("height", height);
+                out_ref.append_structure_full(exact, Some(features.to_owned()));
             }
-            out_ref.append_structure_full(structure, Some(features.to_owned()));
+            out_ref.append_structure_full(any_size, Some(features.to_owned()));
         }
     }
     out
 }
 
-/// The output size of an input structure whose format, width and height are fixed.
-fn exact_output_size(structure: &gst::StructureRef, aspect: Ratio) -> Option<(i32, i32)> {
-    let width = u32::try_from(structure.get::<i32>("width").ok()?).ok()?;
-    let height = u32::try_from(structure.get::<i32>("height").ok()?).ok()?;
+/// The full-resolution output size of an input structure whose format, width
+/// and height are fixed.
+fn natural_output_size(structure: &gst::StructureRef, shape: OutputShape) -> Option<(i32, i32)> {
+    let width = structure.get::<i32>("width").ok()?;
+    let height = structure.get::<i32>("height").ok()?;
     let format = VideoFormat::from_string(structure.get::<&str>("format").ok()?);
-    if !FORMATS.contains(&format) || width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE {
+    if !FORMATS.contains(&format) || width < MIN_FRAME_SIDE as i32 || height < MIN_FRAME_SIDE as i32
+    {
         return None;
     }
-    let par = match structure.value("pixel-aspect-ratio") {
-        Ok(value) => pixel_aspect(value.get::<gst::Fraction>().ok()?),
-        Err(_) => Ratio { num: 1, den: 1 },
-    };
-    let layout =
-        engine::geometry::output_layout(width, height, par, aspect, size_alignment(format)).ok()?;
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", format.to_str())
+        .field("width", width)
+        .field("height", height)
+        .field(
+            "pixel-aspect-ratio",
+            structure
+                .get::<gst::Fraction>("pixel-aspect-ratio")
+                .unwrap_or(gst::Fraction::new(1, 1)),
+        )
+        .build();
+    let request = OutputRequest { shape, size: None };
+    let config = StreamConfig::new(&caps, &[request], crate::engine::limits::FLAT_CANVAS).ok()?;
+    let out = &config.outputs[0].out_info;
     Some((
-        i32::try_from(layout.width).ok()?,
-        i32::try_from(layout.height).ok()?,
+        i32::try_from(out.width()).ok()?,
+        i32::try_from(out.height()).ok()?,
     ))
+}
+
+/// The output size downstream fixes for `out_caps` (the element's full-resolution
+/// choice): `None` when downstream takes that size, else the first fixed size
+/// downstream offers.
+pub fn downstream_size(downstream: &gst::Caps, out_caps: &gst::Caps) -> Option<(u32, u32)> {
+    if downstream.is_any() || downstream.can_intersect(out_caps) {
+        return None;
+    }
+    downstream.iter().find_map(|s| {
+        let width = u32::try_from(s.get::<i32>("width").ok()?).ok()?;
+        let height = u32::try_from(s.get::<i32>("height").ok()?).ok()?;
+        (width >= MIN_FRAME_SIDE && height >= MIN_FRAME_SIDE).then_some((width, height))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Ratio;
+
+    const PORTRAIT: OutputShape = OutputShape::Aspect(Ratio { num: 9, den: 16 });
 
     fn init() {
         gst::init().unwrap();
@@ -192,7 +109,7 @@ mod tests {
         let caps: gst::Caps = "video/x-raw,format=I420,width=180,height=320,framerate=30/1"
             .parse()
             .unwrap();
-        let sink = transform_caps(&caps, gst::PadDirection::Src, Ratio { num: 9, den: 16 });
+        let sink = transform_caps(&caps, gst::PadDirection::Src, PORTRAIT);
         let s = sink.structure(0).unwrap();
         assert_eq!(s.get::<&str>("format").unwrap(), "I420");
         assert_eq!(
@@ -212,14 +129,20 @@ mod tests {
     #[test]
     fn fixed_input_gives_the_size_of_its_configuration() {
         init();
-        let aspect = Ratio { num: 9, den: 16 };
         for format in ["RGB", "I420", "NV12"] {
             let caps: gst::Caps =
                 format!("video/x-raw,format={format},width=63,height=35,framerate=30/1")
                     .parse()
                     .unwrap();
-            let config = StreamConfig::new(&caps, aspect, 128).unwrap();
-            let src = transform_caps(&caps, gst::PadDirection::Sink, aspect);
+            let request = OutputRequest {
+                shape: PORTRAIT,
+                size: None,
+            };
+            let config = StreamConfig::new(&caps, &[request], 128).unwrap();
+            let config = &config.outputs[0];
+            let src = transform_caps(&caps, gst::PadDirection::Sink, PORTRAIT);
+            // The full-resolution size first, then any size for downstream to fix.
+            assert_eq!(src.size(), 2);
             let s = src.structure(0).unwrap();
             assert_eq!(
                 s.get::<i32>("width").unwrap() as u32,
@@ -245,7 +168,7 @@ mod tests {
         let caps: gst::Caps = "video/x-raw,format=RGB,width=[1,100],height=36"
             .parse()
             .unwrap();
-        let src = transform_caps(&caps, gst::PadDirection::Sink, Ratio { num: 9, den: 16 });
+        let src = transform_caps(&caps, gst::PadDirection::Sink, PORTRAIT);
         let s = src.structure(0).unwrap();
         assert_eq!(
             s.get::<gst::IntRange<i32>>("width").unwrap(),
@@ -254,12 +177,33 @@ mod tests {
     }
 
     #[test]
+    fn downstream_fixes_a_size_only_when_it_refuses_ours() {
+        init();
+        let ours: gst::Caps = "video/x-raw,format=I420,width=320,height=570"
+            .parse()
+            .unwrap();
+        let any: gst::Caps = "video/x-raw,format=I420,width=[1,4000],height=[1,4000]"
+            .parse()
+            .unwrap();
+        assert_eq!(downstream_size(&any, &ours), None);
+        let fixed: gst::Caps = "video/x-raw,format=I420,width=1080,height=1920"
+            .parse()
+            .unwrap();
+        assert_eq!(downstream_size(&fixed, &ours), Some((1080, 1920)));
+        assert_eq!(downstream_size(&gst::Caps::new_any(), &ours), None);
+    }
+
+    #[test]
     fn unhandled_format_is_named() {
         init();
         let caps: gst::Caps = "video/x-raw,format=YUY2,width=64,height=36,framerate=30/1"
             .parse()
             .unwrap();
-        let err = StreamConfig::new(&caps, Ratio { num: 9, den: 16 }, 128).unwrap_err();
+        let request = OutputRequest {
+            shape: PORTRAIT,
+            size: None,
+        };
+        let err = StreamConfig::new(&caps, &[request], 128).unwrap_err();
         assert!(err.contains("YUY2") && err.contains("NV12"), "{err}");
     }
 
@@ -269,7 +213,11 @@ mod tests {
         let caps: gst::Caps = "video/x-raw,format=RGB,width=1,height=36,framerate=30/1"
             .parse()
             .unwrap();
-        let err = StreamConfig::new(&caps, Ratio { num: 9, den: 16 }, 128).unwrap_err();
+        let request = OutputRequest {
+            shape: PORTRAIT,
+            size: None,
+        };
+        let err = StreamConfig::new(&caps, &[request], 128).unwrap_err();
         assert!(err.contains("1x36") && err.contains("2x2"), "{err}");
     }
 }

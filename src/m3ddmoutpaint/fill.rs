@@ -5,10 +5,12 @@
 //! of back-end for a run's settings and the current caps.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
 
 use super::FillMode;
-use super::caps::StreamConfig;
+use super::config::StreamConfig;
 use super::state::RunContext;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
@@ -22,13 +24,17 @@ pub fn new_source(
 ) -> engine::Result<Box<dyn CanvasSource>> {
     let settings = &run.settings;
     Ok(match settings.fill_mode {
-        FillMode::Outpaint if !run.models.is_empty() => Box::new(StreamOutpainter::new(
-            &run.models,
-            settings.denoise_params(),
-            config.canvas,
-            config.fps().unwrap_or(FALLBACK_FPS),
-            settings.lookahead as usize,
-        )?),
+        FillMode::Outpaint if !run.models.is_empty() => {
+            let mut stream = StreamOutpainter::new(
+                &run.models,
+                settings.denoise_params(),
+                config.canvas,
+                config.fps().unwrap_or(FALLBACK_FPS),
+                settings.lookahead as usize,
+            )?;
+            stream.set_scene_threshold(settings.scene_threshold as f32);
+            Box::new(stream)
+        }
         FillMode::Color => Box::new(FlatFill::new(
             config.canvas,
             FlatKind::Color(settings.fill_rgb()),
@@ -40,21 +46,27 @@ pub fn new_source(
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
     /// Queues the content image of the next frame; true when it starts a new shot.
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool>;
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
     fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>>;
     /// Drops every queued frame.
     fn reset(&mut self);
+    /// Drops the `count` oldest queued frames (they left without their canvas).
+    fn drop_oldest(&mut self, count: usize);
+    /// The expected time to make the canvases of `frames` queued frames, when known.
+    fn cost_of(&self, frames: usize) -> Option<Duration>;
     /// True when chunks run the model (counted in the stats).
     fn runs_model(&self) -> bool;
+    /// Windows finished so far, counted as they finish, for a back-end that runs windows.
+    fn windows_done(&self) -> Option<Arc<AtomicU64>>;
     /// Windows run so far and the time they took, for a back-end that runs windows.
     fn window_stats(&self) -> Option<&StreamStats>;
 }
 
 impl CanvasSource for StreamOutpainter {
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
         StreamOutpainter::push(self, content)
     }
     fn chunk_ready(&self) -> bool {
@@ -66,11 +78,20 @@ impl CanvasSource for StreamOutpainter {
     fn reset(&mut self) {
         StreamOutpainter::reset(self)
     }
+    fn drop_oldest(&mut self, count: usize) {
+        StreamOutpainter::drop_oldest(self, count)
+    }
+    fn cost_of(&self, frames: usize) -> Option<Duration> {
+        self.chunk_cost(frames)
+    }
     fn runs_model(&self) -> bool {
         true
     }
     fn window_stats(&self) -> Option<&StreamStats> {
         Some(StreamOutpainter::stats(self))
+    }
+    fn windows_done(&self) -> Option<Arc<AtomicU64>> {
+        Some(StreamOutpainter::windows_done(self))
     }
 }
 
@@ -99,7 +120,7 @@ impl FlatFill {
 }
 
 impl CanvasSource for FlatFill {
-    fn push(&mut self, content: RgbImage) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
         let canvas = match self.kind {
             FlatKind::Blur => blur_canvas(&content, &self.layout),
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
@@ -116,10 +137,19 @@ impl CanvasSource for FlatFill {
     fn reset(&mut self) {
         self.ready.clear();
     }
+    fn drop_oldest(&mut self, count: usize) {
+        self.ready.drain(..count.min(self.ready.len()));
+    }
+    fn cost_of(&self, _frames: usize) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
     fn runs_model(&self) -> bool {
         false
     }
     fn window_stats(&self) -> Option<&StreamStats> {
+        None
+    }
+    fn windows_done(&self) -> Option<Arc<AtomicU64>> {
         None
     }
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Pixels between GStreamer buffers and the engine: the input frame scaled to
-//! the canvas content box (packed RGB, what the engine sees), and the output
-//! frame composed at full resolution from a generated canvas, the source's
-//! planes copied bit-exact into their box and the seam feathered outwards.
+//! the canvas content box (packed RGB, what the engine sees), and an output
+//! frame composed from a generated canvas: its crop scaled to the frame, the
+//! source's planes copied bit-exact into their box (or, when downstream fixed
+//! a smaller or larger frame, the source scaled straight into its box of that
+//! frame: no full-resolution frame in between), the seam feathered outwards.
 
 use gst_video::prelude::*;
 
-use super::caps::StreamConfig;
+use super::config::{OutputConfig, StreamConfig};
 use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
 use crate::engine::{Rect, RgbImage};
 
@@ -103,27 +105,48 @@ pub struct Compositor {
     canvas_info: gst_video::VideoInfo,
     /// Scales the canvas's output crop to the whole output frame.
     converter: gst_video::VideoConverter,
+    /// Scales the source into its box of the output frame, when its size differs.
+    source_scaler: Option<gst_video::VideoConverter>,
     source: Rect,
     feather: u32,
 }
 
 impl Compositor {
-    pub fn new(config: &StreamConfig, feather: u32) -> Result<Compositor, String> {
-        let side = config.canvas.canvas;
-        let canvas_info = rgb_info(side, side, &config.out_info)?;
-        let crop = config.canvas.output_crop;
+    /// The compositor of one output of `in_info`'s frames.
+    pub fn new(
+        in_info: &gst_video::VideoInfo,
+        output: &OutputConfig,
+        feather: u32,
+    ) -> Result<Compositor, String> {
+        let side = output.layout.canvas;
+        let out_info = &output.out_info;
+        let canvas_info = rgb_info(side, side, out_info)?;
+        let crop = output.layout.output_crop;
         let mut options = gst_video::VideoConverterConfig::new();
         options.set_src_x(crop.x0 as i32);
         options.set_src_y(crop.y0 as i32);
         options.set_src_width(Some(crop.width() as i32));
         options.set_src_height(Some(crop.height() as i32));
-        let converter = converter(&canvas_info, &config.out_info, options)?;
+        let crop_converter = converter(&canvas_info, out_info, options)?;
+        let source = output.output.source;
+        let source_scaler = if output.scales_source(in_info) {
+            let mut options = gst_video::VideoConverterConfig::new();
+            options.set_dest_x(source.x0 as i32);
+            options.set_dest_y(source.y0 as i32);
+            options.set_dest_width(Some(source.width() as i32));
+            options.set_dest_height(Some(source.height() as i32));
+            options.set_fill_border(false);
+            Some(converter(in_info, out_info, options)?)
+        } else {
+            None
+        };
         Ok(Compositor {
-            in_info: config.in_info.clone(),
-            out_info: config.out_info.clone(),
+            in_info: in_info.clone(),
+            out_info: out_info.clone(),
             canvas_info,
-            converter,
-            source: config.output.source,
+            converter: crop_converter,
+            source_scaler,
+            source,
             feather,
         })
     }
@@ -161,6 +184,9 @@ impl Compositor {
                     input.size()
                 )
             })?;
+        if let Some(scaler) = &self.source_scaler {
+            scaler.frame_ref(&source, &mut output.as_mut_video_frame_ref());
+        }
         for plane in 0..self.out_info.n_planes() {
             self.paste_plane(&source, &mut output, plane)?;
         }
@@ -193,7 +219,8 @@ impl Compositor {
             .map_err(|_| "cannot map a canvas frame".to_string())
     }
 
-    /// Copies one plane of the source into its box, then feathers the seam.
+    /// Copies one plane of the source into its box (unless it was scaled
+    /// there), then feathers the seam.
     fn paste_plane(
         &self,
         source: &gst_video::VideoFrameRef<&gst::BufferRef>,
@@ -223,13 +250,6 @@ impl Compositor {
             ));
         }
 
-        let source_plane = PlaneRef {
-            data: source.plane_data(plane).map_err(|err| err.to_string())?,
-            stride: source.plane_stride()[plane as usize] as usize,
-            width: plane_box.width(),
-            height: plane_box.height(),
-            bytes_per_pixel,
-        };
         let out_stride = output.plane_stride()[plane as usize] as usize;
         let mut plane_mut = PlaneMut {
             data: output
@@ -240,8 +260,17 @@ impl Compositor {
             height: plane_height,
             bytes_per_pixel,
         };
-        blit(&mut plane_mut, &source_plane, plane_box.x0, plane_box.y0)
-            .map_err(|err| err.to_string())?;
+        if self.source_scaler.is_none() {
+            let source_plane = PlaneRef {
+                data: source.plane_data(plane).map_err(|err| err.to_string())?,
+                stride: source.plane_stride()[plane as usize] as usize,
+                width: plane_box.width(),
+                height: plane_box.height(),
+                bytes_per_pixel,
+            };
+            blit(&mut plane_mut, &source_plane, plane_box.x0, plane_box.y0)
+                .map_err(|err| err.to_string())?;
+        }
         feather_seam(
             &mut plane_mut,
             plane_box,

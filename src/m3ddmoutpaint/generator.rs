@@ -4,6 +4,11 @@
 //! chunks with no lock held; a flush (a new epoch, its cancel flag set) stops a
 //! chunk within one model call and makes the back-end drop what it held. A
 //! failure is left in the state for the task to report.
+//!
+//! When frames have a deadline (live safety), a chunk starts early enough for
+//! its oldest frame to make it (from the measured cost of a chunk), and frames
+//! that left without their canvas are dropped before the next chunk, which
+//! starts after them with the last generated frame as its guide.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,8 +42,8 @@ struct Worker {
     shared: Arc<Shared>,
     element: glib::WeakRef<gst::Element>,
     source: Option<Box<dyn CanvasSource>>,
-    /// The sequence numbers of the frames inside `source`, oldest first.
-    held: VecDeque<u64>,
+    /// The sequence numbers and arrival times of the frames inside `source`, oldest first.
+    held: VecDeque<(u64, Instant)>,
     epoch: u64,
     /// The back-end's window counters when last added to the stats.
     windows_seen: StreamStats,
@@ -73,7 +78,8 @@ impl Worker {
 
     /// Waits until there is something to do; `None` at shutdown.
     fn next_work(&mut self) -> Option<Work> {
-        let mut state = self.shared.lock();
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
         loop {
             if state.generator.shutdown {
                 return None;
@@ -90,8 +96,10 @@ impl Worker {
                 if !state.generator.input.is_empty() {
                     return Some(Work::Take(state.generator.input.drain(..).collect()));
                 }
+                self.drop_abandoned(&mut state);
+                let mut timeout = None;
                 if let Some(source) = self.source.as_ref()
-                    && !self.held.is_empty()
+                    && let Some(&(_, oldest)) = self.held.front()
                 {
                     if source.chunk_ready() {
                         return Some(Work::Run { draining: false });
@@ -99,10 +107,55 @@ impl Worker {
                     if state.generator.drain {
                         return Some(Work::Run { draining: true });
                     }
+                    if let Some(start) = self.latest_start(&state, source.as_ref(), oldest) {
+                        let now = Instant::now();
+                        if now >= start {
+                            return Some(Work::Run { draining: true });
+                        }
+                        timeout = Some(start - now);
+                    }
                 }
+                state = shared.wait(state, timeout);
+                continue;
             }
-            state = self.shared.wait(state, None);
+            state = shared.wait(state, None);
         }
+    }
+
+    /// Drops the held frames that already left without their canvas.
+    fn drop_abandoned(&mut self, state: &mut State) {
+        let Some(through) = state.generator.abandoned_through else {
+            return;
+        };
+        let count = self
+            .held
+            .iter()
+            .take_while(|(seq, _)| *seq <= through)
+            .count();
+        if count == 0 {
+            return;
+        }
+        if let Some(source) = self.source.as_mut() {
+            source.drop_oldest(count);
+        }
+        self.held.drain(..count);
+        state.generator.in_flight = state.generator.in_flight.saturating_sub(count);
+        gst::debug!(CAT, "dropped {count} frames that left with the blur fill");
+    }
+
+    /// With frame deadlines: the latest moment a chunk of the held frames can
+    /// start for the oldest to make its deadline (from the measured cost of a
+    /// chunk; half the bound before any chunk ran).
+    fn latest_start(
+        &self,
+        state: &State,
+        source: &dyn CanvasSource,
+        oldest: Instant,
+    ) -> Option<Instant> {
+        let bound = state.deadlines.bound?;
+        let cost = source.cost_of(self.held.len()).unwrap_or(bound / 2);
+        let budget = bound.saturating_sub(state.deadlines.margin() + cost);
+        Some(oldest + budget)
     }
 
     /// New configurations and frames, in order (the back-end work of a push is
@@ -113,16 +166,24 @@ impl Worker {
                 GenInput::Configure(config) => {
                     let run = self.shared.lock().run.clone();
                     let Some(run) = run else { continue };
-                    self.source = Some(new_source(&run, &config)?);
+                    let source = new_source(&run, &config.config)?;
+                    self.shared.lock().generator.windows_done = source.windows_done();
+                    self.source = Some(source);
                     self.held.clear();
                     self.windows_seen = StreamStats::default();
                 }
-                GenInput::Frame { seq, content } => {
+                GenInput::Frame {
+                    seq,
+                    content,
+                    arrived,
+                } => {
                     let source = self.source.as_mut().ok_or_else(|| {
                         EngineError::InvalidInput("a frame arrived before its caps".into())
                     })?;
-                    source.push(content)?;
-                    self.held.push_back(seq);
+                    if source.push(content)? {
+                        self.shared.lock().generator.cuts.push_back(seq);
+                    }
+                    self.held.push_back((seq, arrived));
                 }
             }
         }
@@ -188,7 +249,7 @@ impl Worker {
         let channel = &mut state.generator;
         channel.in_flight = channel.in_flight.saturating_sub(canvases.len());
         for canvas in canvases {
-            let seq = self
+            let (seq, _) = self
                 .held
                 .pop_front()
                 .expect("checked against the frames held");

@@ -32,15 +32,20 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::CAT;
-use super::caps::{self, StreamConfig};
+use super::caps;
+use super::config::OutputShape;
 use super::errors::engine_error_message;
 use super::frames::ContentScaler;
 use super::generator;
+use super::negotiate::{self, Refusal};
+use super::outputpad::{OutputPad, pad_number};
+use super::progress::Progress;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
 use super::task::SrcTask;
 use crate::engine::{Model, ModelOptions};
 
+mod pads;
 mod queries;
 
 /// The model loaded at NULL→READY (one per device) and the options it was loaded with.
@@ -81,7 +86,11 @@ impl M3ddmOutpaint {
         let mut state = self.shared.lock();
         state.srcresult?;
         gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
-        state.queue.push_back(Item::Frame { buffer, content });
+        state.queue.push_back(Item::Frame {
+            buffer,
+            content,
+            arrived: std::time::Instant::now(),
+        });
         state.frames_held += 1;
         state.stats.frames_in += 1;
         self.shared.notify();
@@ -96,14 +105,14 @@ impl M3ddmOutpaint {
         gst::log!(CAT, obj = pad, "handling event {event:?}");
         match event.view() {
             EventView::FlushStart(_) => {
-                let forwarded = self.srcpad.push_event(event);
+                let forwarded = self.push_on_every_output(event);
                 self.set_flushing();
                 let _ = self.srcpad.pause_task();
                 forwarded
             }
             EventView::FlushStop(_) => {
                 self.flush_and_restart();
-                self.srcpad.push_event(event)
+                self.push_on_every_output(event)
             }
             EventView::Caps(caps) => {
                 let caps = caps.caps_owned();
@@ -124,6 +133,16 @@ impl M3ddmOutpaint {
         }
     }
 
+    /// Pushes a non-serialized event on every source pad; true when one took it.
+    fn push_on_every_output(&self, event: gst::Event) -> bool {
+        let pads = self.obj().src_pads();
+        let pushed: Vec<bool> = pads
+            .iter()
+            .map(|pad| pad.push_event(event.clone()))
+            .collect();
+        pushed.contains(&true)
+    }
+
     fn enqueue(&self, item: Item) -> bool {
         let mut state = self.shared.lock();
         if state.srcresult == Err(gst::FlowError::Flushing) {
@@ -140,45 +159,96 @@ impl M3ddmOutpaint {
             gst::warning!(CAT, imp = self, "caps {caps} arrived while stopped");
             return false;
         };
-        let config = match StreamConfig::new(caps, run.aspect, run.canvas()) {
-            Ok(config) => Arc::new(config),
+        let outputs = match self.output_shapes(&run) {
+            Ok(outputs) => outputs,
             Err(err) => {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{err}"));
                 return false;
             }
         };
-        if let Some(peer) = self.srcpad.peer()
-            && !peer.query_accept_caps(&config.out_caps)
-        {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                (
-                    "downstream does not accept the output caps {}",
-                    config.out_caps
-                )
-            );
-            return false;
-        }
-        let scaler = match ContentScaler::new(&config) {
+        let configured = match negotiate::configure(caps, &outputs, run.canvas()) {
+            Ok(configured) => Arc::new(configured),
+            Err(Refusal::Format(err)) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
+                return false;
+            }
+            Err(Refusal::Downstream(err)) => {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
+                return false;
+            }
+        };
+        let config = &configured.config;
+        let scaler = match ContentScaler::new(config) {
             Ok(scaler) => scaler,
             Err(err) => {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
                 return false;
             }
         };
-        gst::info!(
-            CAT,
-            imp = self,
-            "input {caps} gives output {}",
-            config.out_caps
-        );
+        for (pad, output) in configured.pads.iter().zip(&config.outputs) {
+            gst::info!(
+                CAT,
+                imp = self,
+                "input {caps} gives {} {}",
+                pad.name(),
+                output.out_caps
+            );
+        }
+        let live = self.upstream_is_live();
+        let total = self.stream_length(config.fps(), live);
         {
             let mut state = self.shared.lock();
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
+            state.progress = Progress::new(total);
+            state.deadlines.live = live;
+            state.refresh_deadline();
         }
-        self.enqueue(Item::Drain(DrainPoint::Caps(config)))
+        self.enqueue(Item::Drain(DrainPoint::Caps(configured)))
+    }
+
+    /// The outputs: `src` with the element's shape, then the request pads by
+    /// the number in their names, each at its own aspect.
+    fn output_shapes(&self, run: &RunContext) -> Result<Vec<(gst::Pad, OutputShape)>, String> {
+        let mut requested: Vec<OutputPad> = self
+            .obj()
+            .src_pads()
+            .into_iter()
+            .filter_map(|pad| pad.downcast::<OutputPad>().ok())
+            .collect();
+        requested.sort_by_key(|pad| pad_number(&pad.name()));
+        let shape = run.settings.output_shape()?;
+        if matches!(shape, OutputShape::Expand(_)) && !requested.is_empty() {
+            return Err(format!(
+                "expand cannot be combined with the request pads ({}): use aspect on every output",
+                requested
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut outputs = vec![(self.srcpad.clone(), shape)];
+        for pad in requested {
+            let aspect = pad.aspect()?;
+            outputs.push((pad.upcast(), OutputShape::Aspect(aspect)));
+        }
+        Ok(outputs)
+    }
+
+    /// Whether upstream is live.
+    fn upstream_is_live(&self) -> bool {
+        let mut latency = gst::query::Latency::new();
+        self.sinkpad.peer_query(&mut latency) && latency.result().0
+    }
+
+    /// Frames in the stream, for a non-live upstream that knows its duration.
+    fn stream_length(&self, fps: Option<f64>, live: bool) -> Option<u64> {
+        if live {
+            return None;
+        }
+        let duration = self.sinkpad.peer_query_duration::<gst::ClockTime>()?;
+        Some((duration.nseconds() as f64 / 1e9 * fps?).round() as u64)
     }
 
     /// A DRAIN query returns once every frame queued before it has left.
@@ -224,7 +294,12 @@ impl M3ddmOutpaint {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
-        SrcTask::start(self.obj().upcast_ref(), &self.srcpad, &self.shared)
+        SrcTask::start(
+            self.obj().upcast_ref(),
+            &self.srcpad,
+            &self.sinkpad,
+            &self.shared,
+        )
     }
 
     fn src_activatemode(&self, active: bool) -> Result<(), gst::LoggableError> {
@@ -295,15 +370,8 @@ impl M3ddmOutpaint {
         settings
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let aspect = settings
-            .aspect_ratio()
-            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         let models = self.ensure_model(&settings)?;
-        let run = Arc::new(RunContext {
-            settings,
-            aspect,
-            models,
-        });
+        let run = Arc::new(RunContext { settings, models });
         let generator =
             generator::spawn(self.shared.clone(), self.obj().upcast_ref()).map_err(|err| {
                 gst::error_msg!(
@@ -333,34 +401,6 @@ impl M3ddmOutpaint {
         }
         *self.shared.lock() = State::default();
     }
-
-    fn stats(&self) -> gst::Structure {
-        let state = self.shared.lock();
-        let provider = state
-            .run
-            .as_ref()
-            .map_or("none".to_owned(), |run| run.provider());
-        gst::Structure::builder("m3ddmoutpaint-stats")
-            .field("frames-in", state.stats.frames_in)
-            .field("frames-out", state.stats.frames_out)
-            .field("frames-queued", state.frames_held as u64)
-            .field("windows-run", state.stats.windows.windows_run)
-            .field(
-                "windows-per-device",
-                gst::Array::new(state.stats.windows.windows_by_worker.iter().copied()),
-            )
-            .field(
-                "mean-window-time",
-                state.stats.mean_window_time().as_nanos() as u64,
-            )
-            .field("chunks-run", state.stats.chunks_run)
-            .field(
-                "mean-chunk-time",
-                state.stats.mean_chunk_time().as_nanos() as u64,
-            )
-            .field("provider", provider)
-            .build()
-    }
 }
 
 #[glib::object_subclass]
@@ -368,6 +408,7 @@ impl ObjectSubclass for M3ddmOutpaint {
     const NAME: &'static str = "GstM3ddmOutpaint";
     type Type = super::M3ddmOutpaint;
     type ParentType = gst::Element;
+    type Interfaces = (gst::ChildProxy,);
 
     fn with_class(klass: &Self::Class) -> Self {
         let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
@@ -393,31 +434,25 @@ impl ObjectSubclass for M3ddmOutpaint {
                 )
             })
             .build();
-        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
-            .flags(gst::PadFlags::FIXED_CAPS)
-            .query_function(|pad, parent, query| {
-                M3ddmOutpaint::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.src_query(pad, query),
-                )
-            })
-            .activatemode_function(|_pad, parent, mode, active| {
-                M3ddmOutpaint::catch_panic_pad_function(
-                    parent,
-                    || {
-                        Err(gst::loggable_error!(
-                            CAT,
-                            "panic while (de)activating the src pad"
-                        ))
-                    },
-                    |imp| match mode {
-                        gst::PadMode::Push => imp.src_activatemode(active),
-                        _ => Err(gst::loggable_error!(CAT, "only push mode is supported")),
-                    },
-                )
-            })
-            .build();
+        let srcpad = M3ddmOutpaint::output_pad_builder(gst::Pad::builder_from_template(
+            &klass.pad_template("src").unwrap(),
+        ))
+        .activatemode_function(|_pad, parent, mode, active| {
+            M3ddmOutpaint::catch_panic_pad_function(
+                parent,
+                || {
+                    Err(gst::loggable_error!(
+                        CAT,
+                        "panic while (de)activating the src pad"
+                    ))
+                },
+                |imp| match mode {
+                    gst::PadMode::Push => imp.src_activatemode(active),
+                    _ => Err(gst::loggable_error!(CAT, "only push mode is supported")),
+                },
+            )
+        })
+        .build();
         M3ddmOutpaint {
             srcpad,
             sinkpad,
@@ -445,7 +480,7 @@ impl ObjectImpl for M3ddmOutpaint {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "stats" => self.stats().to_value(),
+            "stats" => self.shared.lock().stats_structure().to_value(),
             _ => self.settings.lock().unwrap().property(pspec),
         }
     }
@@ -485,6 +520,14 @@ impl ElementImpl for M3ddmOutpaint {
                     &caps,
                 )
                 .unwrap(),
+                gst::PadTemplate::with_gtype(
+                    "src_%u",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Request,
+                    &caps,
+                    OutputPad::static_type(),
+                )
+                .unwrap(),
                 gst::PadTemplate::new(
                     "sink",
                     gst::PadDirection::Sink,
@@ -495,6 +538,19 @@ impl ElementImpl for M3ddmOutpaint {
             ]
         });
         PAD_TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        template: &gst::PadTemplate,
+        name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        self.request_output_pad(template, name)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        self.release_output_pad(pad);
     }
 
     fn change_state(

@@ -18,11 +18,15 @@ use gst::glib;
 use gst::prelude::*;
 
 mod caps;
+mod config;
 mod errors;
 mod fill;
 mod frames;
 mod generator;
 mod imp;
+mod negotiate;
+mod outputpad;
+mod progress;
 mod settings;
 mod state;
 mod task;
@@ -39,7 +43,8 @@ pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 glib::wrapper! {
-    pub struct M3ddmOutpaint(ObjectSubclass<imp::M3ddmOutpaint>) @extends gst::Element, gst::Object;
+    pub struct M3ddmOutpaint(ObjectSubclass<imp::M3ddmOutpaint>)
+        @extends gst::Element, gst::Object, @implements gst::ChildProxy;
 }
 
 /// What fills the area that the new aspect ratio adds.
@@ -123,6 +128,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     FillMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Scheduler::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    outputpad::OutputPad::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "m3ddmoutpaint",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use gst::glib;
 use gst::prelude::*;
 
+use super::config::OutputShape;
 use super::{ExecutionProvider, FillMode, Scheduler};
 use crate::engine::{self, limits};
 
@@ -35,6 +36,13 @@ pub struct Settings {
     pub fill_color: u32,
     pub feather: u32,
     pub n_threads: u32,
+    /// Margins (top, right, bottom, left) as fractions of the source, instead of `aspect`.
+    pub expand: Option<String>,
+    /// Whether `aspect` was set (then `expand` may not be).
+    pub aspect_set: bool,
+    pub scene_threshold: f64,
+    /// The longest a frame may stay (ns; 0: unbounded, or the reported latency when live).
+    pub max_latency: u64,
     pub inference_server: Option<String>,
     pub inference_timeout: u32,
 }
@@ -56,6 +64,10 @@ impl Default for Settings {
             fill_color: limits::DEFAULT_FILL_COLOR,
             feather: limits::DEFAULT_FEATHER,
             n_threads: limits::DEFAULT_THREADS,
+            expand: None,
+            aspect_set: false,
+            scene_threshold: 0.0,
+            max_latency: 0,
             inference_server: None,
             inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
         }
@@ -76,6 +88,14 @@ impl Settings {
         }
         engine::Ratio::new(num as u32, den as u32)
             .map_err(|err| format!("aspect {num}/{den}: {err}"))
+    }
+
+    /// The shape of the `src` pad's output: `expand`'s margins, else `aspect`.
+    pub fn output_shape(&self) -> Result<OutputShape, String> {
+        match self.expand.as_deref().filter(|e| !e.trim().is_empty()) {
+            Some(text) => parse_expand(text).map(OutputShape::Expand),
+            None => self.aspect_ratio().map(OutputShape::Aspect),
+        }
     }
 
     /// The devices of `device-id`: one or more distinct indices, comma-separated.
@@ -185,6 +205,14 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         self.aspect_ratio()?;
         self.device_list()?;
+        if self.aspect_set && self.expand.as_deref().is_some_and(|e| !e.trim().is_empty()) {
+            return Err(
+                "aspect and expand are both set: use aspect for a display aspect ratio, or expand \
+                 for margins on each side, not both"
+                    .into(),
+            );
+        }
+        self.output_shape()?;
         if !(self.guidance_scale.is_finite() && self.global_guidance_scale.is_finite()) {
             return Err("guidance-scale and global-guidance-scale must be finite numbers".into());
         }
@@ -193,7 +221,10 @@ impl Settings {
 
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) {
         match pspec.name() {
-            "aspect" => self.aspect = value.get().expect("type checked upstream"),
+            "aspect" => {
+                self.aspect = value.get().expect("type checked upstream");
+                self.aspect_set = true;
+            }
             "fill-mode" => self.fill_mode = value.get().expect("type checked upstream"),
             "model-path" => self.model_path = value.get().expect("type checked upstream"),
             "execution-provider" => {
@@ -216,6 +247,9 @@ impl Settings {
             "fill-color" => self.fill_color = value.get().expect("type checked upstream"),
             "feather" => self.feather = value.get().expect("type checked upstream"),
             "n-threads" => self.n_threads = value.get().expect("type checked upstream"),
+            "expand" => self.expand = value.get().expect("type checked upstream"),
+            "scene-threshold" => self.scene_threshold = value.get().expect("type checked upstream"),
+            "max-latency" => self.max_latency = value.get().expect("type checked upstream"),
             "inference-server" => {
                 self.inference_server = value.get().expect("type checked upstream")
             }
@@ -242,10 +276,39 @@ impl Settings {
             "fill-color" => self.fill_color.to_value(),
             "feather" => self.feather.to_value(),
             "n-threads" => self.n_threads.to_value(),
+            "expand" => self.expand.to_value(),
+            "scene-threshold" => self.scene_threshold.to_value(),
+            "max-latency" => self.max_latency.to_value(),
             "inference-server" => self.inference_server.to_value(),
             "inference-timeout" => self.inference_timeout.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
+    }
+}
+
+/// `expand`'s margins: one value (every side), two (vertical, horizontal) or
+/// four (top, right, bottom, left), comma- or space-separated, optionally in
+/// `<…>`; each a fraction of the source from 0 to 10.
+pub fn parse_expand(text: &str) -> Result<[f64; 4], String> {
+    let inner = text.trim().trim_start_matches('<').trim_end_matches('>');
+    let values = inner
+        .split([',', ' '])
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && (0.0..=10.0).contains(f))
+                .ok_or_else(|| format!("expand `{text}`: `{v}` is not a fraction from 0 to 10"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match values[..] {
+        [all] => Ok([all; 4]),
+        [vertical, horizontal] => Ok([vertical, horizontal, vertical, horizontal]),
+        [top, right, bottom, left] => Ok([top, right, bottom, left]),
+        _ => Err(format!(
+            "expand `{text}` needs 1, 2 or 4 values (top, right, bottom, left), it has {}",
+            values.len()
+        )),
     }
 }
 
@@ -356,6 +419,34 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .default_value(limits::DEFAULT_THREADS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("expand")
+            .nick("Expand")
+            .blurb("Grow the frame by margins instead of to an aspect ratio: fractions of the source's \
+                    size, \"0.25\" on every side, \"top,right,bottom,left\" or \"<0.1, 0.2, 0.1, 0.2>\" \
+                    (two values: vertical, horizontal); cannot be set with aspect")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecDouble::builder("scene-threshold")
+            .nick("Scene threshold")
+            .blurb("Scene-cut sensitivity (0-1; 0 = off): a frame whose change from the one before scores \
+                    above it starts a new shot, with a plan and global frames of its own; each cut is \
+                    counted in stats and posted as an m3ddmoutpaint-scene-cut element message; 0.3 suits \
+                    edited content")
+            .minimum(0.0)
+            .maximum(1.0)
+            .default_value(0.0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("max-latency")
+            .nick("Maximum latency")
+            .blurb("The longest a frame may stay in the element, in nanoseconds: a frame whose generated \
+                    area is not ready by then leaves on time with the blur fill (counted in stats, announced \
+                    by a warning once per episode), and generation resumes when it catches up; the latency \
+                    query answers it. 0 = unbounded, except in a live pipeline, where frames keep to the \
+                    latency the element reports. QoS lateness from downstream degrades frames the same way")
+            .default_value(0)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecString::builder("inference-server")
             .nick("Inference server")
             .blurb("Run the model on Open Inference Protocol (KServe V2) servers instead of in this process: \
@@ -459,6 +550,29 @@ mod tests {
         };
         assert!(settings.model_options().is_none());
         assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn expand_takes_one_two_or_four_fractions() {
+        assert_eq!(parse_expand("0.25").unwrap(), [0.25; 4]);
+        assert_eq!(parse_expand("0.1,0.2").unwrap(), [0.1, 0.2, 0.1, 0.2]);
+        assert_eq!(
+            parse_expand("<0.1, 0.2, 0.3, 0.4>").unwrap(),
+            [0.1, 0.2, 0.3, 0.4]
+        );
+        assert!(
+            parse_expand("0.1,0.2,0.3")
+                .unwrap_err()
+                .contains("1, 2 or 4")
+        );
+        assert!(parse_expand("-1").unwrap_err().contains("`-1`"));
+        let both = Settings {
+            aspect_set: true,
+            expand: Some("0.25".into()),
+            ..Settings::default()
+        };
+        let err = both.validate().unwrap_err();
+        assert!(err.contains("aspect") && err.contains("expand"), "{err}");
     }
 
     #[test]

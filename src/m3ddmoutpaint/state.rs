@@ -8,15 +8,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::FillMode;
-use super::caps::StreamConfig;
+use super::config::StreamConfig;
 use super::frames::{Compositor, ContentScaler};
+use super::progress::Progress;
 use super::settings::Settings;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::stream::StreamStats;
-use crate::engine::{EngineError, Model, Ratio, RgbImage};
+use crate::engine::{EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
 const FLAT_QUEUE_FRAMES: usize = 4;
@@ -62,7 +63,6 @@ impl Shared {
 /// (one per device; none when the fill needs no model).
 pub struct RunContext {
     pub settings: Settings,
-    pub aspect: Ratio,
     pub models: Vec<Arc<Model>>,
 }
 
@@ -112,10 +112,17 @@ impl RunContext {
     }
 }
 
+/// A configuration of the stream and the pads of its outputs (in its order).
+pub struct Configured {
+    pub config: StreamConfig,
+    pub pads: Vec<gst::Pad>,
+}
+
 /// A point where every frame queued before it leaves before anything after it.
 pub enum DrainPoint {
-    /// New input caps: the frames of the old caps leave, then the new configuration applies.
-    Caps(Arc<StreamConfig>),
+    /// New input caps (or a new set of outputs): the frames of the old
+    /// configuration leave, then the new one applies.
+    Caps(Arc<Configured>),
     /// SEGMENT, STREAM_START or EOS, forwarded after the drain.
     Event(gst::Event),
     /// A DRAIN query waiting for this id to be served.
@@ -124,10 +131,12 @@ pub enum DrainPoint {
 
 /// What the sink side hands to the task, in stream order.
 pub enum Item {
-    /// An input buffer (held as it is) and its content image for the back-end.
+    /// An input buffer (held as it is), its content image for the back-end,
+    /// and when it arrived.
     Frame {
         buffer: gst::Buffer,
         content: RgbImage,
+        arrived: Instant,
     },
     /// A serialized event that keeps its place among the frames.
     Event(gst::Event),
@@ -151,17 +160,29 @@ impl Item {
 /// An entry of the output order: a frame waiting for its canvas, or an event
 /// waiting for the frames before it.
 pub enum Pending {
-    Frame { seq: u64, buffer: gst::Buffer },
+    Frame(PendingFrame),
     Event(gst::Event),
+}
+
+/// A frame waiting for its canvas.
+pub struct PendingFrame {
+    pub seq: u64,
+    pub buffer: gst::Buffer,
+    /// When it entered the element.
+    pub arrived: Instant,
+    /// Its content image, kept when frames have a deadline (for the blur fill
+    /// of a frame whose canvas comes too late).
+    pub content: Option<Arc<RgbImage>>,
 }
 
 /// What the generator is asked to do, in order.
 pub enum GenInput {
     /// New caps: a new fill back-end for this configuration (sent after a drain).
-    Configure(Arc<StreamConfig>),
+    Configure(Arc<Configured>),
     Frame {
         seq: u64,
-        content: RgbImage,
+        content: Arc<RgbImage>,
+        arrived: Instant,
     },
 }
 
@@ -182,6 +203,12 @@ pub struct GeneratorChannel {
     pub epoch: u64,
     /// Set when the generator thread must end.
     pub shutdown: bool,
+    /// Sequence numbers of the frames that start a new shot, oldest first.
+    pub cuts: VecDeque<u64>,
+    /// The back-end's count of windows finished, live.
+    pub windows_done: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Frames up to this one left without their canvas: not worth generating.
+    pub abandoned_through: Option<u64>,
 }
 
 impl Default for GeneratorChannel {
@@ -195,6 +222,9 @@ impl Default for GeneratorChannel {
             cancel: Arc::new(AtomicBool::new(false)),
             epoch: 0,
             shutdown: false,
+            cuts: VecDeque::new(),
+            windows_done: None,
+            abandoned_through: None,
         }
     }
 }
@@ -207,15 +237,18 @@ impl GeneratorChannel {
         self.input
             .retain(|input| matches!(input, GenInput::Configure(_)));
         self.output.clear();
+        self.cuts.clear();
+        self.abandoned_through = None;
         self.drain = false;
         self.in_flight = 0;
         self.epoch += 1;
     }
 }
 
-/// The output side of the current caps.
-pub struct OutputConfig {
-    pub config: Arc<StreamConfig>,
+/// One output of the current configuration: its pad and compositor.
+pub struct OutputSink {
+    pub pad: gst::Pad,
+    pub out_caps: gst::Caps,
     pub compositor: Arc<Compositor>,
     /// The output caps are still to be sent (downstream refused them so far).
     pub caps_pending: bool,
@@ -228,6 +261,9 @@ pub struct Stats {
     pub frames_out: u64,
     pub chunks_run: u64,
     pub chunk_time: Duration,
+    /// Frames that left with a generated canvas, and with the blur fill because theirs was late.
+    pub frames_generated: u64,
+    pub frames_degraded: u64,
     /// Windows run, their time, and how many on each device.
     pub windows: StreamStats,
 }
@@ -261,8 +297,10 @@ pub struct State {
     pub pending: VecDeque<Pending>,
     /// A drain point the task serves once every pending entry has left.
     pub waiting_drain: Option<DrainPoint>,
-    /// The output configuration the task applied last (kept across flushes).
-    pub output: Option<OutputConfig>,
+    /// The configuration the task applied last (kept across flushes).
+    pub configured: Option<Arc<Configured>>,
+    /// Its outputs, less the pads released since.
+    pub outputs: Vec<OutputSink>,
     pub generator: GeneratorChannel,
     /// The generator thread of this run (joined at PAUSED→READY).
     pub generator_thread: Option<std::thread::JoinHandle<()>>,
@@ -278,6 +316,41 @@ pub struct State {
     pub stats: Stats,
     pub fps: Option<f64>,
     pub reported_latency: Option<gst::ClockTime>,
+    /// The progress messages of a stream of known length.
+    pub progress: Progress,
+    /// When frames must leave, and the state of a degraded episode.
+    pub deadlines: Deadlines,
+}
+
+/// Live safety: every frame leaves by its deadline, with the blur fill when
+/// its canvas is late (a live source faster than the model, or downstream
+/// reporting lateness through QoS).
+#[derive(Debug, Default)]
+pub struct Deadlines {
+    /// How long a frame may stay in the element (`max-latency`, or the
+    /// reported latency in a live pipeline); `None`: as long as it takes.
+    pub bound: Option<Duration>,
+    /// Frames whose running time is up to this are late downstream (QoS).
+    pub late_until: Option<gst::ClockTime>,
+    /// Inside an episode of degraded frames (announced once, at its start).
+    pub degrading: bool,
+    /// Whether upstream is live (then frames keep to the reported latency).
+    pub live: bool,
+}
+
+impl Deadlines {
+    /// How much earlier than its deadline a frame is sent, for the time its
+    /// composition and push take.
+    pub fn margin(&self) -> Duration {
+        self.bound
+            .map_or(Duration::ZERO, |b| (b / 10).min(Duration::from_millis(100)))
+    }
+
+    /// When the frame that arrived at `arrived` must be sent.
+    pub fn due(&self, arrived: Instant) -> Option<Instant> {
+        self.bound
+            .map(|bound| arrived + bound.saturating_sub(self.margin()))
+    }
 }
 
 impl Default for State {
@@ -288,7 +361,8 @@ impl Default for State {
             queue: VecDeque::new(),
             pending: VecDeque::new(),
             waiting_drain: None,
-            output: None,
+            configured: None,
+            outputs: Vec::new(),
             generator: GeneratorChannel::default(),
             generator_thread: None,
             next_seq: 0,
@@ -300,6 +374,8 @@ impl Default for State {
             stats: Stats::default(),
             fps: None,
             reported_latency: None,
+            progress: Progress::default(),
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -337,11 +413,68 @@ impl State {
         self.srcresult = Ok(gst::FlowSuccess::Ok);
     }
 
-    /// The element's own latency now.
+    /// The `stats` property.
+    pub fn stats_structure(&self) -> gst::Structure {
+        let provider = self
+            .run
+            .as_ref()
+            .map_or("none".to_owned(), |run| run.provider());
+        let windows = &self.stats.windows;
+        gst::Structure::builder("m3ddmoutpaint-stats")
+            .field("frames-in", self.stats.frames_in)
+            .field("frames-out", self.stats.frames_out)
+            .field("frames-queued", self.frames_held as u64)
+            .field("windows-run", windows.windows_run)
+            .field(
+                "windows-per-device",
+                gst::Array::new(windows.windows_by_worker.iter().copied()),
+            )
+            .field(
+                "mean-window-time",
+                self.stats.mean_window_time().as_nanos() as u64,
+            )
+            .field("chunks-run", self.stats.chunks_run)
+            .field("frames-generated", self.stats.frames_generated)
+            .field("frames-degraded", self.stats.frames_degraded)
+            .field(
+                "mean-chunk-time",
+                self.stats.mean_chunk_time().as_nanos() as u64,
+            )
+            .field("scene-cuts", windows.cuts)
+            .field("provider", provider)
+            .build()
+    }
+
+    /// The element's own latency now: `max-latency` when set, else the lookahead
+    /// and the processing time of a chunk.
     pub fn own_latency(&self) -> gst::ClockTime {
-        self.run.as_ref().map_or(gst::ClockTime::ZERO, |run| {
-            run.latency(self.fps, self.stats.mean_chunk_time())
-        })
+        self.run
+            .as_ref()
+            .map_or(gst::ClockTime::ZERO, |run| match run.settings.max_latency {
+                0 => run.latency(self.fps, self.stats.mean_chunk_time()),
+                max => gst::ClockTime::from_nseconds(max),
+            })
+    }
+
+    /// Sets the frames' deadline: `max-latency` when set, else the reported
+    /// latency for a live stream, else none.
+    pub fn refresh_deadline(&mut self) {
+        let max_latency = self.run.as_ref().map_or(0, |run| run.settings.max_latency);
+        self.deadlines.bound = if max_latency > 0 || self.deadlines.live {
+            Some(Duration::from_nanos(self.own_latency().nseconds()))
+        } else {
+            None
+        };
+        // Frames wait up to their deadline: hold as many as arrive meanwhile,
+        // so that a live source never waits for the element.
+        let base = self.run.as_ref().map_or(1, |run| run.max_held());
+        self.max_held = match self.deadlines.bound {
+            Some(bound) => {
+                let fps = self.fps.unwrap_or(FALLBACK_FPS);
+                base.max((bound.as_secs_f64() * fps).ceil() as usize + 2)
+            }
+            None => base,
+        };
     }
 
     /// Records the own latency and says whether it moved by more than a tenth
@@ -354,6 +487,7 @@ impl State {
         };
         if changed {
             self.reported_latency = Some(latency);
+            self.refresh_deadline();
         }
         changed
     }

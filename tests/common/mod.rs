@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod outputs;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};

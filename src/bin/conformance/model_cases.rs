@@ -506,6 +506,7 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
         context: &context,
         noise: &case.tensor("noise")?.data,
         fps: case.f64("fps")?,
+        windows_done: None,
     };
     let image_len = 3 * canvas * canvas;
     let mut images = vec![f32::NAN; total * image_len];

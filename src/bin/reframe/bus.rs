@@ -11,20 +11,29 @@ use gst::prelude::*;
 
 use crate::packages;
 use crate::pipeline::Reframe;
-use crate::progress::Progress;
+use crate::progress::{Progress, Report};
 
 /// How long the loop waits for a message before it updates the progress.
 const TICK: Duration = Duration::from_millis(500);
 /// How long a pipeline that failed to start has to say why.
 const START_ERROR_WAIT: Duration = Duration::from_secs(5);
 
-/// Plays the pipeline until EOS or the first error.
-pub fn run(reframe: &Reframe, input: &Path, output: &Path) -> Result<(), String> {
+/// Plays the pipeline until EOS or the first error, showing its progress.
+pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
+    let mut progress = Progress::new();
+    let result = play(reframe, input, &mut progress);
+    match result {
+        Ok(()) => progress.finish(&reframe.outpaint),
+        Err(_) => progress.abandon(),
+    }
+    result
+}
+
+fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), String> {
     let pipeline = &reframe.pipeline;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
     let mut missing_plugins = Vec::new();
-    let mut progress = Progress::new();
     let mut waited = Duration::ZERO;
     loop {
         let Some(message) = bus.timed_pop(gst::ClockTime::try_from(TICK).unwrap()) else {
@@ -36,21 +45,14 @@ pub fn run(reframe: &Reframe, input: &Path, output: &Path) -> Result<(), String>
             continue;
         };
         match message.view() {
-            gst::MessageView::Eos(_) => {
-                progress.finish(&reframe.outpaint);
-                return Ok(());
-            }
+            gst::MessageView::Eos(_) => return Ok(()),
             gst::MessageView::Error(err) => {
-                return Err(error_sentence(
-                    reframe,
-                    err,
-                    &missing_plugins,
-                    input,
-                    output,
-                ));
+                return Err(error_sentence(reframe, err, &missing_plugins, input));
             }
-            gst::MessageView::Element(_) => {
-                if let Some(missing) = packages::missing_plugin(&message) {
+            gst::MessageView::Element(element) => {
+                if let Some(report) = element.structure().and_then(Report::from_message) {
+                    progress.report(&report);
+                } else if let Some(missing) = packages::missing_plugin(&message) {
                     let sentence = format!("cannot read {}: {}", input.display(), missing.sentence);
                     if stops_the_run(reframe, &message, &missing) {
                         return Err(sentence);
@@ -104,9 +106,8 @@ fn error_sentence(
     err: &gst::message::Error,
     missing_plugins: &[String],
     input: &Path,
-    output: &Path,
 ) -> String {
-    let (input, output) = (input.display(), output.display());
+    let input = input.display();
     let missing_plugin_error = err.error().matches(gst::CoreError::MissingPlugin)
         || err.error().matches(gst::StreamError::CodecNotFound);
     if let (true, Some(missing)) = (missing_plugin_error, missing_plugins.first()) {
@@ -126,12 +127,23 @@ fn error_sentence(
     if err.error().matches(gst::StreamError::WrongType) {
         return format!("{input} is not a video file ({what})");
     }
-    let top_level_name = top_level(reframe, source).map(|e| e.name().to_string());
-    match top_level_name.as_deref() {
-        Some("output") | Some("mux") => format!("cannot write {output}: {what}"),
-        Some("outpaint") => format!("m3ddmoutpaint: {what}"),
-        Some("encoder") => format!("the H.264 encoder failed: {what}"),
-        _ => format!(
+    let culprit = top_level(reframe, source);
+    if culprit.as_ref() == Some(&reframe.outpaint) {
+        return format!("m3ddmoutpaint: {what}");
+    }
+    let branch = reframe.outputs.iter().find_map(|branch| {
+        let culprit = culprit.as_ref()?;
+        let is_encoder = *culprit == branch.encoder;
+        (is_encoder || *culprit == branch.mux || *culprit == branch.sink)
+            .then_some((branch, is_encoder))
+    });
+    match branch {
+        Some((branch, true)) => format!(
+            "the H.264 encoder of {} failed: {what}",
+            branch.path.display()
+        ),
+        Some((branch, false)) => format!("cannot write {}: {what}", branch.path.display()),
+        None => format!(
             "cannot read {input}: {what} (the input has {})",
             reframe.streams.lock().unwrap().found()
         ),

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MPL-2.0
-//! `m3ddm-reframe INPUT OUTPUT --aspect 9/16 [--fill outpaint|blur|color] [--model DIR] …`:
-//! a video file in, the same video at another aspect ratio out, through the
-//! `m3ddmoutpaint` element (registered statically: no GST_PLUGIN_PATH needed).
-//! The video is encoded with x264; the audio is copied when the output
-//! container can carry it. Every failure is one sentence and a non-zero exit.
+//! `m3ddm-reframe INPUT OUTPUT --aspect 9/16 [--aspect 1/1 …] [--expand M] [--fill …] [--model DIR] …`:
+//! a video file in, the same video at other aspect ratios out (one file per
+//! ratio, from one generation), through the `m3ddmoutpaint` element
+//! (registered statically: no GST_PLUGIN_PATH needed). The video is encoded
+//! with x264; the audio is copied into every file when the container can carry
+//! it. Every failure is one sentence and a non-zero exit, and removes the
+//! files the run created.
 //!
-//! Modules: `cli` (arguments → a checked job), `pipeline` (the GStreamer
-//! pipeline), `bus` (running it, errors → sentences), `packages` (which Debian
-//! package provides a missing plugin), `streams` (what the input holds),
-//! `progress` (what is printed meanwhile).
+//! Modules: `cli` (arguments → a checked job), `outputs` (ratios, shapes and
+//! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
+//! errors → sentences), `packages` (which Debian package provides a missing
+//! plugin), `streams` (what the input holds), `progress` (the progress bar, or
+//! lines, meanwhile).
 
 mod bus;
 mod cli;
+mod outputs;
 mod packages;
 mod pipeline;
 mod progress;
@@ -39,32 +43,55 @@ fn main() -> ExitCode {
 }
 
 fn run(job: &Job) -> Result<(), String> {
-    check_input(&job.input, &job.output.path)?;
+    for output in &job.outputs {
+        check_input(&job.input, &output.path)?;
+    }
     gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
     gstm3ddm::plugin_register_static()
         .map_err(|err| format!("cannot register the m3ddm plugin: {err}"))?;
-    let output = OutputFile::create(&job.output.path)?;
+    let files = job
+        .outputs
+        .iter()
+        .map(|output| OutputFile::create(&output.path))
+        .collect::<Result<Vec<_>, String>>()?;
     let reframe = pipeline::build(job)?;
-    eprintln!(
-        "{} → {} ({}, aspect {})",
-        job.input.display(),
-        job.output.path.display(),
-        job.output.container.name(),
-        job.output.aspect
-    );
-    let result = bus::run(&reframe, &job.input, &job.output.path);
-    let size = output_size(&reframe.outpaint);
+    for output in &job.outputs {
+        eprintln!(
+            "{} → {} ({}, {})",
+            job.input.display(),
+            output.path.display(),
+            job.container.name(),
+            output.shape
+        );
+    }
+    let result = bus::run(&reframe, &job.input);
+    let sizes: Vec<Option<String>> = reframe
+        .outputs
+        .iter()
+        .map(|o| output_size(&o.pad))
+        .collect();
+    let scene_cuts = reframe
+        .outpaint
+        .property::<gst::Structure>("stats")
+        .get::<u64>("scene-cuts")
+        .ok();
     let _ = reframe.pipeline.set_state(gst::State::Null);
     result?;
-    output.keep();
+    files.into_iter().for_each(OutputFile::keep);
     let streams = reframe.streams.lock().unwrap();
-    eprintln!(
-        "wrote {}: {}, {} (read {})",
-        job.output.path.display(),
-        size.unwrap_or_else(|| "video".to_string()),
-        streams.audio_outcome(),
-        streams.found()
-    );
+    eprintln!("read {}: {}", job.input.display(), streams.found());
+    for (branch, size) in reframe.outputs.iter().zip(sizes) {
+        eprintln!(
+            "wrote {}: {}, {}",
+            branch.path.display(),
+            size.unwrap_or_else(|| "video".to_string()),
+            streams.audio_outcome()
+        );
+    }
+    if let (true, Some(cuts)) = (job.detects_scene_cuts, scene_cuts) {
+        let plural = if cuts == 1 { "" } else { "s" };
+        eprintln!("{cuts} scene cut{plural} found");
+    }
     Ok(())
 }
 
@@ -89,7 +116,7 @@ fn check_input(input: &Path, output: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The output file, created before the run (so that an unwritable path fails
+/// An output file, created before the run (so that an unwritable path fails
 /// first) and removed again unless the run succeeded.
 struct OutputFile {
     path: PathBuf,
@@ -126,9 +153,9 @@ impl Drop for OutputFile {
     }
 }
 
-/// The output frame size, from the caps the element negotiated.
-fn output_size(outpaint: &gst::Element) -> Option<String> {
-    let caps = outpaint.static_pad("src")?.current_caps()?;
+/// An output's frame size, from the caps its pad negotiated.
+fn output_size(pad: &gst::Pad) -> Option<String> {
+    let caps = pad.current_caps()?;
     let structure = caps.structure(0)?;
     let width = structure.get::<i32>("width").ok()?;
     let height = structure.get::<i32>("height").ok()?;

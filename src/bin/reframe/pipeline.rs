@@ -2,24 +2,29 @@
 //! The pipeline of one run:
 //!
 //! ```text
-//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420
-//!                    │                  ! m3ddmoutpaint ! x264enc ! queue ! mux ! filesink
-//!                    ├ audio the muxer takes ─ queue ! mux            (copied as it is)
-//!                    ├ other audio ─ queue ! decodebin ! audioconvert ! audioresample ! avenc_aac ! mux
+//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! m3ddmoutpaint
+//!                    │        m3ddmoutpaint.src   ─ queue ! x264enc ! queue ! mux ! filesink   (first output)
+//!                    │        m3ddmoutpaint.src_0 ─ queue ! x264enc ! queue ! mux ! filesink   (second, …)
+//!                    ├ audio the muxers take ─ tee ─ queue ! mux   (one queue per output; copied as it is)
+//!                    ├ other audio ─ queue ! decodebin ! audioconvert ! audioresample ! avenc_aac ! tee ─ …
 //!                    └ anything else ─ fakesink
 //! ```
 //!
+//! The element pushes all its outputs from one thread, so each output branch
+//! starts with a queue (one sink waiting for preroll must not hold the others).
 //! parsebin demuxes and parses; its pads appear once the streams are known, so
 //! the branches are linked from its `pad-added`. What went wrong there (no video
 //! stream, a link that fails) is posted as an error message from the pipeline
 //! itself, which the bus loop prints as it is.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 
 use crate::cli::Job;
+use crate::outputs::{Container, Output, Shape};
 use crate::packages;
 use crate::streams::{AudioStream, Streams};
 
@@ -39,7 +44,18 @@ const AUDIO_ENCODER: &str = "avenc_aac";
 pub struct Reframe {
     pub pipeline: gst::Pipeline,
     pub outpaint: gst::Element,
+    pub outputs: Vec<OutputBranch>,
     pub streams: Arc<Mutex<Streams>>,
+}
+
+/// The elements that write one output file.
+pub struct OutputBranch {
+    pub path: PathBuf,
+    /// The element's pad the frames come from (`src`, `src_0`, …).
+    pub pad: gst::Pad,
+    pub encoder: gst::Element,
+    pub mux: gst::Element,
+    pub sink: gst::Element,
 }
 
 /// GStreamer's name of a stream's codec ("H.264 (High Profile)").
@@ -64,21 +80,29 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element, String> {
         .map_err(|_| packages::missing_element(factory))
 }
 
-/// Sets a property from its gst-launch spelling, checked against the spec so
-/// that a bad value is a sentence (and not a GLib warning).
-fn set_property_from_str(element: &gst::Element, name: &str, text: &str) -> Result<(), String> {
-    let element_name = element
-        .factory()
-        .map(|f| f.name().to_string())
-        .unwrap_or_else(|| element.name().to_string());
-    let pspec = element
+/// Sets a property of an element or pad from its gst-launch spelling, checked
+/// against the spec so that a bad value is a sentence (and not a GLib warning).
+fn set_property_from_str(
+    object: &impl IsA<gst::Object>,
+    name: &str,
+    text: &str,
+) -> Result<(), String> {
+    let object = object.upcast_ref::<gst::Object>();
+    let shown = match object.downcast_ref::<gst::Element>() {
+        Some(element) => element
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_else(|| element.name().to_string()),
+        None => object.name().to_string(),
+    };
+    let pspec = object
         .find_property(name)
-        .ok_or_else(|| format!("{element_name} has no property {name}"))?;
+        .ok_or_else(|| format!("{shown} has no property {name}"))?;
     let value = glib::Value::deserialize(text, pspec.value_type())
         .ok()
         .filter(|value| pspec.value_is_valid(value))
-        .ok_or_else(|| format!("{element_name} does not accept {name}={text}"))?;
-    element.set_property_from_value(name, &value);
+        .ok_or_else(|| format!("{shown} does not accept {name}={text}"))?;
+    object.set_property_from_value(name, &value);
     Ok(())
 }
 
@@ -120,31 +144,23 @@ fn link_to_muxer(
 pub fn build(job: &Job) -> Result<Reframe, String> {
     let pipeline = gst::Pipeline::with_name("m3ddm-reframe");
     let source = make("filesrc", Some("input"))?;
-    source.set_property(
-        "location",
-        job.input.to_str().ok_or("the input path is not UTF-8")?,
-    );
+    source.set_property("location", utf8(&job.input, "input")?);
     let demux = make("parsebin", Some("demux"))?;
-    let mux = make(job.output.container.muxer(), Some("mux"))?;
-    let sink = make("filesink", Some("output"))?;
-    sink.set_property(
-        "location",
-        job.output
-            .path
-            .to_str()
-            .ok_or("the output path is not UTF-8")?,
-    );
     add_chain(&pipeline, &[&source, &demux])?;
-    add_chain(&pipeline, &[&mux, &sink])?;
 
-    let video = build_video_chain(&pipeline, job, &mux)?;
-    let outpaint = video.outpaint.clone();
+    let (video_head, outpaint) = build_video_chain(&pipeline, job)?;
+    let outputs = job
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(index, output)| build_output(&pipeline, job.container, &outpaint, index, output))
+        .collect::<Result<Vec<_>, String>>()?;
     let streams = Arc::new(Mutex::new(Streams::default()));
     let linker = Linker {
         pipeline: pipeline.downgrade(),
-        mux,
+        muxers: outputs.iter().map(|o| o.mux.clone()).collect(),
         input: job.input.display().to_string(),
-        video_head: video.head,
+        video_head,
         streams: streams.clone(),
     };
     demux.connect_pad_added(move |_, pad| {
@@ -162,22 +178,22 @@ pub fn build(job: &Job) -> Result<Reframe, String> {
     Ok(Reframe {
         pipeline,
         outpaint,
+        outputs,
         streams,
     })
 }
 
-/// The video chain from the decoded frames to the muxer.
-struct VideoChain {
-    /// Where decoded frames go in.
-    head: gst::Element,
-    outpaint: gst::Element,
+fn utf8<'a>(path: &'a Path, what: &str) -> Result<&'a str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("the {what} path {} is not UTF-8", path.display()))
 }
 
+/// The video chain from the decoded frames into the element: its head (where
+/// decoded frames go in) and the element, with the settings of `job`.
 fn build_video_chain(
     pipeline: &gst::Pipeline,
     job: &Job,
-    mux: &gst::Element,
-) -> Result<VideoChain, String> {
+) -> Result<(gst::Element, gst::Element), String> {
     let head = make("videoconvert", None)?;
     // 8-bit 4:2:0, which every H.264 player decodes; the element then makes even
     // frame sizes, which x264 needs for 4:2:0.
@@ -192,21 +208,72 @@ fn build_video_chain(
     for (name, value) in &job.element_properties {
         set_property_from_str(&outpaint, name, value)?;
     }
-    let encoder = make("x264enc", Some("encoder"))?;
+    add_chain(pipeline, &[&head, &i420, &outpaint])?;
+    Ok((head, outpaint))
+}
+
+/// The branch that encodes and writes output `index`: the first from the
+/// element's `src` pad (with the element's `aspect` or `expand`), the others
+/// from a request pad `src_%u` with its own `aspect`.
+fn build_output(
+    pipeline: &gst::Pipeline,
+    container: Container,
+    outpaint: &gst::Element,
+    index: usize,
+    output: &Output,
+) -> Result<OutputBranch, String> {
+    let path = &output.path;
+    let pad = match (index, &output.shape) {
+        (0, Shape::Aspect(aspect)) => {
+            set_property_from_str(outpaint, "aspect", &aspect.to_string())?;
+            outpaint
+                .static_pad("src")
+                .expect("the element has a src pad")
+        }
+        (0, Shape::Expand(margins)) => {
+            set_property_from_str(outpaint, "expand", margins)?;
+            outpaint
+                .static_pad("src")
+                .expect("the element has a src pad")
+        }
+        (_, Shape::Aspect(aspect)) => {
+            let pad = outpaint
+                .request_pad_simple("src_%u")
+                .ok_or("m3ddmoutpaint gives no request pad src_%u: this build of the element has one output only")?;
+            set_property_from_str(&pad, "aspect", &aspect.to_string())?;
+            pad
+        }
+        (_, Shape::Expand(_)) => unreachable!("--expand makes one output"),
+    };
+    let head = make("queue", None)?;
+    let encoder = make("x264enc", Some(&format!("encoder-{index}")))?;
     for (name, value) in X264_SETTINGS {
         set_property_from_str(&encoder, name, value)?;
     }
-    let queue = make("queue", None)?;
-    add_chain(pipeline, &[&head, &i420, &outpaint, &encoder, &queue])?;
-    link_to_muxer(&queue, mux, "video_%u")?;
-    Ok(VideoChain { head, outpaint })
+    let encoded = make("queue", None)?;
+    let mux = make(container.muxer(), Some(&format!("mux-{index}")))?;
+    let sink = make("filesink", Some(&format!("output-{index}")))?;
+    sink.set_property("location", utf8(path, "output")?);
+    add_chain(pipeline, &[&head, &encoder, &encoded])?;
+    add_chain(pipeline, &[&mux, &sink])?;
+    link_to_muxer(&encoded, &mux, "video_%u")?;
+    pad.link(&head.static_pad("sink").expect("a queue has a sink pad"))
+        .map_err(|err| format!("cannot link the output {}: {err:?}", path.display()))?;
+    Ok(OutputBranch {
+        path: path.to_owned(),
+        pad,
+        encoder,
+        mux,
+        sink,
+    })
 }
 
 /// Links the streams parsebin finds (called from its streaming thread).
 #[derive(Clone)]
 struct Linker {
     pipeline: glib::WeakRef<gst::Pipeline>,
-    mux: gst::Element,
+    /// The muxer of every output: each gets every audio stream.
+    muxers: Vec<gst::Element>,
     /// The input file, for messages.
     input: String,
     video_head: gst::Element,
@@ -276,14 +343,9 @@ impl Linker {
     fn add_branch(&self, pad: &gst::Pad, elements: &[&gst::Element]) -> Result<(), String> {
         add_chain(&self.pipeline()?, elements)?;
         for element in elements {
-            element
-                .sync_state_with_parent()
-                .map_err(|_| "cannot start a stream's branch".to_string())?;
+            start(element)?;
         }
-        let first = elements[0].static_pad("sink").expect("a sink pad");
-        pad.link(&first)
-            .map(|_| ())
-            .map_err(|err| format!("cannot link a stream of the input: {err:?}"))
+        link_pad(pad, elements[0])
     }
 
     fn link_video(&self, pad: &gst::Pad) -> Result<(), String> {
@@ -304,17 +366,37 @@ impl Linker {
         self.add_branch(pad, &[&queue, &decoder])
     }
 
-    /// Whether the muxer takes this audio stream as it is.
+    /// Whether the muxers (all of one container) take this audio stream as it is.
     fn mux_accepts_audio(&self, pad: &gst::Pad) -> bool {
-        self.mux
+        self.muxers[0]
             .pad_template("audio_%u")
             .is_some_and(|template| pad.query_caps(None).can_intersect(template.caps()))
     }
 
+    /// A tee, started, that feeds an `audio_%u` pad of every muxer through a
+    /// queue of its own. The queues are unbounded (audio is small): a muxer
+    /// waiting for video must not stop the demuxer, nor the other outputs.
+    fn audio_fan_out(&self) -> Result<gst::Element, String> {
+        let pipeline = self.pipeline()?;
+        let tee = make("tee", None)?;
+        pipeline
+            .add(&tee)
+            .map_err(|err| format!("cannot build the pipeline: {err}"))?;
+        for mux in &self.muxers {
+            let queue = unbounded_queue()?;
+            add_chain(&pipeline, &[&queue])?;
+            tee.link(&queue)
+                .map_err(|err| format!("cannot build the pipeline: {err}"))?;
+            link_to_muxer(&queue, mux, "audio_%u")?;
+            start(&queue)?;
+        }
+        start(&tee)?;
+        Ok(tee)
+    }
+
     fn link_audio_as_is(&self, pad: &gst::Pad) -> Result<(), String> {
-        let queue = unbounded_queue()?;
-        self.add_branch(pad, &[&queue])?;
-        link_to_muxer(&queue, &self.mux, "audio_%u")
+        let tee = self.audio_fan_out()?;
+        link_pad(pad, &tee)
     }
 
     fn link_audio_reencoded(&self, pad: &gst::Pad) -> Result<(), String> {
@@ -323,16 +405,13 @@ impl Linker {
         let convert = make("audioconvert", None)?;
         let resample = make("audioresample", None)?;
         let encoder = make(AUDIO_ENCODER, None)?;
-        let encoded = make("queue", None)?;
-        add_chain(
-            &self.pipeline()?,
-            &[&convert, &resample, &encoder, &encoded],
-        )?;
-        link_to_muxer(&encoded, &self.mux, "audio_%u")?;
-        for element in [&convert, &resample, &encoder, &encoded] {
-            element
-                .sync_state_with_parent()
-                .map_err(|_| "cannot start the audio encoder".to_string())?;
+        let tee = self.audio_fan_out()?;
+        add_chain(&self.pipeline()?, &[&convert, &resample, &encoder])?;
+        encoder
+            .link(&tee)
+            .map_err(|err| format!("cannot build the pipeline: {err}"))?;
+        for element in [&convert, &resample, &encoder] {
+            start(element)?;
         }
         decoder.connect_pad_added(move |_, pad| {
             let sink = convert
@@ -351,4 +430,19 @@ impl Linker {
         sink.set_property("async", false);
         self.add_branch(pad, &[&sink])
     }
+}
+
+/// Brings an element added to the running pipeline to the pipeline's state.
+fn start(element: &gst::Element) -> Result<(), String> {
+    element
+        .sync_state_with_parent()
+        .map_err(|_| "cannot start a stream's branch".to_string())
+}
+
+/// Links a pad of parsebin to the sink pad of `element`.
+fn link_pad(pad: &gst::Pad, element: &gst::Element) -> Result<(), String> {
+    let sink = element.static_pad("sink").expect("a sink pad");
+    pad.link(&sink)
+        .map(|_| ())
+        .map_err(|err| format!("cannot link a stream of the input: {err:?}"))
 }

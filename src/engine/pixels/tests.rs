@@ -217,7 +217,7 @@ fn mask_zeros_match_the_content_box() {
 fn canvas_inputs_keep_the_content_and_fill_the_rest() {
     for layout in [portrait_layout(), odd_layout()] {
         let content = gradient(layout.content.width(), layout.content.height());
-        let inputs = canvas_inputs(&content, &layout);
+        let inputs = canvas_inputs(&std::sync::Arc::new(content.clone()), &layout);
         let canvas = layout.canvas;
         let stretched = inputs.stretched(canvas);
         for image in [&inputs.masked, &inputs.init, &stretched] {
@@ -253,7 +253,7 @@ fn canvas_inputs_of_a_flat_source_are_flat() {
         layout.content.height(),
         [30, 140, 250],
     );
-    let inputs = canvas_inputs(&content, &layout);
+    let inputs = canvas_inputs(&std::sync::Arc::new(content.clone()), &layout);
     assert!(
         inputs
             .init
@@ -274,7 +274,7 @@ fn canvas_inputs_of_a_flat_source_are_flat() {
 fn canvas_inputs_resize_content_of_another_size() {
     let layout = odd_layout();
     let content = RgbImage::filled(40, 40, [12, 34, 56]);
-    let inputs = canvas_inputs(&content, &layout);
+    let inputs = canvas_inputs(&std::sync::Arc::new(content.clone()), &layout);
     assert_eq!(
         inputs.masked.pixel(layout.content.x0, layout.content.y0),
         Some([12, 34, 56])

@@ -338,3 +338,23 @@ fn a_cut_ends_the_chunk_and_starts_a_plan_of_its_own() {
     planner.next_chunk(false).unwrap();
     assert_eq!(planner.next_chunk(true).unwrap().carried_guide, Some(9));
 }
+
+#[test]
+fn dropped_frames_are_skipped_and_the_last_emitted_frame_stays_the_guide() {
+    let mut planner = ChunkPlanner::new(4).unwrap();
+    for _ in 0..4 {
+        planner.push();
+    }
+    assert_eq!(planner.next_chunk(false).unwrap().new_frames, 0..4);
+    for _ in 0..6 {
+        planner.push();
+    }
+    // Frames 4 and 5 left without being generated.
+    planner.drop_oldest(2);
+    let chunk = planner.next_chunk(false).unwrap();
+    assert_eq!(chunk.new_frames, 6..10);
+    assert_eq!(chunk.carried_guide, Some(3));
+    assert_eq!(chunk.to_stream(0), 3);
+    assert_eq!(chunk.to_stream(1), 6);
+    assert_eq!(planner.queued(), 0);
+}

@@ -7,6 +7,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::super::caps;
+use super::super::config::OutputShape;
+use super::super::outputpad::OutputPad;
 use super::M3ddmOutpaint;
 use crate::m3ddmoutpaint::CAT;
 
@@ -106,18 +108,30 @@ impl M3ddmOutpaint {
         let caps = if other.is_any() {
             template
         } else {
-            let aspect = self
-                .settings
-                .lock()
-                .unwrap()
-                .aspect_ratio()
-                .unwrap_or(crate::engine::Ratio { num: 9, den: 16 });
-            caps::transform_caps(other, direction, aspect)
+            let shape = self.shape_of(pad);
+            caps::transform_caps(other, direction, shape)
                 .intersect_with_mode(&template, gst::CapsIntersectMode::First)
         };
         match filter {
             Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,
+        }
+    }
+}
+
+impl M3ddmOutpaint {
+    /// The shape of `pad`'s output: its own aspect for a request pad, the
+    /// element's `aspect` or `expand` for `src` (9:16 while those are invalid).
+    fn shape_of(&self, pad: &gst::Pad) -> OutputShape {
+        let fallback = OutputShape::Aspect(crate::engine::Ratio { num: 9, den: 16 });
+        match pad.downcast_ref::<OutputPad>() {
+            Some(output) => output.aspect().map_or(fallback, OutputShape::Aspect),
+            None => self
+                .settings
+                .lock()
+                .unwrap()
+                .output_shape()
+                .unwrap_or(fallback),
         }
     }
 }

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Media files for the tests of `m3ddm-reframe`: MP4s made with GStreamer's own
+//! encoders (x264enc, avenc_aac), and what a file decodes to (frames, frame
+//! size, audio duration, container).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+/// The frame rate of the files made here.
+pub const FPS: u64 = 30;
+
+/// Runs a gst-launch description to EOS; an error message is the Err.
+pub fn play(description: &str) -> Result<(), String> {
+    play_prepared(description, |_| {})
+}
+
+/// Runs a gst-launch description to EOS after `prepare` saw the pipeline.
+pub fn play_prepared(description: &str, prepare: impl FnOnce(&gst::Bin)) -> Result<(), String> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(description).map_err(|e| e.to_string())?;
+    prepare(pipeline.downcast_ref::<gst::Bin>().unwrap());
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().unwrap();
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Error(err) => Err(err.error().to_string()),
+            _ => Ok(()),
+        },
+        None => Err("no EOS within 60 s".to_string()),
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    result
+}
+
+/// An MP4 with `frames` frames of 160×90 H.264 (x264enc) at 30 fps and, when
+/// `audio`, a stereo AAC tone (avenc_aac) of the same duration.
+pub fn make_mp4(path: &Path, frames: u64, audio: bool) {
+    make_mp4_with_cut(path, frames, audio, None);
+}
+
+/// The same, and with `cut_at`, a cut to another picture (SMPTE colour bars)
+/// from that frame on.
+pub fn make_mp4_with_cut(path: &Path, frames: u64, audio: bool, cut_at: Option<u64>) {
+    let location = path.display();
+    let video = format!(
+        "videotestsrc name=video num-buffers={frames} pattern=ball \
+         ! video/x-raw,width=160,height=90,framerate={FPS}/1,format=I420 \
+         ! x264enc ! queue ! mp4mux name=mux ! filesink location={location}"
+    );
+    let tone = format!(
+        " audiotestsrc num-buffers={frames} samplesperbuffer={} ! audio/x-raw,rate=44100,channels=2 \
+         ! avenc_aac ! queue ! mux.",
+        44_100 / FPS
+    );
+    let description = if audio { video + &tone } else { video };
+    let cut = |pipeline: &gst::Bin| {
+        let Some(cut_at) = cut_at else { return };
+        let source = pipeline.by_name("video").unwrap();
+        let pad = source.static_pad("src").unwrap();
+        let source = source.downgrade();
+        let pushed = AtomicU64::new(0);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let pushed = pushed.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (true, Some(source)) = (pushed == cut_at, source.upgrade()) {
+                source.set_property_from_str("pattern", "smpte");
+            }
+            gst::PadProbeReturn::Ok
+        });
+    };
+    play_prepared(&description, cut).expect("GStreamer's encoders make the test file");
+}
+
+/// An audio-only MP4 (AAC).
+pub fn make_audio_only_mp4(path: &Path) {
+    play(&format!(
+        "audiotestsrc num-buffers=20 ! avenc_aac ! mp4mux ! filesink location={}",
+        path.display()
+    ))
+    .expect("GStreamer's encoders make the audio file");
+}
+
+/// What a file decodes to.
+#[derive(Debug, Default, Clone)]
+pub struct Decoded {
+    pub video_frames: u64,
+    pub width: i32,
+    pub height: i32,
+    /// Decoded samples / rate, summed over the audio buffers.
+    pub audio: Option<Duration>,
+    pub container: String,
+}
+
+/// Decodes every stream of `path` (decodebin) and counts what comes out.
+pub fn decode(path: &Path) -> Decoded {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_str().unwrap())
+        .build()
+        .unwrap();
+    let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &decodebin]).unwrap();
+    src.link(&decodebin).unwrap();
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let weak = pipeline.downgrade();
+    let counts = decoded.clone();
+    decodebin.connect_pad_added(move |_, pad| {
+        let pipeline = weak.upgrade().unwrap();
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        let counts = counts.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let caps = pad.current_caps().unwrap();
+            let s = caps.structure(0).unwrap();
+            let mut counts = counts.lock().unwrap();
+            if s.name().starts_with("video/") {
+                counts.video_frames += 1;
+                counts.width = s.get("width").unwrap();
+                counts.height = s.get("height").unwrap();
+            } else if let (Some(buffer), Ok(audio)) =
+                (info.buffer(), gst_audio::AudioInfo::from_caps(&caps))
+            {
+                let samples = buffer.size() as u64 / u64::from(audio.bpf());
+                let duration =
+                    Duration::from_nanos(samples * 1_000_000_000 / u64::from(audio.rate()));
+                *counts.audio.get_or_insert(Duration::ZERO) += duration;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut container = String::new();
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(60))
+            .expect("decoding ends within 60 s");
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(err) => {
+                panic!("{} does not decode: {}", path.display(), err.error())
+            }
+            gst::MessageView::Tag(tag) => {
+                if let Some(format) = tag.tags().get::<gst::tags::ContainerFormat>() {
+                    container = format.get().to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let mut decoded = decoded.lock().unwrap().clone();
+    decoded.container = container;
+    decoded
+}
