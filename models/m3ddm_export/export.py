@@ -2,7 +2,9 @@
 
 Graphs are traced with the classic exporter (opset 17) at one shape and then checked in
 ONNX Runtime at another shape against PyTorch, because the tracer turns shape logic it
-cannot see into constants. Graphs larger than 2 GB keep their weights in one external
+cannot see into constants. The U-Net's attention is ONNX Runtime's `com.microsoft`
+MultiHeadAttention (CONTRIB_OPS); what does not depend on the inputs is folded into
+initializers (simplify.py). Graphs larger than 2 GB keep their weights in one external
 data file next to the graph (`<graph>.onnx.data`).
 """
 
@@ -14,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +28,13 @@ from .checkpoint import Source, sha256_of
 from .config import UNetConfig
 from .errors import ExportError
 from .graphs import GRAPHS, GraphSpec, example_inputs, graph_modules
+from .layers import unfused_attention
+from .simplify import fold_constants
 
 OPSET = 17
+# Operators outside the ONNX standard that the graphs use (kernels in ONNX Runtime's CPU
+# and CUDA execution providers, fp32 and fp16).
+CONTRIB_OPS = ("com.microsoft:MultiHeadAttention",)
 FORMAT = "m3ddm-onnx"
 FORMAT_VERSION = 1
 LATENT_SCALE = 0.18215
@@ -53,8 +61,13 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def trace_graph(module: nn.Module, spec: GraphSpec, inputs: tuple, path: Path) -> None:
-    with warnings.catch_warnings():
+def trace_graph(module: nn.Module, spec: GraphSpec, inputs: tuple, path: Path, fused_attention: bool = True) -> None:
+    """Traces `module` into an ONNX file.
+
+    Attention becomes ONNX Runtime's `com.microsoft` MultiHeadAttention, or with
+    `fused_attention=False` plain MatMul/Softmax/MatMul (the reference it is tested against).
+    """
+    with warnings.catch_warnings(), (nullcontext() if fused_attention else unfused_attention()):
         warnings.simplefilter("ignore")  # tracer warnings about constants are checked by verify_graph
         torch.onnx.export(
             module, inputs, str(path), opset_version=OPSET, dynamo=False, do_constant_folding=True,
@@ -129,6 +142,7 @@ def save_graph(traced: Path, spec: GraphSpec, out_dir: Path, float_dtype: str) -
     """Re-saves a traced graph into `out_dir` (external data when large) and returns its manifest entry."""
     model = onnx.load(str(traced))
     pin_io_shapes(model, spec)
+    fold_constants(model)
     shorten_value_names(model)
     expected_inputs = [t.resolved(float_dtype) for t in spec.inputs]
     expected_outputs = [t.resolved(float_dtype) for t in spec.outputs]
@@ -249,7 +263,8 @@ def write_model_dir(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dic
         "scheduler_config": dict(SCHEDULER_CONFIG),
         "graphs": graphs,
         "source": sources,
-        "exporter": {"opset": OPSET, "torch": torch.__version__, "onnx": onnx.__version__},
+        "exporter": {"opset": OPSET, "contrib_ops": list(CONTRIB_OPS),
+                     "torch": torch.__version__, "onnx": onnx.__version__},
     }
     write_json(out_dir / "manifest.json", manifest)
     return manifest

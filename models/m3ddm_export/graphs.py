@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import GLOBAL_CONTEXT_DIM, GLOBAL_FRAMES, WINDOW_FRAMES, global_grid
+from .layers import use_export_group_norms
 from .unet3d import UNet3D
 
 FLOAT = "float"  # placeholder for float32 or float16, decided by --precision
@@ -111,7 +112,12 @@ class VaeDecoderGraph(nn.Module):
 
 
 def graph_modules(unet: UNet3D, vae: nn.Module) -> dict[str, nn.Module]:
-    """The graph wrappers, in eval mode (a wrapper made in training mode would put BatchNorm back into it)."""
+    """The graph wrappers, in eval mode (a wrapper made in training mode would put BatchNorm back into it).
+
+    Their GroupNorms export with a one-pass affine (ExportGroupNorm; eager PyTorch is unchanged).
+    """
+    use_export_group_norms(unet)
+    use_export_group_norms(vae)
     modules = {"unet": UNetGraph(unet), "global_encoder": GlobalEncoderGraph(unet),
                "vae_encoder": VaeEncoderGraph(vae), "vae_decoder": VaeDecoderGraph(vae)}
     return {key: module.eval() for key, module in modules.items()}

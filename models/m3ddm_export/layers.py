@@ -3,11 +3,14 @@
 Tensors inside the U-Net are video features `[batch, channels, frames, height, width]`.
 Spatial layers run on every frame, temporal layers along the frames of every pixel;
 GroupNorm on a 5-D tensor normalises over frames too, as the official code does.
+Forward passes are arranged for the ONNX graphs they become (models/README.md, "How the
+graphs are made fast"); the arithmetic is the official one up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -41,20 +44,85 @@ class SinusoidalEmbedding(nn.Module):
         return sinusoidal_embedding(positions, self.dim, self.flip, self.shift, self.max_period)
 
 
-# Tracing note: sizes passed to reshape must come from unpacking or indexing `x.shape`
+# Tracing notes. Sizes passed to reshape must come from unpacking or indexing `x.shape`
 # (the tracer records those as graph values); `unflatten` with such sizes and slices of
-# `x.shape` are recorded as constants, which breaks the graph at other shapes.
+# `x.shape` are recorded as constants, which breaks the graph at other shapes. Sizes that
+# are fixed for a layer (its channels) or for the graph (the 16 frames of a window, see
+# `fixed_size`) are plain ints instead, so that the graph has as little shape arithmetic
+# as possible: the batch axis is -1 wherever it can be.
+
+
+def fixed_size(size) -> int:
+    """A size that is the same for every input of a graph (a layer's channels, the window's frames).
+
+    The tracer records it as a constant (and warns, which trace_graph silences).
+    """
+    return int(size)
 
 
 def frames_to_batch(x: torch.Tensor) -> torch.Tensor:
     """`[b, c, f, h, w]` -> `[b*f, c, h, w]`."""
-    return x.transpose(1, 2).flatten(0, 1)
+    _, channels, _, h, w = x.shape
+    return x.transpose(1, 2).reshape(-1, fixed_size(channels), h, w)
 
 
 def batch_to_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     """`[b*f, c, h, w]` -> `[b, c, f, h, w]`."""
-    _, c, h, w = x.shape
-    return x.reshape(-1, frames, c, h, w).transpose(1, 2)
+    _, channels, h, w = x.shape
+    return x.reshape(-1, frames, fixed_size(channels), h, w).transpose(1, 2)
+
+
+class GroupNormalize(torch.autograd.Function):
+    """GroupNorm without its affine part.
+
+    ONNX: Reshape to `[n, groups, -1]`, InstanceNormalization, Reshape back (PyTorch's own
+    export of `F.group_norm` without weights adds a Mul by ones and an Add of zeros).
+    `ones` and `zeros` are the InstanceNormalization's per-group scale and shift.
+    """
+
+    @staticmethod
+    def forward(ctx, x, ones, zeros, groups: int, eps: float):
+        return F.group_norm(x, groups, eps=eps)
+
+    @staticmethod
+    def symbolic(g, x, ones, zeros, groups: int, eps: float):
+        grouped_shape = g.op("Constant", value_t=torch.tensor([0, groups, -1], dtype=torch.int64))
+        grouped = g.op("InstanceNormalization", g.op("Reshape", x, grouped_shape), ones, zeros, epsilon_f=eps)
+        out = g.op("Reshape", grouped, g.op("Shape", x))
+        out.setType(x.type())
+        return out
+
+
+def group_normalize(x: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
+    """GroupNorm of `x` `[n, channels, ...]` over `groups` groups, without scale and shift."""
+    ones = torch.ones(groups, dtype=x.dtype, device=x.device)
+    return GroupNormalize.apply(x, ones, torch.zeros_like(ones), groups, eps)
+
+
+class ExportGroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` whose ONNX form applies the affine scale and shift as one BatchNormalization.
+
+    PyTorch exports GroupNorm as InstanceNormalization over the groups followed by a Mul and
+    an Add per channel; a BatchNormalization with mean 0, variance 1 and epsilon 0 computes
+    the same `x * weight + bias` in one pass over the features instead of two. Eager
+    PyTorch runs the plain GroupNorm. `use_export_group_norms` turns a module's GroupNorms
+    (ours and diffusers') into this class; parameters and state-dict names stay.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.onnx.is_in_onnx_export() or not self.affine:
+            return super().forward(x)
+        normalized = group_normalize(x, self.num_groups, self.eps)
+        return F.batch_norm(normalized, torch.zeros_like(self.weight), torch.ones_like(self.weight),
+                            self.weight, self.bias, training=False, eps=0.0)
+
+
+def use_export_group_norms(module: nn.Module) -> nn.Module:
+    """Makes every `nn.GroupNorm` inside `module` an ExportGroupNorm (in place); returns `module`."""
+    for layer in module.modules():
+        if type(layer) is nn.GroupNorm:
+            layer.__class__ = ExportGroupNorm
+    return module
 
 
 class Pseudo3DConv(nn.Module):
@@ -66,15 +134,15 @@ class Pseudo3DConv(nn.Module):
         self.temporal_conv = nn.Conv1d(dim_out, dim_out, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.shape[2]
+        _, _, frames, h, w = x.shape
+        frames, channels = fixed_size(frames), self.temporal_conv.out_channels
         x = batch_to_frames(self.spatial_conv(frames_to_batch(x)), frames)
-        b, c, f, h, w = x.shape
         # Conv1d along frames at every pixel == a (k, 1) Conv2d on [b, c, f, h*w], without
         # transposes (ONNX Runtime runs 2-D convolutions much faster than 3-D ones on CPU).
         kernel = self.temporal_conv.weight.unsqueeze(-1)
         pad = self.temporal_conv.padding[0]
-        x = F.conv2d(x.reshape(b, c, f, h * w), kernel, self.temporal_conv.bias, padding=(pad, 0))
-        return x.reshape(b, c, f, h, w)
+        x = F.conv2d(x.reshape(-1, channels, frames, h * w), kernel, self.temporal_conv.bias, padding=(pad, 0))
+        return x.reshape(-1, channels, frames, h, w)
 
 
 class ResnetBlockP3D(nn.Module):
@@ -94,8 +162,9 @@ class ResnetBlockP3D(nn.Module):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, femb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None, None]
-        h = h + self.fps_emb_proj(F.silu(femb))[:, :, None, None, None]
+        # (both embeddings in one addition to the video features)
+        embeddings = self.time_emb_proj(F.silu(temb)) + self.fps_emb_proj(F.silu(femb))
+        h = h + embeddings[:, :, None, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         if self.conv_shortcut is not None:
             x = self.conv_shortcut(x)
@@ -105,30 +174,107 @@ class ResnetBlockP3D(nn.Module):
         return out
 
 
+class FusedAttention(torch.autograd.Function):
+    """softmax(q k^T * scale) v over `heads` heads of `[n, length, heads*width]` projections.
+
+    Runs as PyTorch's fused attention and exports as ONNX Runtime's `com.microsoft`
+    `MultiHeadAttention` (CPU and CUDA kernels, fp32 and fp16), which never holds the
+    whole score matrix in memory.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, heads: int, scale: float):
+        return attention(q, k, v, heads, scale)
+
+    @staticmethod
+    def symbolic(g, q, k, v, heads: int, scale: float):
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads, scale_f=scale)
+        out.setType(q.type())
+        return out
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    """The same as FusedAttention, in plain operators (ONNX: MatMul/Softmax/MatMul per head)."""
+
+    def split_heads(x):
+        n, length, width = x.shape
+        return x.reshape(n, length, heads, width // heads).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split_heads(q), split_heads(k), split_heads(v), scale=scale)
+    return out.transpose(1, 2).flatten(2)
+
+
+# ONNX Runtime's CPU MultiHeadAttention takes queries in blocks of (key head + value head
+# width) rows and multiplies by the values in 16-float column blocks, so a value head
+# narrower than 16 costs as much as a 16-wide one while its row blocks stay short. For
+# long sequences (the spatial and cross attentions; the temporal ones are 16 frames, one
+# block already) graphs get such value heads zero-padded to 16, which measured 10-20%
+# faster: the padding adds exact zeros and `to_out` reads none of it. Only small test
+# models have such heads; the published model's are 40 to 160 wide and export unchanged.
+MIN_VALUE_HEAD_WIDTH = 16
+
+
+def pad_heads(weight: torch.Tensor, heads: int, width: int, axis: int) -> torch.Tensor:
+    """Zero-pads each head's block of `weight` along `axis` (0: output rows, 1: input columns) to `width`."""
+    rows, columns = (fixed_size(size) for size in weight.shape)
+    if axis == 0:
+        blocks = weight.reshape(heads, rows // heads, columns)
+        return F.pad(blocks, (0, 0, 0, width - rows // heads)).reshape(heads * width, columns)
+    blocks = weight.reshape(rows, heads, columns // heads)
+    return F.pad(blocks, (0, width - columns // heads)).reshape(rows, heads * width)
+
+
 class Attention(nn.Module):
-    """Multi-head attention (`to_q/to_k/to_v/to_out.0`), scores scaled by 1/sqrt(head width)."""
+    """Multi-head attention (`to_q/to_k/to_v/to_out.0`), scores scaled by 1/sqrt(head width).
+
+    Queries and self-attention keys/values come as 2-D tokens `[n*length, dim]`, so that the
+    projections export as plain matrix products (`to_out` as a Gemm with its bias).
+    """
+
+    fused = True  # ONNX: one MultiHeadAttention node (False: MatMul/Softmax/MatMul, see unfused_attention)
 
     def __init__(self, query_dim: int, heads: int, dim_head: int, context_dim: int | None = None):
         super().__init__()
         inner = heads * dim_head
-        self.heads, self.dim_head, self.scale = heads, dim_head, dim_head ** -0.5
+        self.heads, self.dim_head, self.inner, self.scale = heads, dim_head, inner, dim_head ** -0.5
         self.to_q = nn.Linear(query_dim, inner, bias=False)
         self.to_k = nn.Linear(context_dim or query_dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim))
 
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        n, length, _ = x.shape
-        return x.reshape(n, length, self.heads, self.dim_head).transpose(1, 2)
+    def forward(self, x: torch.Tensor, sequences: tuple, context: torch.Tensor | None = None) -> torch.Tensor:
+        """`x` `[n*length, dim]` -> same shape.
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        `sequences` is `(n, length)` with one of them -1; `context` `[n, T, context_dim]` or None.
+        """
+        value_weight, out_weight, value_width = self.to_v.weight, self.to_out[0].weight, self.inner
+        long_sequences = isinstance(sequences[1], int) and sequences[1] == -1
+        if (self.fused and torch.onnx.is_in_onnx_export() and long_sequences
+                and self.dim_head < MIN_VALUE_HEAD_WIDTH):
+            value_width = self.heads * MIN_VALUE_HEAD_WIDTH
+            value_weight = pad_heads(value_weight, self.heads, MIN_VALUE_HEAD_WIDTH, 0)
+            out_weight = pad_heads(out_weight, self.heads, MIN_VALUE_HEAD_WIDTH, 1)
         source = x if context is None else context
-        q = self.split_heads(self.to_q(x))
-        k = self.split_heads(self.to_k(source))
-        v = self.split_heads(self.to_v(source))
-        # softmax(q k^T * scale) v: PyTorch runs it fused, the ONNX export is MatMul/Softmax/MatMul.
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        q = self.to_q(x).reshape(*sequences, self.inner)
+        k = self.to_k(source)
+        v = F.linear(source, value_weight)
+        if context is None:
+            k, v = k.reshape(*sequences, self.inner), v.reshape(*sequences, value_width)
+        if self.fused:
+            out = FusedAttention.apply(q, k, v, self.heads, self.scale)
+        else:
+            out = attention(q, k, v, self.heads, self.scale)
+        return F.linear(out.reshape(-1, value_width), out_weight, self.to_out[0].bias)
+
+
+@contextmanager
+def unfused_attention():
+    """Within it, attention exports as MatMul/Softmax/MatMul (the reference for the fused graph)."""
+    Attention.fused = False
+    try:
+        yield
+    finally:
+        Attention.fused = True
 
 
 class GEGLU(nn.Module):
@@ -137,8 +283,12 @@ class GEGLU(nn.Module):
         self.proj = nn.Linear(dim_in, dim_out * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.proj(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        # Two products with halves of the weight instead of one product and a split: the same
+        # numbers without copying the halves apart (the tracer folds the weight slices).
+        half = self.proj.out_features // 2
+        weight, bias = self.proj.weight, self.proj.bias
+        value = F.linear(x, weight[:half], bias[:half])
+        return value * F.gelu(F.linear(x, weight[half:], bias[half:]))
 
 
 class FeedForward(nn.Module):
@@ -164,23 +314,51 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """`x` `[n, tokens, dim]`; `context` `[b, T, D]` is shared by the n/b consecutive rows of item b."""
-        x = self.attn1(self.norm1(x)) + x
+    def forward(self, x: torch.Tensor, sequences: tuple, context: torch.Tensor | None = None) -> torch.Tensor:
+        """`x`: tokens `[n*length, dim]` of n sequences, `sequences` = `(n, length)` with one of them -1.
+
+        `context` `[b, T, D]` is shared by the n/b consecutive sequences of item b.
+        """
+        x = self.attn1(self.norm1(x), sequences) + x
         if context is None:
-            x = self.attn2(self.norm2(x)) + x
+            x = self.attn2(self.norm2(x), sequences) + x
         else:
             # Every frame of an item attends to the same context, so the frames' queries are
             # stacked into one sequence per item: the same result as repeating the context per
             # frame (the official code), with the keys and values computed once.
-            n, tokens, dim = x.shape
-            queries = self.norm2(x).reshape(context.shape[0], -1, dim)
-            x = self.attn2(queries, context).reshape(n, tokens, dim) + x
+            x = self.attn2(self.norm2(x), (context.shape[0], -1), context) + x
         return self.ff(self.norm3(x)) + x
 
 
+def normalized_pointwise(norm: nn.GroupNorm, conv: nn.Module, x: torch.Tensor, token_order: tuple) -> torch.Tensor:
+    """`conv(norm(x))` for a 1x1(x1) `conv`, as channels-last tokens `[tokens, out]`.
+
+    `token_order` permutes the axes of `x` (`[n, channels, ...]`) into token order, channels last.
+
+    The norm's affine scale and shift are folded into the convolution's weight and bias (the
+    same products, regrouped), so the graph normalizes and multiplies without two passes
+    in between.
+    """
+    normalized = group_normalize(x, norm.num_groups, norm.eps)
+    weight = conv.weight.flatten(1)
+    folded_weight = weight * norm.weight[None, :]
+    folded_bias = conv.bias + weight @ norm.bias
+    tokens = normalized.permute(*token_order).reshape(-1, fixed_size(norm.num_channels))
+    return F.linear(tokens, folded_weight, folded_bias)
+
+
+def pointwise(conv: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """A 1x1(x1) convolution applied to channels-last tokens `[n, in]` (a Gemm in ONNX)."""
+    return F.linear(tokens, conv.weight.flatten(1), conv.bias)
+
+
 class SpatialTemporalTransformer(nn.Module):
-    """Per-frame spatial transformer (with cross-attention to the global context), then a temporal one."""
+    """Per-frame spatial transformer (with cross-attention to the global context), then a temporal one.
+
+    Both work on channels-last tokens; the 1x1 projections in and out are applied to the
+    tokens (the same products as the official 1x1 convolutions), and each half goes from
+    and back to `[b, c, f, h, w]` with one transpose each way.
+    """
 
     def __init__(self, channels: int, heads: int, dim_head: int, groups: int, context_dim: int):
         super().__init__()
@@ -198,24 +376,25 @@ class SpatialTemporalTransformer(nn.Module):
         self.proj_out2 = nn.Conv3d(inner, channels, 1)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        b, _, frames, height, width = x.shape
-        # Spatial: every frame is an image; tokens are its pixels.
-        residual = frames_to_batch(x)
-        h = self.proj_in(self.norm(residual)).permute(0, 2, 3, 1).flatten(1, 2)
+        b, channels, frames, height, width = x.shape
+        channels, frames, inner = fixed_size(channels), fixed_size(frames), self.proj_in.out_channels
+        # Spatial: every frame is an image (GroupNorm per frame); tokens are its pixels,
+        # ordered (item, frame, row, column).
+        h = normalized_pointwise(self.norm, self.proj_in, frames_to_batch(x), (0, 2, 3, 1))
         for block in self.transformer_blocks:
-            h = block(h, context)
-        h = h.reshape(b * frames, height, width, -1).permute(0, 3, 1, 2)
-        x = batch_to_frames(self.proj_out(h) + residual, frames)
-        # Temporal: every pixel is a sequence of frames, with a sinusoidal frame-position embedding.
-        residual = x
-        h = self.proj_in2(self.norm2(x)).permute(0, 3, 4, 2, 1).flatten(0, 2)
+            h = block(h, (b * frames, -1), context)
+        h = pointwise(self.proj_out, h).reshape(-1, frames, height, width, channels)
+        x = h.permute(0, 4, 1, 2, 3) + x
+        # Temporal: every pixel is a sequence of frames, with a sinusoidal frame-position embedding
+        # (a constant of the graph); tokens ordered (item, row, column, frame).
+        h = normalized_pointwise(self.norm2, self.proj_in2, x, (0, 3, 4, 2, 1))
         steps = torch.arange(frames, device=x.device).to(x.dtype)
         position = self.temporal_position_embed_proj(self.temporal_position_embed(steps).to(x.dtype))
-        h = h + position.unsqueeze(0)
+        h = (h.reshape(-1, frames, inner) + position).reshape(-1, inner)
         for block in self.transformer_blocks2:
-            h = block(h)
-        h = h.reshape(b, height, width, frames, -1).permute(0, 4, 3, 1, 2)
-        return self.proj_out2(h) + residual
+            h = block(h, (-1, frames))
+        h = pointwise(self.proj_out2, h).reshape(-1, height, width, frames, channels)
+        return h.permute(0, 4, 3, 1, 2) + x
 
 
 class Downsample3D(nn.Module):

@@ -70,6 +70,19 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// The closing message at the end of the stream, when none said 100 % yet
+    /// (a duration rounds to one frame more than the video when it counts an
+    /// audio track's priming): the frames done are the whole.
+    pub fn finish(&mut self, done: u64, windows: u64, now: Instant) -> Option<gst::Structure> {
+        if self.total.is_none() || self.finished || done == 0 {
+            return None;
+        }
+        self.total = Some(done);
+        self.due(done, windows, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +109,22 @@ mod tests {
         assert_eq!(last.get::<f64>("percent").unwrap(), 100.0);
         assert!(progress.due(10, 4, t0 + Duration::from_secs(9)).is_none());
         assert!(Progress::new(None).due(1, 0, t0).is_none());
+    }
+
+    #[test]
+    fn the_end_of_the_stream_says_100_percent_once() {
+        gst::init().unwrap();
+        let t0 = Instant::now();
+        // A duration that counted one frame too many.
+        let mut progress = Progress::new(Some(61));
+        progress.due(0, 0, t0).unwrap();
+        let last = progress.finish(60, 5, t0 + Duration::from_secs(3)).unwrap();
+        assert_eq!(last.get::<u64>("frames-total").unwrap(), 60);
+        assert_eq!(last.get::<f64>("percent").unwrap(), 100.0);
+        assert!(
+            progress
+                .finish(60, 5, t0 + Duration::from_secs(4))
+                .is_none()
+        );
     }
 }

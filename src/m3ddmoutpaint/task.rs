@@ -262,6 +262,10 @@ impl SrcTask {
             DrainPoint::Caps(configured) => self.configure(element, configured),
             DrainPoint::Event(event) => {
                 let is_eos = event.type_() == gst::EventType::Eos;
+                if is_eos && let Some(last) = self.closing_progress() {
+                    let _ = element
+                        .post_message(gst::message::Element::builder(last).src(element).build());
+                }
                 self.push_event(event);
                 if is_eos {
                     Err(Stop::Flow(gst::FlowError::Eos))
@@ -484,11 +488,26 @@ fn take_item(state: &mut State, item: Item) {
     }
 }
 
+impl SrcTask {
+    /// The closing progress message of a stream that ends.
+    fn closing_progress(&self) -> Option<gst::Structure> {
+        let mut state = self.shared.lock();
+        let windows = live_windows(&state);
+        let done = state.stats.frames_out;
+        state.progress.finish(done, windows, Instant::now())
+    }
+}
+
+/// The windows the back-end has finished, counted as they finish.
+fn live_windows(state: &State) -> u64 {
+    state.generator.windows_done.as_ref().map_or(0, |counter| {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    })
+}
+
 /// The progress message due now, if any.
 fn progress_due(state: &mut State) -> Option<gst::Structure> {
-    let windows = state.generator.windows_done.as_ref().map_or(0, |counter| {
-        counter.load(std::sync::atomic::Ordering::Relaxed)
-    });
+    let windows = live_windows(state);
     let done = state.stats.frames_out;
     state.progress.due(done, windows, Instant::now())
 }

@@ -96,6 +96,11 @@ pub struct WindowConstants {
     pub canvas: usize,
     /// The global encoder's output on all-zero latents, `[T*D]`.
     pub zero_context: Arc<[f32]>,
+    /// The same context with each token once: its 16 per-frame blocks are
+    /// identical, and cross-attention over 16 copies of a block is attention
+    /// over the block (every weight and its sum scale alike), so the items that
+    /// take it can send one block (`[T/16 * D]`), when the blocks are identical.
+    pub zero_block: Option<Arc<[f32]>>,
     pub tokens: usize,
     pub dim: usize,
     /// The scaled latent `[4,C/8,C/8]` of an all −1 image (the unconditional condition).
@@ -124,9 +129,11 @@ impl WindowConstants {
         check_cancel(cancel)?;
         let zero_latents = vec![0.0; FRAMES * LATENT_CHANNELS * latent_side * latent_side];
         let (zero, tokens, dim) = model.global_context(&zero_latents, latent_side, latent_side)?;
+        let zero_block = one_block(&zero, tokens, dim).map(Into::into);
         Ok(WindowConstants {
             canvas,
             zero_context: zero.into(),
+            zero_block,
             tokens,
             dim,
             uncond,
@@ -140,10 +147,26 @@ impl WindowConstants {
     }
 }
 
+/// The first of the `FRAMES` token blocks of `context` (`[tokens*dim]`), when
+/// all of them are identical.
+fn one_block(context: &[f32], tokens: usize, dim: usize) -> Option<Vec<f32>> {
+    if tokens == 0 || !tokens.is_multiple_of(FRAMES) {
+        return None;
+    }
+    let block = tokens / FRAMES * dim;
+    let first = &context[..block];
+    context
+        .chunks_exact(block)
+        .all(|b| b == first)
+        .then(|| first.to_vec())
+}
+
 /// The global encoder's output on all-zero latents and on the 16 global
 /// latents of a clip: computed once per clip, reused by every step.
 pub struct GuidanceContext {
     pub zero: Arc<[f32]>,
+    /// `zero` with each token once (see `WindowConstants::zero_block`).
+    pub zero_block: Option<Arc<[f32]>>,
     pub global: Vec<f32>,
     pub tokens: usize,
     pub dim: usize,
@@ -169,6 +192,7 @@ impl GuidanceContext {
         }
         Ok(GuidanceContext {
             zero: constants.zero_context.clone(),
+            zero_block: constants.zero_block.clone(),
             global,
             tokens,
             dim,
@@ -179,6 +203,18 @@ impl GuidanceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identical_token_blocks_are_kept_once() {
+        // 16 blocks of 2 tokens of 3 values.
+        let block = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let same: Vec<f32> = block.repeat(FRAMES);
+        assert_eq!(one_block(&same, 2 * FRAMES, 3), Some(block.to_vec()));
+        let mut differs = same.clone();
+        differs[40] = 0.0;
+        assert_eq!(one_block(&differs, 2 * FRAMES, 3), None);
+        assert_eq!(one_block(&same[..5], 5, 1), None);
+    }
 
     #[test]
     fn latent_mask_takes_every_eighth_pixel() {

@@ -122,8 +122,15 @@ pub struct Denoiser {
     items: &'static [Item],
     /// The U-Net input of every item of every window, `[windows*items,9,16,h,w]`.
     sample: Vec<f32>,
-    /// The context of every item, `[windows*items,T,D]`.
+    /// The context of every item, one after the other (`[T_i,D]` each).
     context: Vec<f32>,
+    /// The tokens of each item's context (fewer for the zero context, see
+    /// `WindowConstants::zero_block`, when it is used).
+    item_tokens: Vec<usize>,
+    /// Where each item's prediction lies: its call and its place in that call.
+    slots: Vec<(usize, usize)>,
+    /// Whether the items that take the zero context send one token block.
+    short_zero_context: bool,
     /// The U-Net output of each call, `max_batch` items (`[n,4,16,h,w]`) each,
     /// read in place by the guidance formula.
     predictions: Vec<Vec<f32>>,
@@ -160,6 +167,9 @@ impl Denoiser {
             items: guidance_items(params.guidance_scale, params.global_guidance_scale),
             sample: Vec::new(),
             context: Vec::new(),
+            item_tokens: Vec::new(),
+            slots: Vec::new(),
+            short_zero_context: !on_cuda,
             predictions: Vec::new(),
             eps: Vec::new(),
             timesteps: Vec::new(),
@@ -174,9 +184,13 @@ impl Denoiser {
 
     /// Sets the batching: at most `items_per_call` guidance items per U-Net
     /// call, and up to `windows_per_batch` windows denoised together (both ≥ 1).
+    /// With one item per call, the items that take the zero context send it
+    /// with each token once; with more, every item sends the whole context, so
+    /// that the items of a call have contexts of one size.
     pub fn set_batching(&mut self, items_per_call: usize, windows_per_batch: usize) {
         self.max_batch = items_per_call.max(1);
         self.windows_per_batch = windows_per_batch.max(1);
+        self.short_zero_context = self.max_batch == 1;
     }
 
     /// Ready windows the clip scheduler may hand this denoiser as one batch.
@@ -249,14 +263,12 @@ impl Denoiser {
             for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
                 sample[..latent_len].copy_from_slice(&latents[item / items]);
             }
-            self.predict((h, w), t, fps, context)?;
-            let per_call = self.max_batch.min(self.sample.len() / item_len);
-            let predictions = &self.predictions;
+            self.predict((h, w), t, fps, context.dim)?;
+            let (predictions, slots) = (&self.predictions, &self.slots);
             for (window, latent) in latents.iter_mut().enumerate() {
                 let part = |i: usize| {
-                    let item = window * items + i;
-                    let at = (item % per_call) * latent_len;
-                    &predictions[item / per_call][at..at + latent_len]
+                    let (call, place) = slots[window * items + i];
+                    &predictions[call][place * latent_len..(place + 1) * latent_len]
                 };
                 combine_predictions(self.items, self.scales, part, &mut self.eps);
                 self.schedulers[window].step_in_place(&self.eps, t, latent)?;
@@ -265,35 +277,39 @@ impl Denoiser {
         Ok(latents)
     }
 
-    /// The UNet on the whole batch, `max_batch` items per call (items are
-    /// independent, so the split does not change the result), each call's
-    /// output in its own buffer.
-    fn predict(
-        &mut self,
-        latent: (usize, usize),
-        t: i64,
-        fps: i64,
-        context: &GuidanceContext,
-    ) -> Result<()> {
+    /// The UNet on the whole batch: calls of up to `max_batch` consecutive
+    /// items whose contexts have one size (items are independent, so the split
+    /// does not change the result), each call's output in its own buffer.
+    fn predict(&mut self, latent: (usize, usize), t: i64, fps: i64, dim: usize) -> Result<()> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
-        let batch = self.sample.len() / item_len;
-        let per_call = self.max_batch.min(batch);
-        let context_len = self.context.len() / batch;
-        let calls = batch.div_ceil(per_call);
-        self.predictions.resize_with(calls, Vec::new);
-        for (call, out) in self.predictions.iter_mut().enumerate() {
-            let first = call * per_call;
-            let n = per_call.min(batch - first);
+        let batch = self.item_tokens.len();
+        self.slots.clear();
+        let (mut first, mut context_at, mut call) = (0, 0, 0);
+        while first < batch {
+            let tokens = self.item_tokens[first];
+            let n = self.item_tokens[first..]
+                .iter()
+                .take(self.max_batch)
+                .take_while(|&&t| t == tokens)
+                .count();
+            let context_len = n * tokens * dim;
+            if self.predictions.len() <= call {
+                self.predictions.push(Vec::new());
+            }
             self.model.unet(
                 &self.sample[first * item_len..(first + n) * item_len],
                 n,
                 latent,
                 t,
                 fps,
-                &self.context[first * context_len..(first + n) * context_len],
-                (context.tokens, context.dim),
-                out,
+                &self.context[context_at..context_at + context_len],
+                (tokens, dim),
+                &mut self.predictions[call],
             )?;
+            self.slots.extend((0..n).map(|place| (call, place)));
+            first += n;
+            context_at += context_len;
+            call += 1;
         }
         Ok(())
     }
@@ -312,6 +328,7 @@ impl Denoiser {
         self.sample
             .resize(windows.len() * self.items.len() * item_len, 0.0);
         self.context.clear();
+        self.item_tokens.clear();
         let mut samples = self.sample.chunks_exact_mut(item_len);
         for window in windows {
             for &item in self.items {
@@ -334,12 +351,13 @@ impl Denoiser {
                         mask_plane.copy_from_slice(window.mask);
                     }
                 }
-                let ctx: &[f32] = if item == Item::MaskedGlobalContext {
-                    &context.global
-                } else {
-                    &context.zero
+                let ctx: &[f32] = match (item, &context.zero_block) {
+                    (Item::MaskedGlobalContext, _) => &context.global,
+                    (_, Some(block)) if self.short_zero_context => block,
+                    _ => &context.zero,
                 };
                 self.context.extend_from_slice(ctx);
+                self.item_tokens.push(ctx.len() / context.dim);
             }
         }
     }
