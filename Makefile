@@ -73,7 +73,8 @@ lint:
 	@if cargo clippy --version >/dev/null 2>&1; then cargo clippy --release -j $(CARGO_JOBS) --all-targets -- -D warnings; \
 	else echo "lint: clippy is not installed (rustup component add clippy), lints not checked"; fi
 
-test-rust:
+# tests/remote starts test inference servers from the serving venv.
+test-rust: serving-venv
 	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) -- --test-threads=1
 
 test-python: serving-venv
@@ -90,11 +91,12 @@ check-element: build
 demo: build
 	bash examples/demo.sh
 
-# Side-by-side figures (see examples/bench/main.rs); BENCH_ARGS picks sections.
-bench: build
+# Side-by-side figures (see examples/bench/main.rs and examples/bench_remote.rs); BENCH_ARGS picks sections.
+bench: build serving-venv
 	@command -v ffmpeg >/dev/null || { echo "Installing ffmpeg (the blur benchmark's reference)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 	cargo run --release --example bench -- $(BENCH_ARGS)
+	cargo run --release --example bench_remote
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
 tiny-model: venv

@@ -46,6 +46,8 @@ fn test_property_defaults() {
     assert_eq!(element.property::<f64>("global-guidance-scale"), 4.0);
     assert_eq!(element.property::<u32>("lookahead"), 226);
     assert_eq!(element.property::<u64>("seed"), 0);
+    assert_eq!(element.property::<Option<String>>("inference-server"), None);
+    assert_eq!(element.property::<u32>("inference-timeout"), 60_000);
 }
 
 #[test]
@@ -67,6 +69,8 @@ fn test_properties_round_trip() {
         ("fill-color", "65280"),
         ("feather", "4"),
         ("n-threads", "2"),
+        ("inference-server", "grpc://gpu1:8001,grpc://gpu2:8001"),
+        ("inference-timeout", "2500"),
     ];
     for (name, value) in values {
         element.set_property_from_str(name, value);
@@ -105,6 +109,8 @@ fn test_every_property_is_documented() {
         "fill-color",
         "feather",
         "n-threads",
+        "inference-server",
+        "inference-timeout",
     ] {
         let pspec = element
             .find_property(name)

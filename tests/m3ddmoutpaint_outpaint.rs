@@ -320,6 +320,7 @@ fn one_unet_call() -> Duration {
             provider: ExecutionProvider::Cpu,
             ..SessionConfig::default()
         },
+        remote: Default::default(),
     })
     .unwrap();
     let side = (model.canvas() / 8) as usize;

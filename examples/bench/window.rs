@@ -38,6 +38,7 @@ fn load_tiny_model_a() -> Result<Arc<Model>, String> {
             provider: ExecutionProvider::Cpu,
             ..SessionConfig::default()
         },
+        remote: Default::default(),
     })
     .map_err(|e| e.to_string())
 }

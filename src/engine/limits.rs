@@ -23,6 +23,13 @@ pub const MAX_DEVICE_ID: i32 = 255;
 /// ONNX Runtime intra-op threads; 0 = the process's shared pool over every core.
 pub const DEFAULT_THREADS: u32 = 0;
 pub const MAX_THREADS: u32 = 1024;
+/// Deadline of one remote model call (retries included), in milliseconds: generous,
+/// since one U-Net call of the published model on a CPU server takes tens of seconds.
+pub const DEFAULT_INFERENCE_TIMEOUT_MS: u32 = 60_000;
+pub const MIN_INFERENCE_TIMEOUT_MS: u32 = 100;
+pub const MAX_INFERENCE_TIMEOUT_MS: u32 = 3_600_000;
+/// Retries of a remote call that found its server unavailable, each on the next server.
+pub const INFERENCE_RETRIES: u32 = 3;
 /// Width of the seam blend, in output pixels.
 pub const DEFAULT_FEATHER: u32 = 16;
 pub const MAX_FEATHER: u32 = 256;

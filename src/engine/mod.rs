@@ -21,7 +21,7 @@ pub mod window;
 
 pub use error::{EngineError, Result};
 pub use geometry::{CanvasLayout, OutputLayout, Ratio, Rect};
-pub use model::{Model, ModelOptions};
+pub use model::{Model, ModelOptions, RemoteOptions, ServerStats};
 pub use pixels::RgbImage;
 pub use runtime::{ExecutionProvider, SessionConfig};
 pub use scheduler::SchedulerKind;

@@ -32,6 +32,7 @@ pub(crate) fn model_options(provider: ExecutionProvider) -> ModelOptions {
             provider,
             ..SessionConfig::default()
         },
+        remote: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -42,6 +43,8 @@ pub struct Settings {
     pub scene_threshold: f64,
     /// The longest a frame may stay (ns; 0: unbounded, or the reported latency when live).
     pub max_latency: u64,
+    pub inference_server: Option<String>,
+    pub inference_timeout: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +68,8 @@ impl Default for Settings {
             aspect_set: false,
             scene_threshold: 0.0,
             max_latency: 0,
+            inference_server: None,
+            inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
         }
     }
 }
@@ -139,17 +144,44 @@ impl Settings {
             Ok(devices) => devices,
             Err(err) => return Some(Err(err)),
         };
-        Some(Ok(devices
-            .into_iter()
-            .map(|device_id| engine::ModelOptions {
-                model_dir: model_dir.clone(),
-                session: engine::SessionConfig {
-                    provider: self.execution_provider.into(),
-                    device_id,
-                    threads: self.n_threads,
-                },
+        let servers = match self.inference_servers() {
+            Ok(servers) => servers,
+            Err(err) => return Some(Err(err)),
+        };
+        let options = |device_id| engine::ModelOptions {
+            model_dir: model_dir.clone(),
+            session: engine::SessionConfig {
+                provider: self.execution_provider.into(),
+                device_id,
+                threads: self.n_threads,
+            },
+            remote: engine::RemoteOptions {
+                servers: servers.clone(),
+                timeout: Duration::from_millis(self.inference_timeout.into()),
+                ..engine::RemoteOptions::default()
+            },
+        };
+        if servers.is_empty() {
+            return Some(Ok(devices.into_iter().map(options).collect()));
+        }
+        // On servers: one model (one client over all of them, `Model::shared`)
+        // and a denoiser per server, so that the servers work at once.
+        Some(Ok(vec![options(devices[0]); servers.len()]))
+    }
+
+    /// The servers of `inference-server`, each checked (none = in process).
+    fn inference_servers(&self) -> Result<Vec<String>, String> {
+        let list = self.inference_server.as_deref().unwrap_or_default();
+        list.split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                engine::model::parse_server_url(url).map_err(|err| match err {
+                    engine::EngineError::InvalidInput(sentence) => sentence,
+                    other => other.to_string(),
+                })
             })
-            .collect()))
+            .collect()
     }
 
     /// The denoising parameters of the stream.
@@ -218,6 +250,12 @@ impl Settings {
             "expand" => self.expand = value.get().expect("type checked upstream"),
             "scene-threshold" => self.scene_threshold = value.get().expect("type checked upstream"),
             "max-latency" => self.max_latency = value.get().expect("type checked upstream"),
+            "inference-server" => {
+                self.inference_server = value.get().expect("type checked upstream")
+            }
+            "inference-timeout" => {
+                self.inference_timeout = value.get().expect("type checked upstream")
+            }
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -241,6 +279,8 @@ impl Settings {
             "expand" => self.expand.to_value(),
             "scene-threshold" => self.scene_threshold.to_value(),
             "max-latency" => self.max_latency.to_value(),
+            "inference-server" => self.inference_server.to_value(),
+            "inference-timeout" => self.inference_timeout.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -407,11 +447,28 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .default_value(0)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("inference-server")
+            .nick("Inference server")
+            .blurb("Run the model on Open Inference Protocol (KServe V2) servers instead of in this process: \
+                    comma-separated grpc://host:port URLs, each serving the model's Triton repository \
+                    (python -m m3ddm_export triton-repo); one denoiser per server, each call to the least busy \
+                    server that answers; model-path still names the model directory, whose manifest the servers must match")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("inference-timeout")
+            .nick("Inference timeout")
+            .blurb("Deadline in milliseconds of one model call to the inference servers, retries included; \
+                    past it the element posts an error naming the server")
+            .minimum(limits::MIN_INFERENCE_TIMEOUT_MS)
+            .maximum(limits::MAX_INFERENCE_TIMEOUT_MS)
+            .default_value(limits::DEFAULT_INFERENCE_TIMEOUT_MS)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
             .nick("Statistics")
             .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
                     mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
-                    chunk), provider (cpu, cuda, or none without a model)")
+                    chunk), provider (cpu, cuda:N, remote:URLs, or none without a model)")
             .read_only()
             .build(),
     ]
@@ -446,6 +503,41 @@ mod tests {
         let err = settings.model_options().unwrap().unwrap_err();
         assert!(
             err.contains("/nonexistent/m3ddm") && err.contains("not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inference_servers_are_checked_and_listed() {
+        let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
+        let settings = Settings {
+            model_path: Some(tiny.into()),
+            inference_server: Some(" grpc://gpu1:8001 ,grpc://gpu2:8001,".into()),
+            inference_timeout: 1500,
+            ..Settings::default()
+        };
+        let options = settings.model_options().unwrap().unwrap();
+        // One denoiser per server, all on the one client over both.
+        assert_eq!(options.len(), 2);
+        assert_eq!(options[0], options[1]);
+        assert_eq!(
+            options[0].remote.servers,
+            ["grpc://gpu1:8001", "grpc://gpu2:8001"]
+        );
+        assert_eq!(options[0].remote.timeout, Duration::from_millis(1500));
+        let in_process = Settings {
+            model_path: Some(tiny.into()),
+            ..Settings::default()
+        };
+        let in_process = in_process.model_options().unwrap().unwrap();
+        assert!(in_process.iter().all(|o| o.remote.servers.is_empty()));
+        let bad = Settings {
+            inference_server: Some("grpc://gpu1:8001,gpu2:8001".into()),
+            ..settings
+        };
+        let err = bad.model_options().unwrap().unwrap_err();
+        assert!(
+            err.contains("`gpu2:8001`") && err.contains("grpc://"),
             "{err}"
         );
     }

@@ -84,6 +84,7 @@ fn export_and_load(source: &Path) -> Result<Arc<Model>, String> {
             provider: ExecutionProvider::Cpu,
             ..SessionConfig::default()
         },
+        remote: Default::default(),
     };
     if out.join("manifest.json").is_file()
         && let Ok(model) = Model::load(&options)

@@ -63,6 +63,10 @@ pub struct Cli {
     /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = Provider::Auto)]
     pub provider: Provider,
+    /// Run the model on these inference servers instead (Open Inference Protocol, e.g.
+    /// Triton serving the model's repository): grpc://HOST:PORT, comma-separated.
+    #[arg(long, value_name = "URLS")]
+    pub inference_server: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +152,13 @@ impl Cli {
         );
         if let Some(threshold) = scene_threshold {
             properties.push(("scene-threshold", threshold.to_string()));
+        }
+        if let Some(servers) = self.inference_server {
+            for url in servers.split(',').filter(|url| !url.trim().is_empty()) {
+                gstm3ddm::engine::model::parse_server_url(url)
+                    .map_err(|err| format!("--inference-server: {err}"))?;
+            }
+            properties.push(("inference-server", servers));
         }
         Ok(Job {
             input: self.input,
@@ -331,6 +342,39 @@ mod tests {
         assert!(err.contains("no such directory"), "{err}");
         let err = job(&["in.mp4", "out.mp4", "--model", env!("CARGO_MANIFEST_DIR")]).unwrap_err();
         assert!(err.contains("no manifest.json"), "{err}");
+    }
+
+    #[test]
+    fn inference_servers_are_checked_and_passed_on() {
+        let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
+        let servers = "grpc://gpu1:8001,grpc://gpu2:8001";
+        let remote = job(&[
+            "in.mp4",
+            "out.mp4",
+            "--model",
+            tiny,
+            "--inference-server",
+            servers,
+        ])
+        .unwrap();
+        assert!(
+            remote
+                .element_properties
+                .contains(&("inference-server", servers.to_string()))
+        );
+        let err = job(&[
+            "in.mp4",
+            "out.mp4",
+            "--model",
+            tiny,
+            "--inference-server",
+            "gpu1:8001",
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("--inference-server") && err.contains("`gpu1:8001`"),
+            "{err}"
+        );
     }
 
     #[test]

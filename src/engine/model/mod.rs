@@ -1,35 +1,65 @@
 // SPDX-License-Identifier: MPL-2.0
 //! A validated model directory (DESIGN.md §1) and the typed calls of its four
 //! graphs, whatever runs them: a [`GraphBackend`] (ONNX Runtime sessions in
-//! this process, `onnx.rs`). Nothing above this layer knows which backend is
-//! in use. Loading refuses, with a sentence, what `manifest.rs` refuses (a
+//! this process, `onnx.rs`, or Open Inference Protocol servers over gRPC,
+//! `remote/`). Nothing above this layer knows which backend is in use. Loading refuses, with a sentence, what `manifest.rs` refuses (a
 //! missing directory or manifest, another format or version, a missing or
 //! altered graph or external data file), a graph the backend cannot load, and
 //! graph inputs/outputs that differ from the manifest.
 //!
 //! [`Model::shared`] gives every caller in the process that asks for the same
-//! directory and session configuration the same loaded model, as long as its
+//! directory, session configuration and servers the same loaded model, as long as its
 //! files are unchanged (one 2.6 GB U-Net in memory for many streams).
 
 mod onnx;
+mod remote;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
 
 use super::error::{EngineError, Result};
+use super::limits;
 use super::manifest::check_graph_files;
 pub use super::manifest::{
     DType, Graph, GraphSpec, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, TensorSpec, sha256_file,
 };
 use super::runtime::SessionConfig;
 pub use onnx::OrtBackend;
+pub use remote::{RemoteBackend, parse_server_url};
 
 /// How to load a model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelOptions {
+    /// The model directory; its manifest is the contract even when servers run the graphs.
     pub model_dir: PathBuf,
+    /// The in-process sessions (unused with servers).
     pub session: SessionConfig,
+    /// Inference servers that run the graphs instead; none = in process.
+    pub remote: RemoteOptions,
+}
+
+/// Where remote graph calls go, and how long they may take.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteOptions {
+    /// Open Inference Protocol servers, `grpc://host:port`, each serving the four
+    /// graphs; calls go round-robin over those that answer. Empty = in process.
+    pub servers: Vec<String>,
+    /// Deadline of one graph call, retries included.
+    pub timeout: Duration,
+    /// Further tries of a call whose server is unavailable, each on the next server.
+    pub retries: u32,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            servers: Vec::new(),
+            timeout: Duration::from_millis(limits::DEFAULT_INFERENCE_TIMEOUT_MS.into()),
+            retries: limits::INFERENCE_RETRIES,
+        }
+    }
 }
 
 /// A borrowed graph input.
@@ -54,16 +84,33 @@ pub struct Placement {
     pub device: Option<i32>,
     /// Why `auto` did not get CUDA.
     pub note: Option<String>,
+    /// Replaces `provider[:device]` in [`Placement::label`] (the remote backend lists its servers).
+    pub label: Option<String>,
 }
 
 impl Placement {
-    /// `cpu` or `cuda:N`, as the element's stats show it.
+    /// `cpu`, `cuda:N` or `remote:grpc://…,grpc://…`, as the element's stats show it.
     pub fn label(&self) -> String {
-        match self.device {
-            Some(device) => format!("{}:{device}", self.provider),
-            None => self.provider.to_owned(),
+        match (&self.label, self.device) {
+            (Some(label), _) => label.clone(),
+            (None, Some(device)) => format!("{}:{device}", self.provider),
+            (None, None) => self.provider.to_owned(),
         }
     }
+}
+
+/// The calls one inference server has taken from a remote backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// The server, as `grpc://host:port`.
+    pub url: String,
+    /// Graph calls it answered.
+    pub calls: u64,
+    /// Calls that failed on it (unreachable, deadline, server error).
+    pub failures: u64,
+    /// Protobuf bytes of the requests it answered and of its responses.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// What runs the graphs of a model.
@@ -77,6 +124,10 @@ pub trait GraphBackend: Send + Sync {
         out: &mut Vec<f32>,
     ) -> Result<Vec<usize>>;
     fn placement(&self) -> &Placement;
+    /// Per-server counters of a backend that calls servers; `None` in process.
+    fn server_stats(&self) -> Option<Vec<ServerStats>> {
+        None
+    }
 }
 
 /// A validated model directory and the backend that runs its graphs.
@@ -104,13 +155,17 @@ impl Model {
         let dir = options.model_dir.clone();
         let manifest = Manifest::read(&dir)?;
         check_graph_files(&dir, &manifest)?;
-        let backend = OrtBackend::open(&dir, &manifest, &options.session)?;
+        let backend: Box<dyn GraphBackend> = if options.remote.servers.is_empty() {
+            Box::new(OrtBackend::open(&dir, &manifest, &options.session)?)
+        } else {
+            Box::new(RemoteBackend::connect(&options.remote, &manifest)?)
+        };
         let key = dir.canonicalize().unwrap_or_else(|_| dir.clone());
         *LOADS.lock().unwrap().entry(key).or_default() += 1;
         Ok(Arc::new(Model {
             dir,
             manifest,
-            backend: Box::new(backend),
+            backend,
         }))
     }
 
@@ -135,7 +190,11 @@ impl Model {
     pub fn placement(&self) -> &Placement {
         self.backend.placement()
     }
-    /// The execution provider the graphs run on: "cpu" or "cuda".
+    /// Per-server counters when the graphs run on inference servers.
+    pub fn server_stats(&self) -> Option<Vec<ServerStats>> {
+        self.backend.server_stats()
+    }
+    /// The execution provider the graphs run on: "cpu", "cuda" or "remote".
     pub fn provider_in_use(&self) -> &'static str {
         self.placement().provider
     }

@@ -69,6 +69,7 @@ impl OrtBackend {
                 provider: provider.name(),
                 device: (provider == Provider::Cuda).then_some(config.device_id),
                 note,
+                label: None,
             },
         })
     }
