@@ -11,6 +11,16 @@ SERVING_VENV := $(PROJECT)/.venv-serving
 export M3DDM_SERVING_PYTHON := $(SERVING_VENV)/bin/python
 CASES ?= ../shared/golden
 ORT_DYLIB := $(VENV)/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0
+# GPU=1: ONNX Runtime from the GPU venv (onnxruntime-gpu, CUDA 13, with its CUDA and cuDNN
+# wheels; `make gpu-venv`), recorded at build time; its NVIDIA libraries on the loader path.
+GPU_VENV := $(PROJECT)/.venv-gpu
+GPU_ORT_VERSION := 1.31.1
+GPU_SITE := $(GPU_VENV)/lib/python3.11/site-packages
+ifeq ($(GPU),1)
+ORT_DYLIB := $(GPU_SITE)/onnxruntime/capi/libonnxruntime.so.$(GPU_ORT_VERSION)
+export LD_LIBRARY_PATH := $(GPU_SITE)/nvidia/cu13/lib:$(GPU_SITE)/nvidia/cudnn/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+GPU_DEPS := gpu-venv
+endif
 export M3DDM_ORT_DYLIB := $(ORT_DYLIB)
 export GST_PLUGIN_PATH := $(PROJECT)/target/release
 CARGO_JOBS ?= $(shell nproc)
@@ -24,7 +34,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv serving-venv serve build test lint test-rust test-python conformance check-element demo bench tiny-model clean
+.PHONY: all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element demo bench tiny-model clean
 
 all: build
 
@@ -47,6 +57,32 @@ $(VENV)/.installed: models/requirements.txt
 	$(VENV)/bin/pip install -q -r models/requirements.txt
 	touch $@
 
+# The GPU venv: onnxruntime-gpu and the CUDA 13 runtime wheels it names (its `cuda` and
+# `cudnn` extras: cudart, nvrtc, cuFFT, cuRAND, cuDNN 9, and cuBLAS through cuDNN), about 2 GB.
+# Needs an NVIDIA driver for CUDA 13 (R580 or newer). Then build and run with GPU=1.
+gpu-venv: $(GPU_VENV)/.installed
+$(GPU_VENV)/.installed:
+	@command -v python3 >/dev/null || { echo "python3 was not found: apt-get install python3 python3-venv"; exit 1; }
+	python3 -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install -q --upgrade pip
+	$(GPU_VENV)/bin/pip install -q "onnxruntime-gpu[cuda,cudnn]==$(GPU_ORT_VERSION)"
+	touch $@
+
+# What the GPU library offers and whether CUDA starts here (providers, the device's reason).
+# The tests of the GPU paths print why they skip where no CUDA device or provider exists.
+gpu-check:
+	$(MAKE) --no-print-directory GPU=1 gpu-check-run
+gpu-check-run: build
+	$(GPU_VENV)/bin/python -c "import onnxruntime as o; print('onnxruntime-gpu', o.__version__, o.get_available_providers())"
+	cargo test --release -j $(CARGO_JOBS) --lib -- binding_tests providers --nocapture --test-threads=1
+
+# The prepared GPU benchmark (scripts/gpu-bench.sh): full-size random-weight model, fp32/fp16,
+# IO binding and CUDA graphs on and off, PNDM 50 and DPM-Solver++ 20, one and all devices.
+gpu-bench:
+	$(MAKE) --no-print-directory GPU=1 gpu-bench-run
+gpu-bench-run: build
+	bash scripts/gpu-bench.sh $(GPU_BENCH_ARGS)
+
 # The serving venv: Triton (from nvidia-pytriton, which needs numpy < 2) for the test server.
 serving-venv: $(SERVING_VENV)/.installed
 $(SERVING_VENV)/.installed: models/serving/requirements.txt
@@ -60,7 +96,7 @@ SERVE_MODEL ?= tiny
 serve: serving-venv
 	cd models && PYTHONPATH=. $(M3DDM_SERVING_PYTHON) -m serving --model $(SERVE_MODEL) $(SERVE_ARGS)
 
-build: deps venv
+build: deps venv $(GPU_DEPS)
 	cargo build --release -j $(CARGO_JOBS) --all-targets
 
 test: build

@@ -89,6 +89,14 @@ impl DType {
             DType::I64 => "int64",
         }
     }
+    /// Bytes per element.
+    pub fn size_of(self) -> usize {
+        match self {
+            DType::F16 => 2,
+            DType::F32 => 4,
+            DType::I64 => 8,
+        }
+    }
     pub(crate) fn of_ort(t: TensorElementType) -> Option<DType> {
         match t {
             TensorElementType::Float32 => Some(DType::F32),

@@ -23,7 +23,7 @@ pub use error::{EngineError, Result};
 pub use geometry::{CanvasLayout, OutputLayout, Ratio, Rect};
 pub use model::{Model, ModelOptions, RemoteOptions, ServerStats};
 pub use pixels::RgbImage;
-pub use runtime::{ExecutionProvider, SessionConfig};
+pub use runtime::{CudnnAlgoSearch, ExecutionProvider, GpuOptions, SessionConfig};
 pub use scheduler::SchedulerKind;
 pub use stream::StreamOutpainter;
 pub use window::DenoiseParams;

@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::{Environment, GlobalThreadPoolOptions};
-use ort::ep;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use super::error::{EngineError, Result};
+
+mod providers;
+
+pub use providers::{CudnnAlgoSearch, GpuOptions, GraphRole, cuda_unavailable_reason};
 
 /// The execution provider a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -24,16 +27,21 @@ pub enum ExecutionProvider {
     Auto,
     /// CUDA or an error, never a silent CPU fallback.
     Cuda,
+    /// TensorRT (with CUDA for what TensorRT does not take) or an error
+    /// naming what is missing.
+    TensorRt,
     Cpu,
 }
 
 /// How to open the sessions of a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionConfig {
     pub provider: ExecutionProvider,
     pub device_id: i32,
     /// Intra-op threads of the model's own pool; 0 = the process's shared pool.
     pub threads: u32,
+    /// The CUDA and TensorRT options (unused on the CPU).
+    pub gpu: GpuOptions,
 }
 
 impl Default for SessionConfig {
@@ -42,6 +50,7 @@ impl Default for SessionConfig {
             provider: ExecutionProvider::Auto,
             device_id: super::limits::DEFAULT_DEVICE_ID,
             threads: super::limits::DEFAULT_THREADS,
+            gpu: GpuOptions::default(),
         }
     }
 }
@@ -61,6 +70,7 @@ const INSTALL_HINT: &str = "install it with `make venv` (or `pip install onnxrun
 pub enum Provider {
     Cpu,
     Cuda,
+    TensorRt,
 }
 
 impl Provider {
@@ -68,7 +78,13 @@ impl Provider {
         match self {
             Provider::Cpu => "cpu",
             Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
         }
+    }
+
+    /// Whether the session's memory is on a GPU (then inputs cross to the device).
+    pub fn on_device(self) -> bool {
+        self != Provider::Cpu
     }
 }
 
@@ -251,8 +267,14 @@ pub struct OpenedSession {
 }
 
 /// Opens one graph on the requested execution provider and says which one it got.
-/// `Cuda` that cannot start is an error; `Auto` falls back to CPU and says why.
-pub fn open_session(graph: &Path, config: &SessionConfig) -> Result<OpenedSession> {
+/// `Cuda` and `TensorRt` that cannot start are an error; `Auto` falls back to
+/// CPU and says why. `graph_role` picks the per-graph options (CUDA graphs only
+/// where shapes and buffers are fixed: the bound U-Net).
+pub fn open_session(
+    graph: &Path,
+    config: &SessionConfig,
+    role: GraphRole,
+) -> Result<OpenedSession> {
     let env = environment()?;
     let opened = |session, provider, fallback_reason| OpenedSession {
         session,
@@ -260,21 +282,27 @@ pub fn open_session(graph: &Path, config: &SessionConfig) -> Result<OpenedSessio
         fallback_reason,
     };
     let device_id = config.device_id;
+    let builder = || base_builder(env, config);
     match config.provider {
         ExecutionProvider::Cpu => Ok(opened(
-            commit(cpu_builder(env, config)?, graph)?,
+            commit(providers::cpu(builder()?)?, graph)?,
             Provider::Cpu,
             None,
         )),
         ExecutionProvider::Cuda => Ok(opened(
-            commit(cuda_builder(env, config)?, graph)?,
+            commit(providers::cuda(builder()?, config, role)?, graph)?,
             Provider::Cuda,
             None,
         )),
-        ExecutionProvider::Auto => match cuda_builder(env, config) {
-            Ok(builder) => Ok(opened(commit(builder, graph)?, Provider::Cuda, None)),
+        ExecutionProvider::TensorRt => Ok(opened(
+            commit(providers::tensorrt(builder()?, config, role)?, graph)?,
+            Provider::TensorRt,
+            None,
+        )),
+        ExecutionProvider::Auto => match providers::cuda(builder()?, config, role) {
+            Ok(cuda) => Ok(opened(commit(cuda, graph)?, Provider::Cuda, None)),
             Err(why) => Ok(opened(
-                commit(cpu_builder(env, config)?, graph)?,
+                commit(providers::cpu(builder()?)?, graph)?,
                 Provider::Cpu,
                 Some(format!("device {device_id}: {why}")),
             )),
@@ -303,52 +331,6 @@ fn base_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuil
     builder
         .with_intra_op_spinning(false)
         .map_err(|e| runtime_err("cannot turn thread spinning off", &e))
-}
-
-fn cpu_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
-    base_builder(env, config)?
-        .with_execution_providers([ep::CPU::default().build().error_on_failure()])
-        .map_err(|e| EngineError::Runtime(format!("cannot start the CPU execution provider: {e}")))
-}
-
-fn cuda_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
-    preload_venv_cuda_libraries();
-    let device_id = config.device_id;
-    let cuda = ep::CUDA::default()
-        .with_device_id(device_id)
-        .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Heuristic)
-        .build()
-        .error_on_failure();
-    base_builder(env, config)?.with_execution_providers([cuda]).map_err(|e| {
-        EngineError::Runtime(format!(
-            "the CUDA execution provider cannot start on device {device_id}: {e} \
-             (it needs the onnxruntime-gpu wheel, its CUDA libraries and a GPU; use execution-provider=cpu otherwise)"
-        ))
-    })
-}
-
-/// The `onnxruntime-gpu` wheel finds its CUDA libraries only on the loader path;
-/// when the pip `nvidia-*` wheels sit next to it in the same site-packages,
-/// load them first (best effort: a failure shows up when CUDA registers).
-fn preload_venv_cuda_libraries() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let Ok(library) = library_path() else { return };
-        // <site-packages>/onnxruntime/capi/libonnxruntime.so.X
-        let Some(site_packages) = library
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::parent)
-        else {
-            return;
-        };
-        let cuda = site_packages.join("nvidia").join("cu13").join("lib");
-        let cudnn = site_packages.join("nvidia").join("cudnn").join("lib");
-        let _ = ep::cuda::preload_dylibs(
-            cuda.is_dir().then_some(cuda.as_path()),
-            cudnn.is_dir().then_some(cudnn.as_path()),
-        );
-    });
 }
 
 fn commit(mut builder: SessionBuilder, graph: &Path) -> Result<Session> {

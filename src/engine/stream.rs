@@ -37,6 +37,8 @@ pub struct StreamStats {
     pub windows_by_worker: Vec<u64>,
     /// Scene cuts found among the frames pushed.
     pub cuts: u64,
+    /// Bytes the U-Net calls copied between host and ONNX Runtime memory (`Denoiser::transfer_bytes`).
+    pub transfer_bytes: u64,
 }
 
 impl StreamStats {
@@ -54,12 +56,14 @@ impl StreamStats {
                 })
                 .collect(),
             cuts: self.cuts.saturating_sub(earlier.cuts),
+            transfer_bytes: self.transfer_bytes.saturating_sub(earlier.transfer_bytes),
         }
     }
 
     /// Adds `other`'s counts to these.
     pub fn add(&mut self, other: &StreamStats) {
         self.cuts += other.cuts;
+        self.transfer_bytes += other.transfer_bytes;
         self.windows_run += other.windows_run;
         self.window_time += other.window_time;
         if self.windows_by_worker.len() < other.windows_by_worker.len() {
@@ -287,6 +291,7 @@ impl StreamOutpainter {
             fps: self.fps,
             windows_done: Some(&self.windows_done),
         };
+        let bytes_before = self.transfer_bytes();
         let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
             images
@@ -306,6 +311,7 @@ impl StreamOutpainter {
             window_time: output.window_time,
             windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
             cuts: 0,
+            transfer_bytes: self.transfer_bytes() - bytes_before,
         });
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
@@ -314,6 +320,10 @@ impl StreamOutpainter {
             latent: last_latent,
         });
         Ok(images)
+    }
+
+    fn transfer_bytes(&self) -> u64 {
+        self.workers.iter().map(Denoiser::transfer_bytes).sum()
     }
 
     /// Drops the `count` oldest queued frames, which left without being

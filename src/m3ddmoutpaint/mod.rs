@@ -23,6 +23,7 @@ mod errors;
 mod fill;
 mod frames;
 mod generator;
+mod gpu_properties;
 mod imp;
 mod negotiate;
 mod outputpad;
@@ -88,6 +89,11 @@ pub enum ExecutionProvider {
     Cuda = 1,
     #[enum_value(name = "CPU", nick = "cpu")]
     Cpu = 2,
+    #[enum_value(
+        name = "TensorRT: NVIDIA TensorRT with CUDA under it; an error naming what is missing",
+        nick = "tensorrt"
+    )]
+    TensorRt = 3,
 }
 
 impl From<ExecutionProvider> for engine::ExecutionProvider {
@@ -96,6 +102,7 @@ impl From<ExecutionProvider> for engine::ExecutionProvider {
             ExecutionProvider::Auto => engine::ExecutionProvider::Auto,
             ExecutionProvider::Cuda => engine::ExecutionProvider::Cuda,
             ExecutionProvider::Cpu => engine::ExecutionProvider::Cpu,
+            ExecutionProvider::TensorRt => engine::ExecutionProvider::TensorRt,
         }
     }
 }

@@ -11,6 +11,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::config::OutputShape;
+use super::gpu_properties::{self, GpuSettings};
 use super::{ExecutionProvider, FillMode, Scheduler};
 use crate::engine::{self, limits};
 
@@ -45,6 +46,8 @@ pub struct Settings {
     pub max_latency: u64,
     pub inference_server: Option<String>,
     pub inference_timeout: u32,
+    /// `cudnn-algo-search`, `cuda-graphs`, `io-binding`, `tensorrt-cache`.
+    pub gpu: GpuSettings,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             max_latency: 0,
             inference_server: None,
             inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
+            gpu: GpuSettings::default(),
         }
     }
 }
@@ -148,12 +152,17 @@ impl Settings {
             Ok(servers) => servers,
             Err(err) => return Some(Err(err)),
         };
+        let gpu = match self.gpu.options() {
+            Ok(gpu) => gpu,
+            Err(err) => return Some(Err(err)),
+        };
         let options = |device_id| engine::ModelOptions {
             model_dir: model_dir.clone(),
             session: engine::SessionConfig {
                 provider: self.execution_provider.into(),
                 device_id,
                 threads: self.n_threads,
+                gpu: gpu.clone(),
             },
             remote: engine::RemoteOptions {
                 servers: servers.clone(),
@@ -205,6 +214,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         self.aspect_ratio()?;
         self.device_list()?;
+        self.gpu.options()?;
         if self.aspect_set && self.expand.as_deref().is_some_and(|e| !e.trim().is_empty()) {
             return Err(
                 "aspect and expand are both set: use aspect for a display aspect ratio, or expand \
@@ -220,6 +230,9 @@ impl Settings {
     }
 
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if self.gpu.set(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
             "aspect" => {
                 self.aspect = value.get().expect("type checked upstream");
@@ -261,6 +274,9 @@ impl Settings {
     }
 
     pub fn property(&self, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(value) = self.gpu.get(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
             "aspect" => self.aspect.to_value(),
             "fill-mode" => self.fill_mode.to_value(),
@@ -314,6 +330,25 @@ pub fn parse_expand(text: &str) -> Result<[f64; 4], String> {
 
 /// The property specs of the element: the settings above, then `stats`.
 pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+    let mut specs = setting_specs();
+    specs.extend(gpu_properties::specs());
+    specs.push(
+        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+            .nick("Statistics")
+            .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
+                    mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
+                    chunk), provider (each distinct place a session set runs: cpu, cuda:N, tensorrt:N, \
+                    remote:URLs, or none without a model), transfer-bytes and transfer-bytes-per-window \
+                    (bytes the U-Net calls copied between host memory and ONNX Runtime's: to and from the \
+                    GPU on CUDA; on the CPU, what ONNX Runtime read from and the engine copied out of its buffers)")
+            .read_only()
+            .build(),
+    );
+    specs
+});
+
+/// The specs of the settings (not the GPU ones, not `stats`).
+fn setting_specs() -> Vec<glib::ParamSpec> {
     vec![
         gst::ParamSpecFraction::builder("aspect")
             .nick("Aspect ratio")
@@ -339,7 +374,8 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
         glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
             .nick("Execution provider")
             .blurb("Where ONNX Runtime runs the model: auto (CUDA if it starts, else CPU), cuda (an error when \
-                    no GPU can be used, never a silent CPU fallback) or cpu")
+                    no GPU can be used, never a silent CPU fallback), tensorrt (TensorRT with CUDA under it; an \
+                    error naming what is missing) or cpu")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("device-id")
@@ -464,15 +500,8 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .default_value(limits::DEFAULT_INFERENCE_TIMEOUT_MS)
             .mutable_ready()
             .build(),
-        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-            .nick("Statistics")
-            .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
-                    mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
-                    chunk), provider (cpu, cuda:N, remote:URLs, or none without a model)")
-            .read_only()
-            .build(),
     ]
-});
+}
 
 #[cfg(test)]
 mod tests {

@@ -89,16 +89,17 @@ impl RunContext {
         }
     }
 
-    /// Where each session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
+    /// Each distinct place a session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
     pub fn provider(&self) -> String {
         if self.models.is_empty() {
             return "none".to_owned();
         }
-        let labels: Vec<String> = self
-            .models
-            .iter()
-            .map(|model| model.placement().label())
-            .collect();
+        let mut labels: Vec<String> = Vec::new();
+        for label in self.models.iter().map(|model| model.placement().label()) {
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
         labels.join(",")
     }
 
@@ -440,6 +441,14 @@ impl State {
             )
             .field("scene-cuts", windows.cuts)
             .field("provider", provider)
+            .field("transfer-bytes", windows.transfer_bytes)
+            .field(
+                "transfer-bytes-per-window",
+                windows
+                    .transfer_bytes
+                    .checked_div(windows.windows_run)
+                    .unwrap_or(0),
+            )
             .build()
     }
 

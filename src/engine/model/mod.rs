@@ -113,6 +113,30 @@ pub struct ServerStats {
     pub bytes_received: u64,
 }
 
+/// The inputs of a window's U-Net calls that are the same at every step.
+pub struct UnetConstants<'a> {
+    /// `[batch,9,16,h,w]`; each item's first 4 channels (the noisy latents)
+    /// are replaced at every step.
+    pub sample: &'a [f32],
+    pub batch: usize,
+    pub latent: (usize, usize),
+    pub fps: i64,
+    /// `[batch,T,D]`.
+    pub context: &'a [f32],
+    pub tokens_dim: (usize, usize),
+}
+
+/// The U-Net calls of one window with their constant inputs placed once
+/// (IO binding): each step sends only the noisy latents and the timestep.
+pub trait BoundUnet {
+    /// One step: `latents` `[batch,4,16,h,w]`, timestep `t`; writes
+    /// `noise_pred [batch,4,16,h,w]` into `out`.
+    fn step(&mut self, latents: &[f32], timestep: i64, out: &mut Vec<f32>) -> Result<()>;
+    /// Bytes copied between host memory and ONNX Runtime's since the binding,
+    /// the constants included.
+    fn transfer_bytes(&self) -> u64;
+}
+
 /// What runs the graphs of a model.
 pub trait GraphBackend: Send + Sync {
     /// Runs `graph` on `inputs` (named as in the manifest), writes its one
@@ -127,6 +151,14 @@ pub trait GraphBackend: Send + Sync {
     /// Per-server counters of a backend that calls servers; `None` in process.
     fn server_stats(&self) -> Option<Vec<ServerStats>> {
         None
+    }
+    /// The U-Net with `constants` bound, where the backend binds inputs;
+    /// `None`: every step calls [`GraphBackend::run`] with all its inputs.
+    fn bind_unet<'b>(
+        &'b self,
+        _constants: &UnetConstants<'_>,
+    ) -> Result<Option<Box<dyn BoundUnet + 'b>>> {
+        Ok(None)
     }
 }
 
@@ -293,6 +325,44 @@ impl Model {
         self.call(Graph::Unet, &inputs, &[batch, 4, 16, h, w], out)
     }
 
+    /// The U-Net of one window with its constant inputs bound once, where the
+    /// backend does that (IO binding on); `None`: call [`Model::unet`] per step.
+    pub fn bind_unet(
+        &self,
+        constants: &UnetConstants<'_>,
+    ) -> Result<Option<Box<dyn BoundUnet + '_>>> {
+        let (h, w) = constants.latent;
+        let (tokens, dim) = constants.tokens_dim;
+        let batch = constants.batch;
+        input_f32("sample", vec![batch, 9, 16, h, w], constants.sample)?;
+        input_f32("context", vec![batch, tokens, dim], constants.context)?;
+        self.backend.bind_unet(constants)
+    }
+
+    /// The bytes one unbound [`Model::unet`] call hands to the backend and
+    /// takes back, in the graph's element types: what crosses to a GPU at
+    /// every step (on the CPU, what ONNX Runtime reads and the engine copies out).
+    pub fn unet_transfer_bytes(
+        &self,
+        batch: usize,
+        (h, w): (usize, usize),
+        (tokens, dim): (usize, usize),
+    ) -> u64 {
+        let spec = self.manifest.graph(Graph::Unet);
+        let size = |name: &str, tensors: &[TensorSpec]| {
+            tensors
+                .iter()
+                .find(|t| t.name == name)
+                .map_or(4, |t| t.dtype.size_of()) as u64
+        };
+        let values = |n: usize| (batch * n) as u64;
+        let inputs = &spec.inputs;
+        values(9 * 16 * h * w) * size("sample", inputs)
+            + values(1) * (size("timestep", inputs) + size("fps", inputs))
+            + values(tokens * dim) * size("context", inputs)
+            + values(4 * 16 * h * w) * size(&spec.outputs[0].name, &spec.outputs)
+    }
+
     /// Runs a graph and checks that its output has the `want` shape.
     fn call(
         &self,
@@ -329,5 +399,7 @@ fn input_f32<'a>(name: &'static str, shape: Vec<usize>, data: &'a [f32]) -> Resu
     })
 }
 
+#[cfg(test)]
+mod binding_tests;
 #[cfg(test)]
 mod tests;

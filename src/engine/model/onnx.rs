@@ -2,7 +2,8 @@
 //! The in-process backend: one ONNX Runtime session per graph, opened on the
 //! requested execution provider, its inputs and outputs checked against the
 //! manifest. Inputs are borrowed where the graph's dtype is the caller's;
-//! float16 graphs get their inputs converted and their output widened.
+//! float16 graphs get their inputs converted and their output widened. The
+//! U-Net can also be called through IO binding (`binding.rs`).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -11,10 +12,12 @@ use std::sync::{Mutex, MutexGuard};
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
-use super::{GraphBackend, GraphInput, InputData, Placement};
+use super::{BoundUnet, GraphBackend, GraphInput, InputData, Placement, UnetConstants};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest, TensorSpec, model_err};
-use crate::engine::runtime::{self, Provider, SessionConfig};
+use crate::engine::runtime::{self, GraphRole, Provider, SessionConfig};
+
+mod binding;
 
 /// One side of a graph: its name, the session's (name, type) pairs, the manifest's tensors.
 type IoSide<'a> = (&'a str, Vec<(&'a str, &'a ValueType)>, &'a [TensorSpec]);
@@ -26,6 +29,10 @@ pub struct OrtBackend {
     /// The manifest's dtype of every input, per graph.
     input_dtypes: Vec<Vec<(String, DType)>>,
     placement: Placement,
+    provider: Provider,
+    config: SessionConfig,
+    /// The U-Net's device buffers and bindings, kept from window to window.
+    unet_buffers: binding::BufferPool,
 }
 
 impl OrtBackend {
@@ -37,7 +44,11 @@ impl OrtBackend {
         let mut note = None;
         for graph in Graph::ALL {
             let spec = manifest.graph(graph);
-            let opened = runtime::open_session(&dir.join(&spec.file), config)?;
+            let role = match graph {
+                Graph::Unet => GraphRole::Unet,
+                _ => GraphRole::Other,
+            };
+            let opened = runtime::open_session(&dir.join(&spec.file), config, role)?;
             check_session_io(graph, &opened.session, spec)?;
             if let Some(first) = provider.filter(|p| *p != opened.provider) {
                 return Err(EngineError::Runtime(format!(
@@ -67,10 +78,13 @@ impl OrtBackend {
             input_dtypes,
             placement: Placement {
                 provider: provider.name(),
-                device: (provider == Provider::Cuda).then_some(config.device_id),
+                device: provider.on_device().then_some(config.device_id),
                 note,
                 label: None,
             },
+            provider,
+            config: config.clone(),
+            unet_buffers: binding::BufferPool::default(),
         })
     }
 
@@ -154,6 +168,16 @@ impl GraphBackend for OrtBackend {
 
     fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    fn bind_unet<'b>(
+        &'b self,
+        constants: &UnetConstants<'_>,
+    ) -> Result<Option<Box<dyn BoundUnet + 'b>>> {
+        if !self.config.gpu.io_binding {
+            return Ok(None);
+        }
+        binding::bind(self, constants)
     }
 }
 

@@ -262,7 +262,7 @@ fn shared_models_are_loaded_once_per_options() {
     let other_threads = ModelOptions {
         session: SessionConfig {
             threads: 1,
-            ..options.session
+            ..options.session.clone()
         },
         ..options.clone()
     };

@@ -37,7 +37,7 @@ use guidance::{Item, combine_predictions, guidance_items};
 
 use super::error::{EngineError, Result, check_cancel};
 use super::limits::{self, check_steps};
-use super::model::Model;
+use super::model::{BoundUnet, Model, UnetConstants};
 use super::scheduler::{Scheduler, SchedulerKind};
 
 /// Frames per window.
@@ -141,6 +141,19 @@ pub struct Denoiser {
     max_batch: usize,
     /// Ready windows the clip scheduler may hand over as one batch.
     windows_per_batch: usize,
+    /// The latents of one bound call's items at one step.
+    step_latents: Vec<f32>,
+    /// Bytes the U-Net calls copied between host and ONNX Runtime memory so far.
+    transfer_bytes: u64,
+}
+
+/// One U-Net call of a batch: `n` items from `first`, contexts of `tokens`
+/// tokens from `context_at` in the context buffer.
+struct UnetCall {
+    first: usize,
+    n: usize,
+    tokens: usize,
+    context_at: usize,
 }
 
 impl Denoiser {
@@ -158,7 +171,7 @@ impl Denoiser {
     ) -> Result<Denoiser> {
         params.validate()?;
         let scheduler = Scheduler::from_json(params.scheduler, params.steps as usize, config)?;
-        let on_cuda = model.provider_in_use() == "cuda";
+        let on_cuda = matches!(model.provider_in_use(), "cuda" | "tensorrt");
         Ok(Denoiser {
             model,
             scheduler,
@@ -175,6 +188,8 @@ impl Denoiser {
             timesteps: Vec::new(),
             max_batch: if on_cuda { usize::MAX } else { 1 },
             windows_per_batch: 1,
+            step_latents: Vec::new(),
+            transfer_bytes: 0,
         })
     }
 
@@ -191,6 +206,14 @@ impl Denoiser {
         self.max_batch = items_per_call.max(1);
         self.windows_per_batch = windows_per_batch.max(1);
         self.short_zero_context = self.max_batch == 1;
+    }
+
+    /// Bytes the U-Net calls of this denoiser copied between host memory and
+    /// ONNX Runtime's (a GPU's, or the host's on the CPU) so far: with IO
+    /// binding, each window's constants once and each step's latents,
+    /// timestep and prediction; without, every input and output of every call.
+    pub fn transfer_bytes(&self) -> u64 {
+        self.transfer_bytes
     }
 
     /// Ready windows the clip scheduler may hand this denoiser as one batch.
@@ -255,15 +278,22 @@ impl Denoiser {
 
         self.fill_constant_inputs(windows, context, plane);
         self.eps.resize(latent_len, 0.0);
-        let item_len = UNET_CHANNELS * FRAMES * plane;
+        let calls = self.plan_calls(context.dim);
+        self.slots.clear();
+        for (call, c) in calls.iter().enumerate() {
+            self.slots.extend((0..c.n).map(|place| (call, place)));
+        }
+        self.predictions.resize_with(calls.len(), Vec::new);
+        let model = self.model.clone();
+        let mut bound = self.bind_calls(&model, &calls, (h, w), fps, context.dim)?;
         let items = self.items.len();
         for step in 0..self.timesteps.len() {
             let t = self.timesteps[step];
             check_cancel(cancel)?;
-            for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
-                sample[..latent_len].copy_from_slice(&latents[item / items]);
+            match bound.as_mut() {
+                Some(bound) => self.predict_bound(bound, &calls, &latents, t)?,
+                None => self.predict(&calls, &latents, (h, w), t, fps, context.dim)?,
             }
-            self.predict((h, w), t, fps, context.dim)?;
             let (predictions, slots) = (&self.predictions, &self.slots);
             for (window, latent) in latents.iter_mut().enumerate() {
                 let part = |i: usize| {
@@ -274,17 +304,19 @@ impl Denoiser {
                 self.schedulers[window].step_in_place(&self.eps, t, latent)?;
             }
         }
+        if let Some(bound) = &bound {
+            self.transfer_bytes += bound.iter().map(|b| b.transfer_bytes()).sum::<u64>();
+        }
         Ok(latents)
     }
 
-    /// The UNet on the whole batch: calls of up to `max_batch` consecutive
-    /// items whose contexts have one size (items are independent, so the split
-    /// does not change the result), each call's output in its own buffer.
-    fn predict(&mut self, latent: (usize, usize), t: i64, fps: i64, dim: usize) -> Result<()> {
-        let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
+    /// The U-Net calls of the batch: up to `max_batch` consecutive items whose
+    /// contexts have one size (items are independent, so the split does not
+    /// change the result).
+    fn plan_calls(&self, dim: usize) -> Vec<UnetCall> {
         let batch = self.item_tokens.len();
-        self.slots.clear();
-        let (mut first, mut context_at, mut call) = (0, 0, 0);
+        let mut calls = Vec::new();
+        let (mut first, mut context_at) = (0, 0);
         while first < batch {
             let tokens = self.item_tokens[first];
             let n = self.item_tokens[first..]
@@ -292,24 +324,94 @@ impl Denoiser {
                 .take(self.max_batch)
                 .take_while(|&&t| t == tokens)
                 .count();
-            let context_len = n * tokens * dim;
-            if self.predictions.len() <= call {
-                self.predictions.push(Vec::new());
-            }
-            self.model.unet(
-                &self.sample[first * item_len..(first + n) * item_len],
+            calls.push(UnetCall {
+                first,
                 n,
+                tokens,
+                context_at,
+            });
+            first += n;
+            context_at += n * tokens * dim;
+        }
+        calls
+    }
+
+    /// Every call with its constant inputs bound (IO binding), or `None` where
+    /// the model's backend does not bind.
+    fn bind_calls<'m>(
+        &self,
+        model: &'m Model,
+        calls: &[UnetCall],
+        latent: (usize, usize),
+        fps: i64,
+        dim: usize,
+    ) -> Result<Option<Vec<Box<dyn BoundUnet + 'm>>>> {
+        let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
+        let mut bound = Vec::with_capacity(calls.len());
+        for c in calls {
+            let constants = UnetConstants {
+                sample: &self.sample[c.first * item_len..(c.first + c.n) * item_len],
+                batch: c.n,
+                latent,
+                fps,
+                context: &self.context[c.context_at..c.context_at + c.n * c.tokens * dim],
+                tokens_dim: (c.tokens, dim),
+            };
+            match model.bind_unet(&constants)? {
+                Some(call) => bound.push(call),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(bound))
+    }
+
+    /// One step through the bound calls: only each item's latents go in.
+    fn predict_bound(
+        &mut self,
+        bound: &mut [Box<dyn BoundUnet + '_>],
+        calls: &[UnetCall],
+        latents: &[Vec<f32>],
+        t: i64,
+    ) -> Result<()> {
+        let items = self.items.len();
+        for ((call, c), prediction) in bound.iter_mut().zip(calls).zip(&mut self.predictions) {
+            self.step_latents.clear();
+            for item in c.first..c.first + c.n {
+                self.step_latents.extend_from_slice(&latents[item / items]);
+            }
+            call.step(&self.step_latents, t, prediction)?;
+        }
+        Ok(())
+    }
+
+    /// One step with every input sent: each call's output in its own buffer.
+    fn predict(
+        &mut self,
+        calls: &[UnetCall],
+        latents: &[Vec<f32>],
+        latent: (usize, usize),
+        t: i64,
+        fps: i64,
+        dim: usize,
+    ) -> Result<()> {
+        let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
+        let latent_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
+        let items = self.items.len();
+        for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
+            sample[..latent_len].copy_from_slice(&latents[item / items]);
+        }
+        for (c, prediction) in calls.iter().zip(&mut self.predictions) {
+            self.model.unet(
+                &self.sample[c.first * item_len..(c.first + c.n) * item_len],
+                c.n,
                 latent,
                 t,
                 fps,
-                &self.context[context_at..context_at + context_len],
-                (tokens, dim),
-                &mut self.predictions[call],
+                &self.context[c.context_at..c.context_at + c.n * c.tokens * dim],
+                (c.tokens, dim),
+                prediction,
             )?;
-            self.slots.extend((0..n).map(|place| (call, place)));
-            first += n;
-            context_at += context_len;
-            call += 1;
+            self.transfer_bytes += self.model.unet_transfer_bytes(c.n, latent, (c.tokens, dim));
         }
         Ok(())
     }
