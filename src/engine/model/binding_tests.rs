@@ -29,7 +29,7 @@ fn wave(len: usize, seed: usize) -> Vec<f32> {
 fn case(model: &Model, batch: usize) -> Case {
     let side = (model.canvas() / 8) as usize;
     let (context, tokens, dim) = model
-        .global_context(&wave(16 * 4 * side * side, 1), side, side)
+        .global_context(&wave(16 * 4 * side * side, 1), (side, side), &Cancel::new())
         .unwrap();
     let latent_len = 4 * 16 * side * side;
     Case {
@@ -63,7 +63,7 @@ fn predictions(model: &Model, case: &Case, bound: bool) -> (Vec<Vec<f32>>, u64) 
             .expect("the in-process backend binds");
         for (latents, t) in &case.steps {
             let mut out = Vec::new();
-            call.step(latents, *t, &mut out).unwrap();
+            call.step(latents, *t, &mut out, &Cancel::new()).unwrap();
             outputs.push(out);
         }
         return (outputs, call.transfer_bytes());
@@ -87,6 +87,7 @@ fn predictions(model: &Model, case: &Case, bound: bool) -> (Vec<Vec<f32>>, u64) 
                 &case.context,
                 case.tokens_dim,
                 &mut out,
+                &Cancel::new(),
             )
             .unwrap();
         bytes += model.unet_transfer_bytes(case.batch, case.latent, case.tokens_dim);

@@ -26,7 +26,6 @@ mod context;
 mod guidance;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -35,7 +34,8 @@ use rand_distr::{Distribution, StandardNormal};
 pub use context::{GuidanceContext, WindowConstants, decode_images, encode_scaled, latent_mask};
 use guidance::{Item, combine_predictions, guidance_items};
 
-use super::error::{EngineError, Result, check_cancel};
+use super::cancel::Cancel;
+use super::error::{EngineError, Result};
 use super::limits::{self, check_steps};
 use super::model::{BoundUnet, Model, UnetConstants};
 use super::scheduler::{Scheduler, SchedulerKind};
@@ -231,7 +231,7 @@ impl Denoiser {
         noise: &[f32],
         latent: (usize, usize),
         fps: i64,
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<Vec<f32>> {
         let mut all = self.run_many(
             std::slice::from_ref(window),
@@ -254,7 +254,7 @@ impl Denoiser {
         noise: &[f32],
         (h, w): (usize, usize),
         fps: i64,
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<Vec<Vec<f32>>> {
         let plane = h * w;
         let frame_len = LATENT_CHANNELS * plane;
@@ -289,10 +289,10 @@ impl Denoiser {
         let items = self.items.len();
         for step in 0..self.timesteps.len() {
             let t = self.timesteps[step];
-            check_cancel(cancel)?;
+            cancel.check()?;
             match bound.as_mut() {
-                Some(bound) => self.predict_bound(bound, &calls, &latents, t)?,
-                None => self.predict(&calls, &latents, (h, w), t, fps, context.dim)?,
+                Some(bound) => self.predict_bound(bound, &calls, &latents, t, cancel)?,
+                None => self.predict(&calls, &latents, (h, w), t, fps, context.dim, cancel)?,
             }
             let (predictions, slots) = (&self.predictions, &self.slots);
             for (window, latent) in latents.iter_mut().enumerate() {
@@ -372,6 +372,7 @@ impl Denoiser {
         calls: &[UnetCall],
         latents: &[Vec<f32>],
         t: i64,
+        cancel: &Cancel,
     ) -> Result<()> {
         let items = self.items.len();
         for ((call, c), prediction) in bound.iter_mut().zip(calls).zip(&mut self.predictions) {
@@ -379,7 +380,7 @@ impl Denoiser {
             for item in c.first..c.first + c.n {
                 self.step_latents.extend_from_slice(&latents[item / items]);
             }
-            call.step(&self.step_latents, t, prediction)?;
+            call.step(&self.step_latents, t, prediction, cancel)?;
         }
         Ok(())
     }
@@ -393,6 +394,7 @@ impl Denoiser {
         t: i64,
         fps: i64,
         dim: usize,
+        cancel: &Cancel,
     ) -> Result<()> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
         let latent_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
@@ -410,6 +412,7 @@ impl Denoiser {
                 &self.context[c.context_at..c.context_at + c.n * c.tokens * dim],
                 (c.tokens, dim),
                 prediction,
+                cancel,
             )?;
             self.transfer_bytes += self.model.unet_transfer_bytes(c.n, latent, (c.tokens, dim));
         }

@@ -14,14 +14,15 @@
 //! from it, and its prediction goes back to it.
 
 use std::any::Any;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, RunOptions, Session};
 use ort::value::{PrimitiveTensorElementType, Shape, Tensor, TensorRefMut};
 
 use super::{OrtBackend, inference_err};
+use crate::engine::cancel::Cancel;
 use crate::engine::error::Result;
 use crate::engine::manifest::{DType, Graph};
 use crate::engine::model::{BoundUnet, UnetConstants};
@@ -78,7 +79,8 @@ struct Buffers<F: Float> {
     host_staging: Tensor<F>,
     host_timestep: Tensor<i64>,
     host_output: Tensor<F>,
-    run_options: RunOptions,
+    /// Its CUDA graph id; terminated by a cancel request, cleared before each run.
+    run_options: Arc<RunOptions>,
 }
 
 // SAFETY: an `OrtIoBinding` has no thread affinity; a buffer set is used by
@@ -202,6 +204,7 @@ impl<F: Float> Buffers<F> {
             .next_graph_id
             .fetch_add(1, Ordering::Relaxed);
         run_options.set("gpu_graph_id", graph_id.to_string())?;
+        let run_options = Arc::new(run_options);
         Ok(Buffers {
             binding,
             sample,
@@ -275,7 +278,13 @@ impl From<i64> for Convert<i64> {
 }
 
 impl<F: Float> BoundUnet for Bound<'_, F> {
-    fn step(&mut self, latents: &[f32], timestep: i64, out: &mut Vec<f32>) -> Result<()> {
+    fn step(
+        &mut self,
+        latents: &[f32],
+        timestep: i64,
+        out: &mut Vec<f32>,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let err = |e: ort::Error| inference_err(Graph::Unet, e);
         let buffers = self.buffers.as_mut().expect("buffers until drop");
         let Key {
@@ -312,9 +321,14 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         {
             let mut session: std::sync::MutexGuard<'_, Session> =
                 self.backend.session(Graph::Unet)?;
+            buffers.run_options.unterminate().map_err(err)?;
+            let _in_flight = cancel.track(buffers.run_options.clone())?;
             session
                 .run_binding_with_options(&buffers.binding, &buffers.run_options)
-                .map_err(err)?;
+                .map_err(|e| match cancel.check() {
+                    Err(cancelled) => cancelled,
+                    Ok(()) => err(e),
+                })?;
         }
         buffers
             .output
