@@ -75,7 +75,8 @@ impl Default for GpuOptions {
         GpuOptions {
             cudnn_algo_search: CudnnAlgoSearch::default(),
             cuda_graphs: false,
-            io_binding: true,
+            // Off until the bound path's CPU test finishes (it hung on the CPU EP, see the report).
+            io_binding: false,
             tensorrt_cache: None,
         }
     }
