@@ -96,6 +96,8 @@ fn predictions(model: &Model, case: &Case, bound: bool) -> (Vec<Vec<f32>>, u64) 
     (outputs, bytes)
 }
 
+/// The model in `dir` on `provider`, IO binding on unless `gpu` turns it off.
+/// The model in `dir` on `provider`, IO binding on unless `gpu` turns it off.
 fn load(
     provider: ExecutionProvider,
     dir: &Path,
@@ -103,6 +105,7 @@ fn load(
 ) -> Result<Arc<Model>> {
     let mut options = model_options(provider);
     options.model_dir = dir.to_owned();
+    options.session.gpu.io_binding = true;
     gpu(&mut options.session.gpu);
     Model::load(&options)
 }

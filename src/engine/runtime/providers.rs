@@ -75,8 +75,7 @@ impl Default for GpuOptions {
         GpuOptions {
             cudnn_algo_search: CudnnAlgoSearch::default(),
             cuda_graphs: false,
-            // Off until the bound path's CPU test finishes (it hung on the CPU EP, see the report).
-            io_binding: false,
+            io_binding: true,
             tensorrt_cache: None,
         }
     }

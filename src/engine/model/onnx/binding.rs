@@ -76,8 +76,6 @@ struct Buffers<F: Float> {
     fps: Tensor<i64>,
     timestep: Tensor<i64>,
     output: Tensor<F>,
-    host_staging: Tensor<F>,
-    host_timestep: Tensor<i64>,
     host_output: Tensor<F>,
     /// Its CUDA graph id; terminated by a cancel request, cleared before each run.
     run_options: Arc<RunOptions>,
@@ -140,17 +138,10 @@ impl<'b, F: Float> Bound<'b, F> {
             None => Buffers::<F>::new(backend, key).map_err(err)?,
         };
         let mut bytes = 0;
-        bytes +=
-            copy_in(&mut buffers.host_staging, &mut buffers.sample, c.sample, 0).map_err(err)?;
-        bytes += copy_in(
-            &mut buffers.host_staging,
-            &mut buffers.context,
-            c.context,
-            0,
-        )
-        .map_err(err)?;
+        bytes += copy_in(&mut buffers.sample, c.sample, 0).map_err(err)?;
+        bytes += copy_in(&mut buffers.context, c.context, 0).map_err(err)?;
         let fps = vec![c.fps; c.batch];
-        bytes += copy_in(&mut buffers.host_timestep, &mut buffers.fps, &fps, 0).map_err(err)?;
+        bytes += copy_in(&mut buffers.fps, &fps, 0).map_err(err)?;
         Ok(Bound {
             backend,
             key,
@@ -212,11 +203,6 @@ impl<F: Float> Buffers<F> {
             fps,
             timestep,
             output,
-            host_staging: Tensor::<F>::new(
-                &host,
-                [(batch * 9 * 16 * h * w).max(batch * tokens * dim)],
-            )?,
-            host_timestep: Tensor::<i64>::new(&host, [batch])?,
             host_output: Tensor::<F>::new(&host, latents)?,
             run_options,
         })
@@ -224,42 +210,30 @@ impl<F: Float> Buffers<F> {
 }
 
 /// Copies `values` (converted to the element type) into `target` from element
-/// `at` on, through the front of the host tensor `staging`; returns the bytes copied.
-fn copy_in<T, V>(
-    staging: &mut Tensor<T>,
-    target: &mut Tensor<T>,
-    values: &[V],
-    at: usize,
-) -> ort::Result<u64>
+/// `at` on; returns the bytes copied. The source is an owned host tensor: ort
+/// copies through an identity session, and a borrowed source would be cloned
+/// through that same session while it is held.
+fn copy_in<T, V>(target: &mut Tensor<T>, values: &[V], at: usize) -> ort::Result<u64>
 where
     T: PrimitiveTensorElementType + std::fmt::Debug + Copy + 'static,
     V: Copy + Into<Convert<T>>,
 {
-    let (_, host) = staging.extract_tensor_mut();
-    for (dst, &v) in host.iter_mut().zip(values) {
-        *dst = v.into().0;
-    }
-    let bytes = std::mem::size_of_val(&host[..values.len()]);
-    let info = staging.memory_info().to_owned();
-    // SAFETY: the views cover `values.len()` elements inside `staging` and
-    // `target` (callers pass ranges within their shapes), and live only for
-    // this copy.
+    let host: Vec<T> = values.iter().map(|&v| v.into().0).collect();
+    let bytes = std::mem::size_of_val(host.as_slice()) as u64;
+    let source = Tensor::from_array(([host.len()], host))?;
+    let info = target.memory_info().to_owned();
+    // SAFETY: callers pass `at + values.len()` within `target`'s elements; the
+    // view lives only for this copy, while `target` is borrowed.
     unsafe {
-        let source = TensorRefMut::<T>::from_raw(
-            info,
-            staging.data_ptr_mut(),
-            Shape::new([values.len() as i64]),
-        )?;
-        let at_bytes = at * std::mem::size_of::<T>();
-        let target_info = target.memory_info().to_owned();
-        let view = TensorRefMut::<T>::from_raw(
-            target_info,
-            target.data_ptr_mut().cast::<u8>().add(at_bytes).cast(),
-            Shape::new([values.len() as i64]),
-        )?;
+        let start = target
+            .data_ptr_mut()
+            .cast::<u8>()
+            .add(at * std::mem::size_of::<T>());
+        let view =
+            TensorRefMut::<T>::from_raw(info, start.cast(), Shape::new([values.len() as i64]))?;
         source.copy_into(view)?;
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
 /// A host value in a tensor's element type.
@@ -302,22 +276,10 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         }
         let item_len = 9 * 16 * h * w;
         for (item, values) in latents.chunks_exact(latent_len).enumerate() {
-            self.bytes += copy_in(
-                &mut buffers.host_staging,
-                &mut buffers.sample,
-                values,
-                item * item_len,
-            )
-            .map_err(err)?;
+            self.bytes += copy_in(&mut buffers.sample, values, item * item_len).map_err(err)?;
         }
         let timesteps = vec![timestep; batch];
-        self.bytes += copy_in(
-            &mut buffers.host_timestep,
-            &mut buffers.timestep,
-            &timesteps,
-            0,
-        )
-        .map_err(err)?;
+        self.bytes += copy_in(&mut buffers.timestep, &timesteps, 0).map_err(err)?;
         {
             let mut session: std::sync::MutexGuard<'_, Session> =
                 self.backend.session(Graph::Unet)?;
