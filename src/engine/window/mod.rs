@@ -147,6 +147,14 @@ pub struct Denoiser {
     transfer_bytes: u64,
 }
 
+/// What every U-Net call of a window shares: the latent size, the fps input
+/// and the context's width.
+struct CallShape {
+    latent: (usize, usize),
+    fps: i64,
+    dim: usize,
+}
+
 /// One U-Net call of a batch: `n` items from `first`, contexts of `tokens`
 /// tokens from `context_at` in the context buffer.
 struct UnetCall {
@@ -285,14 +293,19 @@ impl Denoiser {
         }
         self.predictions.resize_with(calls.len(), Vec::new);
         let model = self.model.clone();
-        let mut bound = self.bind_calls(&model, &calls, (h, w), fps, context.dim)?;
+        let shape = CallShape {
+            latent: (h, w),
+            fps,
+            dim: context.dim,
+        };
+        let mut bound = self.bind_calls(&model, &calls, &shape)?;
         let items = self.items.len();
         for step in 0..self.timesteps.len() {
             let t = self.timesteps[step];
             cancel.check()?;
             match bound.as_mut() {
                 Some(bound) => self.predict_bound(bound, &calls, &latents, t, cancel)?,
-                None => self.predict(&calls, &latents, (h, w), t, fps, context.dim, cancel)?,
+                None => self.predict(&calls, &latents, &shape, t, cancel)?,
             }
             let (predictions, slots) = (&self.predictions, &self.slots);
             for (window, latent) in latents.iter_mut().enumerate() {
@@ -342,9 +355,7 @@ impl Denoiser {
         &self,
         model: &'m Model,
         calls: &[UnetCall],
-        latent: (usize, usize),
-        fps: i64,
-        dim: usize,
+        &CallShape { latent, fps, dim }: &CallShape,
     ) -> Result<Option<Vec<Box<dyn BoundUnet + 'm>>>> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
         let mut bound = Vec::with_capacity(calls.len());
@@ -390,10 +401,8 @@ impl Denoiser {
         &mut self,
         calls: &[UnetCall],
         latents: &[Vec<f32>],
-        latent: (usize, usize),
+        &CallShape { latent, fps, dim }: &CallShape,
         t: i64,
-        fps: i64,
-        dim: usize,
         cancel: &Cancel,
     ) -> Result<()> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
