@@ -428,6 +428,4 @@ fn input_f32<'a>(name: &'static str, shape: Vec<usize>, data: &'a [f32]) -> Resu
 }
 
 #[cfg(test)]
-mod binding_tests;
-#[cfg(test)]
 mod tests;

@@ -283,3 +283,6 @@ fn check_session_io(graph: Graph, session: &Session, spec: &GraphSpec) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

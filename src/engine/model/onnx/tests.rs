@@ -4,7 +4,13 @@
 //! graph, float16 and TensorRT paths where this machine has them: those tests
 //! print why they skip when it does not.
 
-use super::*;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::engine::cancel::Cancel;
+use crate::engine::error::Result;
+use crate::engine::manifest::{DType, Graph};
+use crate::engine::model::{Model, UnetConstants};
 use crate::engine::runtime::{
     CudnnAlgoSearch, ExecutionProvider, GpuOptions, cuda_unavailable_reason,
 };
