@@ -58,9 +58,8 @@ fn engine_window(
 ) -> Result<(Duration, Vec<RgbImage>), String> {
     let layout = layout(model)?;
     let started = Instant::now();
-    let mut stream =
-        StreamOutpainter::new(std::slice::from_ref(model), params, layout, 30.0, 16)
-            .map_err(|e| e.to_string())?;
+    let mut stream = StreamOutpainter::new(std::slice::from_ref(model), params, layout, 30.0, 16)
+        .map_err(|e| e.to_string())?;
     let (w, h) = (layout.content.width(), layout.content.height());
     for k in 0..16 {
         stream
@@ -156,7 +155,16 @@ fn unet_call(model: &Model) -> BenchResult {
     for _ in 0..4 {
         let t = Instant::now();
         model
-            .unet(&sample, 3, (side, side), 501, 30, &contexts, (tokens, dim), &mut out)
+            .unet(
+                &sample,
+                3,
+                (side, side),
+                501,
+                30,
+                &contexts,
+                (tokens, dim),
+                &mut out,
+            )
             .map_err(|e| e.to_string())?;
         times.push(t.elapsed());
     }
@@ -209,9 +217,15 @@ fn band_difference(layout: &CanvasLayout, a: &[RgbImage], b: &[RgbImage]) -> (f6
     let content = layout.content;
     let (mut sum, mut count, mut max) = (0u64, 0u64, 0u8);
     for (x, y) in a.iter().zip(b) {
-        for (k, (p, q)) in x.data.chunks_exact(3).zip(y.data.chunks_exact(3)).enumerate() {
+        for (k, (p, q)) in x
+            .data
+            .chunks_exact(3)
+            .zip(y.data.chunks_exact(3))
+            .enumerate()
+        {
             let (px, py) = ((k as u32) % x.width, (k as u32) / x.width);
-            let inside = (content.x0..content.x1).contains(&px) && (content.y0..content.y1).contains(&py);
+            let inside =
+                (content.x0..content.x1).contains(&px) && (content.y0..content.y1).contains(&py);
             if inside {
                 continue;
             }
