@@ -19,33 +19,10 @@ const LOOKAHEAD: u32 = 16;
 /// What the error of the failing U-Net says.
 const FAULT: &str = "the U-Net graph (unet.onnx) failed at run time";
 
-/// A copy of the tiny model in a fresh temporary folder named after `tag`.
-fn model_copy(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("m3ddm-faults-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(tiny_model()).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
 /// A copy of the tiny model whose U-Net fails at run time (see the module notes).
 fn faulty_model(tag: &str) -> PathBuf {
     let dir = model_copy(tag);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let output = std::process::Command::new(&python)
-        .arg(root.join("tests/fixtures/faulty_unet.py"))
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{} (make venv) cannot run: {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "faulty_unet.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_fixture("faulty_unet.py", &dir);
     dir
 }
 
@@ -57,13 +34,6 @@ fn properties(model: &Path) -> Vec<(&'static str, String)> {
         }
     }
     properties
-}
-
-fn error_of(message: &gst::Message) -> gst::glib::Error {
-    let gst::MessageView::Error(err) = message.view() else {
-        panic!("not an error: {message:?}")
-    };
-    err.error()
 }
 
 /// Runs `change` on another thread and fails the test if it takes over a minute.
@@ -197,14 +167,7 @@ fn test_a_graph_failing_mid_chunk_stops_a_pipeline_with_an_error() {
 /// Replaces `dir` by a copy of the tiny model whose `unet.onnx` is its VAE decoder.
 fn replace_with_wrong_unet(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
-    let staged = model_copy("staged");
-    std::fs::copy(staged.join("vae_decoder.onnx"), staged.join("unet.onnx")).unwrap();
-    let manifest_path = staged.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    manifest["graphs"]["unet"]["sha256"] = manifest["graphs"]["vae_decoder"]["sha256"].clone();
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
-    std::fs::rename(&staged, dir).unwrap();
+    std::fs::rename(model_with_vae_as_unet("staged"), dir).unwrap();
 }
 
 #[test]
@@ -218,6 +181,8 @@ fn test_a_model_directory_changed_while_running_is_checked_at_the_next_ready() {
     let info = video_info("RGB", 96, 54);
     h.play();
     h.set_src_caps(info.to_caps().unwrap());
+    let loads = || gstm3ddm::engine::model::loads_of(&model);
+    assert_eq!(loads(), 1);
     let frames = 2 * u64::from(LOOKAHEAD) + 4;
     for index in 0..frames {
         if index == 4 {
@@ -254,6 +219,12 @@ fn test_a_model_directory_changed_while_running_is_checked_at_the_next_ready() {
     std::fs::rename(model_copy("restored"), &model).unwrap();
     element.set_state(gst::State::Null).unwrap();
     element.set_state(gst::State::Ready).unwrap();
+    assert_eq!(loads(), 2);
+    // Unchanged, it is checked but not loaded again.
+    element.set_state(gst::State::Paused).unwrap();
+    element.set_state(gst::State::Ready).unwrap();
+    element.set_state(gst::State::Paused).unwrap();
+    assert_eq!(loads(), 2);
     element.set_state(gst::State::Null).unwrap();
     let _ = std::fs::remove_dir_all(&model);
 }

@@ -120,8 +120,8 @@ mod tests {
 
     #[test]
     fn held_frames_are_refused_beyond_the_available_memory() {
-        // Canvas 256: 4 RGB images of 196,608 bytes and a 4,096-byte latent per frame.
-        let per_frame = 786_432 + 4_096;
+        // Canvas 256: 4 RGB images of 196,608 bytes and a 16,384-byte latent (4 × 32² f32) per frame.
+        let per_frame = 786_432 + 16_384;
         assert_eq!(held_frames_bytes(1, 256, 0), per_frame);
         assert_eq!(held_frames_bytes(10, 256, 1000), 10 * (per_frame + 1000));
         assert!(check_held_memory(100, 256, 0, 100 * per_frame).is_ok());
