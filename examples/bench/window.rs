@@ -7,13 +7,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gstm3ddm::engine::geometry::{CanvasLayout, Ratio, canvas_layout};
 use gstm3ddm::engine::{
-    DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, SchedulerKind, SessionConfig,
-    StreamOutpainter,
+    Cancel, DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, SchedulerKind,
+    SessionConfig, StreamOutpainter,
 };
 
 use super::support::{
@@ -67,7 +66,7 @@ fn engine_window(
             .map_err(|e| e.to_string())?;
     }
     let canvases = stream
-        .run_next(true, &AtomicBool::new(false))
+        .run_next(true, &Cancel::new())
         .map_err(|e| e.to_string())?;
     if canvases.len() != 16 {
         return Err(format!("{} canvases for 16 frames", canvases.len()));
@@ -146,7 +145,7 @@ fn unet_call(model: &Model) -> BenchResult {
     let side = 16;
     let probe = vec![0.0f32; 16 * 4 * side * side];
     let (context, tokens, dim) = model
-        .global_context(&probe, side, side)
+        .global_context(&probe, (side, side), &Cancel::new())
         .map_err(|e| e.to_string())?;
     let sample = vec![0.1f32; 3 * 9 * 16 * side * side];
     let contexts = context.repeat(3);
@@ -164,6 +163,7 @@ fn unet_call(model: &Model) -> BenchResult {
                 &contexts,
                 (tokens, dim),
                 &mut out,
+                &Cancel::new(),
             )
             .map_err(|e| e.to_string())?;
         times.push(t.elapsed());

@@ -201,13 +201,13 @@ fn the_vae_round_trip_keeps_shapes_and_refuses_wrong_lengths() {
     let images: Vec<f32> = (0..2 * 3 * 16 * 24)
         .map(|k| ((k % 17) as f32 / 8.0) - 1.0)
         .collect();
-    let latents = model.encode(&images, 2, 16, 24).unwrap();
+    let latents = model.encode(&images, 2, (16, 24), &Cancel::new()).unwrap();
     assert_eq!(latents.len(), 2 * 4 * 2 * 3);
-    let decoded = model.decode(&latents, 2, 2, 3).unwrap();
+    let decoded = model.decode(&latents, 2, (2, 3), &Cancel::new()).unwrap();
     assert_eq!(decoded.len(), images.len());
     assert!(decoded.iter().all(|v| v.is_finite()));
     let err = model
-        .encode(&images[1..], 2, 16, 24)
+        .encode(&images[1..], 2, (16, 24), &Cancel::new())
         .unwrap_err()
         .to_string();
     assert!(err.contains("`images` has"), "{err}");
@@ -369,7 +369,13 @@ fn a_loaded_model_outlives_its_directory_and_the_cache_sees_a_new_one() {
     // Removed: the loaded sessions keep working; the next load says what is missing.
     std::fs::remove_dir_all(&dir).unwrap();
     let images = vec![0.25f32; 3 * 16 * 16];
-    assert_eq!(first.encode(&images, 1, 16, 16).unwrap().len(), 4 * 2 * 2);
+    assert_eq!(
+        first
+            .encode(&images, 1, (16, 16), &Cancel::new())
+            .unwrap()
+            .len(),
+        4 * 2 * 2
+    );
     let err = Model::shared(&options).err().expect("refused").to_string();
     assert!(err.contains("does not exist"), "{err}");
     // Back with another manifest (another canvas): a new model, not the cached one.
