@@ -21,7 +21,7 @@ use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, Memory
 use ort::session::{IoBinding, RunOptions, Session};
 use ort::value::{PrimitiveTensorElementType, Shape, Tensor, TensorRefMut};
 
-use super::{OrtBackend, inference_err};
+use super::OrtBackend;
 use crate::engine::cancel::Cancel;
 use crate::engine::error::Result;
 use crate::engine::manifest::{DType, Graph};
@@ -127,7 +127,7 @@ impl<'b, F: Float> Bound<'b, F> {
             latent: c.latent,
             tokens_dim: c.tokens_dim,
         };
-        let err = |e: ort::Error| inference_err(Graph::Unet, e);
+        let err = |e: ort::Error| backend.run_err(Graph::Unet, e);
         let pooled = {
             let mut free = backend.unet_buffers.free.lock().unwrap();
             let at = free.iter().position(|(k, _)| *k == key);
@@ -259,7 +259,8 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         out: &mut Vec<f32>,
         cancel: &Cancel,
     ) -> Result<()> {
-        let err = |e: ort::Error| inference_err(Graph::Unet, e);
+        let backend = self.backend;
+        let err = |e: ort::Error| backend.run_err(Graph::Unet, e);
         let buffers = self.buffers.as_mut().expect("buffers until drop");
         let Key {
             batch,
@@ -281,8 +282,7 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         let timesteps = vec![timestep; batch];
         self.bytes += copy_in(&mut buffers.timestep, &timesteps, 0).map_err(err)?;
         {
-            let mut session: std::sync::MutexGuard<'_, Session> =
-                self.backend.session(Graph::Unet)?;
+            let mut session: std::sync::MutexGuard<'_, Session> = backend.session(Graph::Unet)?;
             buffers.run_options.unterminate().map_err(err)?;
             let _in_flight = cancel.track(buffers.run_options.clone())?;
             session

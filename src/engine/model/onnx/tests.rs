@@ -224,9 +224,9 @@ fn a_float16_model_binds_in_float16_on_cuda() {
     let cpu = load(ExecutionProvider::Cpu, &tiny_model_dir(), |_| {}).unwrap();
     let case = case(&cpu, 2);
     let (reference, _) = predictions(&cpu, &case, false);
-    let half = match on_cuda(&dir, |_| {}) {
-        Some(model) => model,
-        None => load(ExecutionProvider::Cpu, &dir, |_| {}).unwrap(),
+    // float16 graphs run on CUDA only (the CPU provider refuses them).
+    let Some(half) = on_cuda(&dir, |_| {}) else {
+        return;
     };
     assert!(
         half.manifest()
