@@ -479,5 +479,14 @@ fn test_a_device_list_gives_the_frames_of_one_device_and_spreads_the_windows() {
     let per_device: Vec<u64> = per_device.iter().map(|v| v.get::<u64>().unwrap()).collect();
     assert_eq!(per_device.len(), 2);
     assert!(per_device.iter().all(|&n| n > 0), "{per_device:?}");
-    assert_eq!(two.stats.get::<&str>("provider").unwrap(), "cpu,cpu");
+    // Each distinct place once: both session sets run on the CPU.
+    assert_eq!(two.stats.get::<&str>("provider").unwrap(), "cpu");
+    // The U-Net calls of both session sets are counted.
+    let bytes = two.stats.get::<u64>("transfer-bytes").unwrap();
+    let windows = two.stats.get::<u64>("windows-run").unwrap();
+    assert!(bytes > 0 && windows > 0, "{bytes} bytes, {windows} windows");
+    assert_eq!(
+        two.stats.get::<u64>("transfer-bytes-per-window").unwrap(),
+        bytes / windows
+    );
 }
