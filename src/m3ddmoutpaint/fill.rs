@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The fill back-ends behind one interface: the M3DDM `StreamOutpainter`
-//! (frames held until a chunk of the lookahead is ready) and the flat fills
+//! (frames held until a chunk of the lookahead is ready), the streaming pass
+//! of a keyframe plan (`planned.rs`) and the flat fills
 //! (`blur`, `color`), which give each frame's canvas at once; and the choice
 //! of back-end for a run's settings and the current caps.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use super::FillMode;
 use super::config::StreamConfig;
+use super::planned::{keyframe_source, planned_source};
 use super::state::RunContext;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
@@ -23,13 +25,20 @@ pub fn new_source(
     config: &StreamConfig,
 ) -> engine::Result<Box<dyn CanvasSource>> {
     let settings = &run.settings;
+    let fps = config.fps().unwrap_or(FALLBACK_FPS);
+    if let Some(source) = keyframe_source(settings, &run.models, &config.canvas, fps)? {
+        return Ok(source);
+    }
     Ok(match settings.fill_mode {
+        FillMode::Outpaint if let Some(plan) = &run.plan => {
+            planned_source(plan, &run.models, &config.canvas, fps)?
+        }
         FillMode::Outpaint if !run.models.is_empty() => {
             let mut stream = StreamOutpainter::new(
                 &run.models,
                 settings.denoise_params(),
                 config.canvas,
-                config.fps().unwrap_or(FALLBACK_FPS),
+                fps,
                 settings.lookahead as usize,
             )?;
             stream.set_scene_threshold(settings.scene_threshold as f32);

@@ -39,6 +39,7 @@ use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
 use super::outputpad::{OutputPad, pad_number};
+use super::planned;
 use super::progress::Progress;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
@@ -320,7 +321,10 @@ impl M3ddmOutpaint {
         settings
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        self.ensure_model(&settings).map(|_| ())
+        let models = self.ensure_model(&settings)?;
+        planned::load_plan(&settings, &models)
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        Ok(())
     }
 
     /// The models for `settings`, one per device (loaded when the model
@@ -370,7 +374,13 @@ impl M3ddmOutpaint {
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         let models = self.ensure_model(&settings)?;
-        let run = Arc::new(RunContext { settings, models });
+        let plan = planned::load_plan(&settings, &models)
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let run = Arc::new(RunContext {
+            settings,
+            models,
+            plan,
+        });
         let generator =
             generator::spawn(self.shared.clone(), self.obj().upcast_ref()).map_err(|err| {
                 gst::error_msg!(

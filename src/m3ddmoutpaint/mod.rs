@@ -26,6 +26,7 @@ mod generator;
 mod imp;
 mod negotiate;
 mod outputpad;
+mod planned;
 mod progress;
 mod settings;
 mod state;

@@ -17,6 +17,7 @@ use super::progress::Progress;
 use super::settings::Settings;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::stream::StreamStats;
+use crate::engine::twopass::KeyframePlan;
 use crate::engine::{EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
@@ -64,6 +65,8 @@ impl Shared {
 pub struct RunContext {
     pub settings: Settings,
     pub models: Vec<Arc<Model>>,
+    /// The keyframe plan of `plan-file` (checked at READY), if set.
+    pub plan: Option<Arc<KeyframePlan>>,
 }
 
 impl RunContext {
@@ -83,9 +86,19 @@ impl RunContext {
     /// before the chain blocks.
     pub fn max_held(&self) -> usize {
         if self.generates() {
-            self.settings.lookahead as usize
+            self.generated_hold()
         } else {
             FLAT_QUEUE_FRAMES
+        }
+    }
+
+    /// Frames a generating run holds: the lookahead, or with a plan the
+    /// frames its streaming pass holds at most (one more, so that the frame
+    /// that completes a stride-5 window always gets in).
+    fn generated_hold(&self) -> usize {
+        match &self.plan {
+            Some(plan) => plan.streaming_hold() + 1,
+            None => self.settings.lookahead as usize,
         }
     }
 
@@ -102,12 +115,13 @@ impl RunContext {
         labels.join(",")
     }
 
-    /// Own latency: the lookahead at the stream's framerate plus the processing time of a chunk.
+    /// Own latency: the frames held (the lookahead, or a plan's hold) at the
+    /// stream's framerate plus the processing time of a chunk.
     pub fn latency(&self, fps: Option<f64>, mean_chunk_time: Duration) -> gst::ClockTime {
         if !self.generates() {
             return gst::ClockTime::ZERO;
         }
-        let lookahead = self.settings.lookahead as f64 / fps.unwrap_or(FALLBACK_FPS);
+        let lookahead = self.generated_hold() as f64 / fps.unwrap_or(FALLBACK_FPS);
         gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + mean_chunk_time.as_nanos() as u64)
     }
 }

@@ -72,6 +72,11 @@ impl KeyframePlan {
         Ok(())
     }
 
+    /// The most frames the streaming pass of this plan holds at once.
+    pub fn streaming_hold(&self) -> usize {
+        PassSplit::new(self.total_frames).map_or(self.total_frames, |s| s.streaming_hold())
+    }
+
     /// Checks that the plan was made with the model whose manifest is `manifest`.
     pub fn check_model(&self, manifest: &Manifest) -> Result<()> {
         let loaded = model_identity(manifest);
