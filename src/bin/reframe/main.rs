@@ -11,7 +11,7 @@
 //! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
 //! errors → sentences), `packages` (which Debian package provides a missing
 //! plugin), `streams` (what the input holds), `progress` (the progress bar, or
-//! lines, meanwhile).
+//! lines, meanwhile), `twopass` (the keyframe pass before the output pass).
 
 mod bus;
 mod cli;
@@ -20,6 +20,7 @@ mod packages;
 mod pipeline;
 mod progress;
 mod streams;
+mod twopass;
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -54,7 +55,14 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|output| OutputFile::create(&output.path))
         .collect::<Result<Vec<_>, String>>()?;
-    let reframe = pipeline::build(job)?;
+    let (_plan, planned_job);
+    let job = if job.two_pass {
+        (_plan, planned_job) = twopass::keyframe_pass(job)?;
+        &planned_job
+    } else {
+        job
+    };
+    let reframe = pipeline::build(job, pipeline::Outputs::Written)?;
     for output in &job.outputs {
         eprintln!(
             "{} → {} ({}, {})",
