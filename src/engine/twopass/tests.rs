@@ -187,6 +187,11 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
 fn the_streaming_pass_holds_one_stride_five_span() {
     // At 50 frames the last stride-5 window (padded with the last frame) holds all.
     assert_eq!(PassSplit::new(50).unwrap().streaming_hold(), 50);
+    // From 91 frames on, never more than a stride-5 window's span.
+    for frames in 50..=2000 {
+        let hold = PassSplit::new(frames).unwrap().streaming_hold();
+        assert!(hold <= 80 || (frames <= 90 && hold == frames), "{frames}: {hold}");
+    }
     for frames in [300, 3000, 100_000] {
         let split = PassSplit::new(frames).unwrap();
         let hold = split.streaming_hold();
