@@ -6,6 +6,8 @@
 //! pass holds at most ~80 frames whatever the length, and the keyframe pass
 //! keeps one frame in 15 at the content size.
 
+// Only some of the shared media helpers are used here.
+#[allow(dead_code)]
 mod media;
 
 use std::path::{Path, PathBuf};

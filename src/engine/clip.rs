@@ -18,11 +18,12 @@
 //! result is the same whichever worker runs it and whatever it is batched with.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::error::{EngineError, Result, check_cancel};
+use super::cancel::Cancel;
+use super::error::{EngineError, Result};
 use super::model::Model;
 use super::pixels::CanvasInputs;
 use super::pixels::tensor::chw_from_rgb;
@@ -105,7 +106,7 @@ pub fn global_context(
     constants: &WindowConstants,
     plan: &ClipPlan,
     frames: &dyn ClipFrames,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<GuidanceContext> {
     let latents = global_latents(model, constants, plan, frames, cancel)?;
     GuidanceContext::from_latents(model, constants, &latents, cancel)
@@ -118,7 +119,7 @@ pub fn global_latents(
     constants: &WindowConstants,
     plan: &ClipPlan,
     frames: &dyn ClipFrames,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Vec<f32>> {
     let images = read_images(
         frames,
@@ -150,7 +151,7 @@ pub fn run_clip(
     input: &ClipInput<'_>,
     known: Vec<Option<Vec<f32>>>,
     on_image: &mut OnImage<'_>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<ClipOutput> {
     check_input(input, &known)?;
     if workers.is_empty() {
@@ -234,7 +235,7 @@ struct ClipRun<'r, 'a, 'c> {
     progress: Mutex<Progress>,
     changed: Condvar,
     on_image: Mutex<&'r mut OnImage<'c>>,
-    cancel: &'r AtomicBool,
+    cancel: &'r Cancel,
 }
 
 /// One window to run: its entry in `input.windows` and its guides' latents.
@@ -450,7 +451,7 @@ impl ClipRun<'_, '_, '_> {
         if missing.is_empty() {
             return Ok(());
         }
-        check_cancel(self.cancel)?;
+        self.cancel.check()?;
         let constants = self.input.constants;
         let pixels = read_images(self.input.frames, &missing, image, constants)?;
         let canvas = constants.canvas;

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use gst::glib;
@@ -172,7 +172,11 @@ impl CanvasSource for PlannedSource {
     fn chunk_ready(&self) -> bool {
         self.stream.chunk_ready()
     }
-    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+    fn run_next(
+        &mut self,
+        draining: bool,
+        cancel: &engine::Cancel,
+    ) -> engine::Result<Vec<RgbImage>> {
         self.stream.run_next(draining, cancel)
     }
     fn reset(&mut self) {
@@ -259,7 +263,7 @@ impl KeyframeSource {
             &pixels::mask(&self.layout),
             &window_noise(self.params.seed, self.layout.canvas),
             (self.fps, &self.params),
-            &AtomicBool::new(false),
+            &engine::Cancel::new(),
         )?;
         write_plan(&self.path, &plan)
     }
@@ -289,7 +293,11 @@ impl CanvasSource for KeyframeSource {
     fn chunk_ready(&self) -> bool {
         self.flat.chunk_ready()
     }
-    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+    fn run_next(
+        &mut self,
+        draining: bool,
+        cancel: &engine::Cancel,
+    ) -> engine::Result<Vec<RgbImage>> {
         self.flat.run_next(draining, cancel)
     }
     fn reset(&mut self) {

@@ -6,7 +6,6 @@
 //! with the case's `frame_latents` and `images` at the pipeline tolerance.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use gstm3ddm::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use gstm3ddm::engine::geometry::{Ratio, canvas_layout};
@@ -181,7 +180,7 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     } = &clip_case;
     let plan = planner::official_plan(*total).map_err(engine)?;
     check_plan(case, &plan)?;
-    let cancel = AtomicBool::new(false);
+    let cancel = gstm3ddm::engine::Cancel::new();
     let constants =
         WindowConstants::new(model, *canvas, &clip_case.mask.data, &cancel).map_err(engine)?;
     let context = clip::global_context(model, &constants, &plan, &clip_case.frames, &cancel)
@@ -224,7 +223,7 @@ pub fn clip_two_pass(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let layout =
         canvas_layout(width as u32, height as u32, ratio, canvas as u32).map_err(engine)?;
     let params = case_params(case)?;
-    let cancel = AtomicBool::new(false);
+    let cancel = gstm3ddm::engine::Cancel::new();
     let mut workers = [denoiser(case, clip_case.model.clone())?];
     let plan = twopass::run_keyframe_pass(
         &mut workers,

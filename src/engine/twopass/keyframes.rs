@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use super::{KeyframePlan, PassSplit, model_identity};
+use crate::engine::cancel::Cancel;
 use crate::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::geometry::CanvasLayout;
@@ -27,7 +27,7 @@ pub fn run_keyframe_pass(
     mask: &[f32],
     noise: &[f32],
     (fps, params): (f64, &DenoiseParams),
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<KeyframePlan> {
     let total_frames = frames.len();
     let split = PassSplit::new(total_frames)?;

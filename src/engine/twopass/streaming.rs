@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 
 use super::{KeyframePlan, PassSplit};
+use crate::engine::cancel::Cancel;
 use crate::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::Model;
@@ -210,7 +211,7 @@ impl PlannedStream {
         &mut self,
         draining: bool,
         sink: &mut OnProduced<'_>,
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<usize> {
         if draining && self.pushed < self.plan.total_frames {
             return Err(EngineError::InvalidInput(format!(
@@ -308,7 +309,7 @@ impl PlannedStream {
     /// Runs every window that can run and returns the generated canvases of
     /// the frames now final, oldest first (those after a frame still waiting
     /// stay until it is made). With `draining`, see [`Self::run_with`].
-    pub fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
+    pub fn run_next(&mut self, draining: bool, cancel: &Cancel) -> Result<Vec<RgbImage>> {
         let canvas = self.plan.layout.canvas;
         let mut made: Vec<(usize, RgbImage)> = Vec::new();
         let mut sink = |produced: Produced<'_>| -> Result<()> {

@@ -4,9 +4,9 @@
 //! holds about one stride-5 window's span of frames.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use super::*;
+use crate::engine::cancel::Cancel;
 use crate::engine::geometry::{Ratio, canvas_layout};
 use crate::engine::model::Model;
 use crate::engine::pixels::{self, RgbImage};
@@ -54,13 +54,13 @@ fn keyframe_plan(model: &Arc<Model>, layout: &CanvasLayout, frames: usize) -> Ke
         &pixels::mask(layout),
         &window_noise(params().seed, layout.canvas),
         (30.0, &params()),
-        &AtomicBool::new(false),
+        &Cancel::new(),
     )
     .unwrap()
 }
 
 fn streamed(stream: &mut PlannedStream, layout: &CanvasLayout, frames: usize) -> Vec<RgbImage> {
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     let mut out = Vec::new();
     for k in 0..frames {
         stream.push(content_frame(layout, k)).unwrap();
@@ -86,7 +86,7 @@ fn two_passes_equal_the_whole_clip_run() {
 
     let models = std::slice::from_ref(&model);
     let mut whole = StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap();
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     for k in 0..frames {
         whole.push(content_frame(&layout, k)).unwrap();
     }
@@ -113,7 +113,7 @@ fn the_stream_must_match_the_plan() {
     let layout = layout(model.canvas());
     let plan = keyframe_plan(&model, &layout, 20);
     let models = std::slice::from_ref(&model);
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
 
     let mut short = PlannedStream::new(models, plan.clone()).unwrap();
     for k in 0..19 {
@@ -190,7 +190,10 @@ fn the_streaming_pass_holds_one_stride_five_span() {
     // From 91 frames on, never more than a stride-5 window's span.
     for frames in 50..=2000 {
         let hold = PassSplit::new(frames).unwrap().streaming_hold();
-        assert!(hold <= 80 || (frames <= 90 && hold == frames), "{frames}: {hold}");
+        assert!(
+            hold <= 80 || (frames <= 90 && hold == frames),
+            "{frames}: {hold}"
+        );
     }
     for frames in [300, 3000, 100_000] {
         let split = PassSplit::new(frames).unwrap();
