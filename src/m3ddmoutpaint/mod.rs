@@ -26,9 +26,11 @@ mod generator;
 mod imp;
 mod negotiate;
 mod outputpad;
+mod plan_properties;
 mod planned;
 mod progress;
 mod settings;
+mod source;
 mod state;
 mod task;
 

@@ -487,7 +487,7 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .build(),
     ]
     .into_iter()
-    .chain(super::planned::plan_properties())
+    .chain(super::plan_properties::plan_properties())
     .collect()
 });
 
