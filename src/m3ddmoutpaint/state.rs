@@ -14,7 +14,7 @@ use super::config::StreamConfig;
 use super::frames::{Compositor, ContentScaler};
 use super::progress::Progress;
 use super::settings::Settings;
-use crate::engine::limits::FALLBACK_FPS;
+use crate::engine::limits::{self, FALLBACK_FPS};
 use crate::engine::stream::StreamStats;
 use crate::engine::twopass::KeyframePlan;
 use crate::engine::{self, EngineError, Model, RgbImage};
@@ -99,6 +99,28 @@ impl RunContext {
             Some(plan) => plan.streaming_hold() + 1,
             None => self.settings.lookahead as usize,
         }
+    }
+
+    /// Refuses a `lookahead` (or a plan's hold) whose held frames (of
+    /// `source_frame_bytes` each; 0 before the caps) would not fit in the
+    /// memory available now.
+    pub fn check_memory(&self, source_frame_bytes: usize) -> Result<(), String> {
+        let Some(available) = limits::available_memory() else {
+            return Ok(());
+        };
+        if !self.generates() {
+            return Ok(());
+        }
+        limits::check_held_memory(
+            self.generated_hold() as u32,
+            self.canvas(),
+            source_frame_bytes as u64,
+            available,
+        )
+        .map_err(|err| match err {
+            EngineError::InvalidInput(sentence) => sentence,
+            other => other.to_string(),
+        })
     }
 
     /// Where each session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
