@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use super::cancel::Cancel;
 use super::error::{EngineError, Result};
 use super::model::Model;
+use super::pixels::CanvasInputs;
+use super::pixels::tensor::chw_from_rgb;
 use super::planner::{ClipPlan, WINDOW_LEN};
 use super::window::{
     self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
@@ -53,6 +55,20 @@ pub trait ClipFrames: Sync {
     fn write(&self, frame: usize, image: FrameImage, out: &mut [f32]) -> Result<()>;
 }
 
+/// Writes one image of a frame's canvas inputs as `[3,C,C]` floats in [-1,1].
+pub fn write_inputs(
+    inputs: &CanvasInputs,
+    image: FrameImage,
+    canvas: u32,
+    out: &mut [f32],
+) -> Result<()> {
+    match image {
+        FrameImage::Init => chw_from_rgb(&inputs.init, out),
+        FrameImage::Masked => chw_from_rgb(&inputs.masked, out),
+        FrameImage::Stretched => chw_from_rgb(&inputs.stretched(canvas), out),
+    }
+}
+
 /// Everything a clip run needs besides its workers.
 pub struct ClipInput<'a> {
     pub plan: &'a ClipPlan,
@@ -79,6 +95,8 @@ pub struct ClipOutput {
     pub window_time: Duration,
     /// Windows run by each worker, in the order of the workers.
     pub windows_by_worker: Vec<usize>,
+    /// Bytes the workers' U-Net calls copied in this run (`Denoiser::transfer_bytes`).
+    pub transfer_bytes: u64,
 }
 
 /// The receiver of each frame's image `[3,C,C]` in [0,1], once per frame.
@@ -92,13 +110,33 @@ pub fn global_context(
     frames: &dyn ClipFrames,
     cancel: &Cancel,
 ) -> Result<GuidanceContext> {
+    let latents = global_latents(model, constants, plan, frames, cancel)?;
+    GuidanceContext::from_latents(model, constants, &latents, cancel)
+}
+
+/// The scaled latents `[16,4,C/8,C/8]` of a plan's 16 global frames (their
+/// stretched images), the global encoder's input.
+pub fn global_latents(
+    model: &Model,
+    constants: &WindowConstants,
+    plan: &ClipPlan,
+    frames: &dyn ClipFrames,
+    cancel: &Cancel,
+) -> Result<Vec<f32>> {
     let images = read_images(
         frames,
         &plan.global_frames,
         FrameImage::Stretched,
         constants,
     )?;
-    GuidanceContext::from_frames(model, constants, &images, cancel)
+    let canvas = constants.canvas;
+    window::encode_scaled(
+        model,
+        &images,
+        plan.global_frames.len(),
+        (canvas, canvas),
+        cancel,
+    )
 }
 
 /// Every window of a plan, in order.
@@ -123,6 +161,9 @@ pub fn run_clip(
             "a clip needs at least one worker".into(),
         ));
     }
+    let transfer_bytes =
+        |workers: &[Denoiser]| -> u64 { workers.iter().map(Denoiser::transfer_bytes).sum() };
+    let bytes_before = transfer_bytes(workers);
     let run = ClipRun {
         input,
         progress: Mutex::new(Progress::new(input, known, workers.len())),
@@ -156,6 +197,7 @@ pub fn run_clip(
         windows_run: progress.windows_run,
         window_time: progress.window_time,
         windows_by_worker: progress.windows_by_worker,
+        transfer_bytes: transfer_bytes(workers) - bytes_before,
     })
 }
 

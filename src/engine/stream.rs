@@ -17,7 +17,7 @@ use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
 use super::limits::check_canvas_side;
 use super::model::Model;
-use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
+use super::pixels::tensor::rgb_from_chw;
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{self, ChunkPlan, ChunkPlanner};
 use super::scene::CutDetector;
@@ -156,21 +156,7 @@ impl StreamOutpainter {
     /// Cheap. Returns whether the frame starts a new shot.
     pub fn push(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<bool> {
         let content: Arc<RgbImage> = content.into();
-        if content.width == 0 || content.height == 0 {
-            return Err(EngineError::InvalidInput(format!(
-                "a {}×{} frame is empty",
-                content.width, content.height
-            )));
-        }
-        if content.data.len() != content.width as usize * content.height as usize * 3 {
-            return Err(EngineError::InvalidInput(format!(
-                "a {}×{} RGB frame needs {} bytes, it has {}",
-                content.width,
-                content.height,
-                content.width as usize * content.height as usize * 3,
-                content.data.len()
-            )));
-        }
+        pixels::check_rgb(&content)?;
         let cut = self.detector.is_cut(&content);
         self.queue
             .push_back(pixels::canvas_inputs(&content, &self.layout));
@@ -292,7 +278,6 @@ impl StreamOutpainter {
             fps: self.fps,
             windows_done: Some(&self.windows_done),
         };
-        let bytes_before = self.transfer_bytes();
         let output = clip::run_clip(&mut self.workers, &input, known, &mut store, cancel)?;
         let images: Vec<RgbImage> =
             images
@@ -312,7 +297,7 @@ impl StreamOutpainter {
             window_time: output.window_time,
             windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
             cuts: 0,
-            transfer_bytes: self.transfer_bytes() - bytes_before,
+            transfer_bytes: output.transfer_bytes,
         });
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
@@ -321,10 +306,6 @@ impl StreamOutpainter {
             latent: last_latent,
         });
         Ok(images)
-    }
-
-    fn transfer_bytes(&self) -> u64 {
-        self.workers.iter().map(Denoiser::transfer_bytes).sum()
     }
 
     /// Drops the `count` oldest queued frames, which left without being
@@ -378,11 +359,7 @@ impl ClipFrames for ChunkFrames<'_> {
             (Some(_), f) => &self.queued[f - 1],
             (None, f) => &self.queued[f],
         };
-        match image {
-            FrameImage::Init => chw_from_rgb(&inputs.init, out),
-            FrameImage::Masked => chw_from_rgb(&inputs.masked, out),
-            FrameImage::Stretched => chw_from_rgb(&inputs.stretched(self.canvas), out),
-        }
+        clip::write_inputs(inputs, image, self.canvas, out)
     }
 }
 

@@ -39,6 +39,7 @@ use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
 use super::outputpad::{OutputPad, pad_number};
+use super::planned;
 use super::progress::Progress;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
@@ -321,7 +322,13 @@ impl M3ddmOutpaint {
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         let models = self.ensure_model(&settings)?;
-        let run = RunContext { settings, models };
+        let plan = planned::load_plan(&settings, &models)
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let run = RunContext {
+            settings,
+            models,
+            plan,
+        };
         run.check_memory(0)
             .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
         Ok(run)
