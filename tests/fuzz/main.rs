@@ -8,8 +8,8 @@
 //! keeps its seed in `regressions-*.txt`; each bug found also has an explicit
 //! test in `regressions.rs`.
 //!
-//! Case counts: `M3DDM_FUZZ_CASES_BLUR` (default 200) and
-//! `M3DDM_FUZZ_CASES_OUTPAINT` (default 12); `M3DDM_FUZZ_SEED` a number or
+//! Case counts: `M3DDM_FUZZ_CASES_BLUR` (default 300) and
+//! `M3DDM_FUZZ_CASES_OUTPAINT` (default 24); `M3DDM_FUZZ_SEED` a number or
 //! `random` (default a fixed seed, so that `make test` runs the same cases).
 
 #[path = "../common/mod.rs"]
@@ -93,7 +93,7 @@ fn fuzz_blur() {
     );
     fuzz(
         Mode::Blur,
-        env_u32("M3DDM_FUZZ_CASES_BLUR", 200),
+        env_u32("M3DDM_FUZZ_CASES_BLUR", 300),
         regressions,
     );
 }
@@ -106,7 +106,7 @@ fn fuzz_outpaint() {
     );
     fuzz(
         Mode::Outpaint,
-        env_u32("M3DDM_FUZZ_CASES_OUTPAINT", 12),
+        env_u32("M3DDM_FUZZ_CASES_OUTPAINT", 24),
         regressions,
     );
 }

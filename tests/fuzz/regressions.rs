@@ -129,3 +129,22 @@ fn every_step_in_outpaint_mode() {
         },
     );
 }
+
+/// Found by the fuzz test: a new stream right after EOS, while the frames
+/// before that EOS still waited for their chunk. The STREAM_START came before
+/// the EOS had left, so the new stream's first frame got EOS back; the element
+/// now lets that EOS leave first, then takes the new stream.
+#[test]
+fn new_stream_while_the_eos_before_it_waits_for_a_chunk() {
+    run(
+        Mode::Outpaint,
+        Script {
+            properties: vec![PropChange {
+                name: "lookahead",
+                value: "8",
+            }],
+            caps: Some(RGB_64X36),
+            steps: vec![push(2), Step::Eos, Step::StreamStart, push(1)],
+        },
+    );
+}
