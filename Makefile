@@ -1,6 +1,8 @@
 # m3ddmoutpaint — set-up, build, tests, demo and benchmarks.
 #   make demo   installs what is missing, builds, and writes demo-out/demo-9x16.mp4
 #   make test   installs what is missing, builds, runs every test and the conformance cases
+#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts (make test runs 300 and 24)
+#   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
 SHELL := /bin/bash
