@@ -16,13 +16,12 @@ mod server;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gstm3ddm::engine::geometry::{Ratio, canvas_layout};
 use gstm3ddm::engine::{
-    DenoiseParams, ExecutionProvider, Model, ModelOptions, RemoteOptions, RgbImage, ServerStats,
-    SessionConfig, StreamOutpainter,
+    Cancel, DenoiseParams, ExecutionProvider, Model, ModelOptions, RemoteOptions, RgbImage,
+    ServerStats, SessionConfig, StreamOutpainter,
 };
 
 /// The guidance batch: conditional, unconditional and global-unconditional items.
@@ -63,8 +62,11 @@ struct UnetCall {
 impl UnetCall {
     fn new(model: &Model, batch: usize) -> Result<UnetCall, Box<dyn std::error::Error>> {
         let side = (model.canvas() / 8) as usize;
-        let (context, tokens, dim) =
-            model.global_context(&vec![0.0; 16 * 4 * side * side], side, side)?;
+        let (context, tokens, dim) = model.global_context(
+            &vec![0.0; 16 * 4 * side * side],
+            (side, side),
+            &Cancel::new(),
+        )?;
         Ok(UnetCall {
             sample: (0..batch * 9 * 16 * side * side)
                 .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
@@ -94,6 +96,7 @@ impl UnetCall {
             &self.context,
             (self.tokens, self.dim),
             &mut out,
+            &Cancel::new(),
         )?;
         Ok(t.elapsed())
     }
@@ -205,7 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     let before = remote.server_stats().unwrap_or_default();
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     while stream.pending() > 0 {
         stream.run_next(true, &cancel)?;
     }

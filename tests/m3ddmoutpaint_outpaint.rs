@@ -313,7 +313,7 @@ fn test_outpaint_flush_while_draining_for_new_caps() {
 /// One U-Net call of the tiny model on one guidance item at its canvas, as the
 /// element makes it on the CPU (the second fastest of four, the first warming up).
 fn one_unet_call() -> Duration {
-    use gstm3ddm::engine::{ExecutionProvider, Model, ModelOptions, SessionConfig};
+    use gstm3ddm::engine::{Cancel, ExecutionProvider, Model, ModelOptions, SessionConfig};
     let model = Model::shared(&ModelOptions {
         model_dir: tiny_model(),
         session: SessionConfig {
@@ -325,7 +325,11 @@ fn one_unet_call() -> Duration {
     .unwrap();
     let side = (model.canvas() / 8) as usize;
     let (context, tokens, dim) = model
-        .global_context(&vec![0.0; 16 * 4 * side * side], side, side)
+        .global_context(
+            &vec![0.0; 16 * 4 * side * side],
+            (side, side),
+            &Cancel::new(),
+        )
         .unwrap();
     let sample = vec![0.1; 9 * 16 * side * side];
     let mut out = Vec::new();
@@ -342,6 +346,7 @@ fn one_unet_call() -> Duration {
                     &context,
                     (tokens, dim),
                     &mut out,
+                    &Cancel::new(),
                 )
                 .unwrap();
             started.elapsed()
@@ -351,12 +356,12 @@ fn one_unet_call() -> Duration {
     times[1]
 }
 
-/// A playing harness whose first chunk (15 frames, 6 steps, run by the drain
-/// of a new SEGMENT; a full chunk would block the pushing thread) is in its
-/// denoising loop.
+/// A playing harness whose first chunk (15 frames, 50 steps: tens of seconds,
+/// run by the drain of a new SEGMENT; a full chunk would block the pushing
+/// thread) is at work.
 fn harness_during_a_chunk() -> (gst_check::Harness, gst_video::VideoInfo) {
     let mut properties = outpaint_properties(16);
-    properties.push(("steps", "6".to_string()));
+    properties.push(("steps", "50".to_string()));
     let mut h = harness(&as_refs(&properties));
     let info = video_info("RGB", 64, 36);
     play_with_frames(&mut h, &info, 15);
@@ -376,7 +381,7 @@ fn harness_during_a_chunk() -> (gst_check::Harness, gst_video::VideoInfo) {
 }
 
 #[test]
-fn test_outpaint_flush_and_stop_during_a_chunk_wait_one_unet_call_at_most() {
+fn test_outpaint_flush_and_stop_during_a_chunk_end_the_model_call_in_flight() {
     let call = one_unet_call();
     let (mut h, info) = harness_during_a_chunk();
     let started = Instant::now();
@@ -420,8 +425,9 @@ fn test_outpaint_flush_and_stop_during_a_chunk_wait_one_unet_call_at_most() {
     element.set_state(gst::State::Ready).unwrap();
     let stop = started.elapsed();
     eprintln!("PLAYING→READY during a chunk {stop:?}");
+    // The call in flight is terminated, not waited for.
     assert!(
-        stop < call + call / 2 + Duration::from_millis(100),
+        stop < call,
         "PLAYING→READY took {stop:?}, one U-Net call {call:?}"
     );
     // And the element runs again from READY.

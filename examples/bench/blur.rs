@@ -69,7 +69,10 @@ fn ffmpeg(path: &Path) -> Result<f64, String> {
         .output()
         .map_err(|e| format!("cannot run ffmpeg ({e}); `make bench` installs it"))?;
     if !output.status.success() {
-        return Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "ffmpeg failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     Ok(started.elapsed().as_secs_f64())
 }
@@ -77,7 +80,8 @@ fn ffmpeg(path: &Path) -> Result<f64, String> {
 pub fn run() -> BenchResult {
     let input = raw_input()?;
     let source = raw_source(&input);
-    let element = format!("{source} ! m3ddmoutpaint fill-mode=blur aspect=9/16 ! fakesink sync=false");
+    let element =
+        format!("{source} ! m3ddmoutpaint fill-mode=blur aspect=9/16 ! fakesink sync=false");
     let videobox = format!("{source} ! videobox top=-{PAD} bottom=-{PAD} ! fakesink sync=false");
     gst_launch(&element)?; // the raw file into the page cache
     let (mut ours, mut boxed, mut theirs) = (f64::MAX, f64::MAX, f64::MAX);

@@ -72,8 +72,16 @@ pub fn run() -> BenchResult {
             .lines()
             .find_map(|l| l.strip_prefix("peak-rss-kb "))
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("the {frames}-frame run failed: {}", String::from_utf8_lossy(&output.stderr)))?;
-        println!("peak RSS, {frames} frames (1 step): {:.1} MB", peak as f64 / 1024.0);
+            .ok_or_else(|| {
+                format!(
+                    "the {frames}-frame run failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
+        println!(
+            "peak RSS, {frames} frames (1 step): {:.1} MB",
+            peak as f64 / 1024.0
+        );
         peaks.push(peak);
     }
     println!(

@@ -41,7 +41,10 @@ fn main() -> ExitCode {
         args.iter().map(String::as_str).collect()
     };
     if let Some(bad) = chosen.iter().find(|s| !SECTIONS.contains(s)) {
-        eprintln!("bench: unknown section `{bad}` (sections: {})", SECTIONS.join(", "));
+        eprintln!(
+            "bench: unknown section `{bad}` (sections: {})",
+            SECTIONS.join(", ")
+        );
         return ExitCode::FAILURE;
     }
     for section in chosen {

@@ -7,13 +7,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gstm3ddm::engine::geometry::{CanvasLayout, Ratio, canvas_layout};
 use gstm3ddm::engine::{
-    DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, SchedulerKind, SessionConfig,
-    StreamOutpainter,
+    Cancel, DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, SchedulerKind,
+    SessionConfig, StreamOutpainter,
 };
 
 use super::support::{
@@ -58,9 +57,8 @@ fn engine_window(
 ) -> Result<(Duration, Vec<RgbImage>), String> {
     let layout = layout(model)?;
     let started = Instant::now();
-    let mut stream =
-        StreamOutpainter::new(std::slice::from_ref(model), params, layout, 30.0, 16)
-            .map_err(|e| e.to_string())?;
+    let mut stream = StreamOutpainter::new(std::slice::from_ref(model), params, layout, 30.0, 16)
+        .map_err(|e| e.to_string())?;
     let (w, h) = (layout.content.width(), layout.content.height());
     for k in 0..16 {
         stream
@@ -68,7 +66,7 @@ fn engine_window(
             .map_err(|e| e.to_string())?;
     }
     let canvases = stream
-        .run_next(true, &AtomicBool::new(false))
+        .run_next(true, &Cancel::new())
         .map_err(|e| e.to_string())?;
     if canvases.len() != 16 {
         return Err(format!("{} canvases for 16 frames", canvases.len()));
@@ -147,7 +145,7 @@ fn unet_call(model: &Model) -> BenchResult {
     let side = 16;
     let probe = vec![0.0f32; 16 * 4 * side * side];
     let (context, tokens, dim) = model
-        .global_context(&probe, side, side)
+        .global_context(&probe, (side, side), &Cancel::new())
         .map_err(|e| e.to_string())?;
     let sample = vec![0.1f32; 3 * 9 * 16 * side * side];
     let contexts = context.repeat(3);
@@ -156,7 +154,17 @@ fn unet_call(model: &Model) -> BenchResult {
     for _ in 0..4 {
         let t = Instant::now();
         model
-            .unet(&sample, 3, (side, side), 501, 30, &contexts, (tokens, dim), &mut out)
+            .unet(
+                &sample,
+                3,
+                (side, side),
+                501,
+                30,
+                &contexts,
+                (tokens, dim),
+                &mut out,
+                &Cancel::new(),
+            )
             .map_err(|e| e.to_string())?;
         times.push(t.elapsed());
     }
@@ -209,9 +217,15 @@ fn band_difference(layout: &CanvasLayout, a: &[RgbImage], b: &[RgbImage]) -> (f6
     let content = layout.content;
     let (mut sum, mut count, mut max) = (0u64, 0u64, 0u8);
     for (x, y) in a.iter().zip(b) {
-        for (k, (p, q)) in x.data.chunks_exact(3).zip(y.data.chunks_exact(3)).enumerate() {
+        for (k, (p, q)) in x
+            .data
+            .chunks_exact(3)
+            .zip(y.data.chunks_exact(3))
+            .enumerate()
+        {
             let (px, py) = ((k as u32) % x.width, (k as u32) / x.width);
-            let inside = (content.x0..content.x1).contains(&px) && (content.y0..content.y1).contains(&py);
+            let inside =
+                (content.x0..content.x1).contains(&px) && (content.y0..content.y1).contains(&py);
             if inside {
                 continue;
             }

@@ -18,11 +18,12 @@
 //! result is the same whichever worker runs it and whatever it is batched with.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::error::{EngineError, Result, check_cancel};
+use super::cancel::Cancel;
+use super::error::{EngineError, Result};
 use super::model::Model;
 use super::planner::{ClipPlan, WINDOW_LEN};
 use super::window::{
@@ -89,7 +90,7 @@ pub fn global_context(
     constants: &WindowConstants,
     plan: &ClipPlan,
     frames: &dyn ClipFrames,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<GuidanceContext> {
     let images = read_images(
         frames,
@@ -114,7 +115,7 @@ pub fn run_clip(
     input: &ClipInput<'_>,
     known: Vec<Option<Vec<f32>>>,
     on_image: &mut OnImage<'_>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<ClipOutput> {
     check_input(input, &known)?;
     if workers.is_empty() {
@@ -198,7 +199,7 @@ struct ClipRun<'r, 'a, 'c> {
     progress: Mutex<Progress>,
     changed: Condvar,
     on_image: Mutex<&'r mut OnImage<'c>>,
-    cancel: &'r AtomicBool,
+    cancel: &'r Cancel,
 }
 
 /// One window to run: its entry in `input.windows` and its guides' latents.
@@ -414,7 +415,7 @@ impl ClipRun<'_, '_, '_> {
         if missing.is_empty() {
             return Ok(());
         }
-        check_cancel(self.cancel)?;
+        self.cancel.check()?;
         let constants = self.input.constants;
         let pixels = read_images(self.input.frames, &missing, image, constants)?;
         let canvas = constants.canvas;

@@ -33,13 +33,3 @@ impl fmt::Display for EngineError {
 impl std::error::Error for EngineError {}
 
 pub type Result<T> = std::result::Result<T, EngineError>;
-
-/// `Err(Cancelled)` once `cancel` is set: checked before every model call, so
-/// that a flush or a state change waits for one call at most.
-pub fn check_cancel(cancel: &std::sync::atomic::AtomicBool) -> Result<()> {
-    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        Err(EngineError::Cancelled)
-    } else {
-        Ok(())
-    }
-}

@@ -2,6 +2,7 @@
 //! The M3DDM engine: everything between pixels and ONNX Runtime, with no
 //! GStreamer types, so it is tested on its own. See DESIGN.md for the map.
 
+pub mod cancel;
 pub mod clip;
 pub mod compose;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod stream;
 pub(crate) mod test_support;
 pub mod window;
 
+pub use cancel::Cancel;
 pub use error::{EngineError, Result};
 pub use geometry::{CanvasLayout, OutputLayout, Ratio, Rect};
 pub use model::{Model, ModelOptions, RemoteOptions, ServerStats};

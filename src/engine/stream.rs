@@ -8,9 +8,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use super::cancel::Cancel;
 use super::clip::{self, ClipFrames, ClipInput, FrameImage};
 use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
@@ -215,7 +216,7 @@ impl StreamOutpainter {
     /// frame, oldest first. With `draining`, runs whatever is queued (EOS).
     /// Checks `cancel` between denoising steps and returns `Cancelled`; after an
     /// error the queued frames stay queued.
-    pub fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
+    pub fn run_next(&mut self, draining: bool, cancel: &Cancel) -> Result<Vec<RgbImage>> {
         let before = self.planner.clone();
         let Some(chunk) = self.planner.next_chunk(draining) else {
             return Ok(Vec::new());
@@ -232,7 +233,7 @@ impl StreamOutpainter {
         }
     }
 
-    fn run_chunk(&mut self, chunk: &ChunkPlan, cancel: &AtomicBool) -> Result<Vec<RgbImage>> {
+    fn run_chunk(&mut self, chunk: &ChunkPlan, cancel: &Cancel) -> Result<Vec<RgbImage>> {
         let count = chunk.new_frames.len();
         let carried = match (chunk.carried_guide, &self.carried) {
             (Some(_), Some(c)) => Some(c),
@@ -380,7 +381,6 @@ mod tests {
     use super::*;
     use crate::engine::geometry::{Ratio, canvas_layout};
     use crate::engine::test_support::tiny_model;
-    use std::sync::atomic::Ordering;
 
     fn params() -> DenoiseParams {
         DenoiseParams {
@@ -420,7 +420,7 @@ mod tests {
         layout: &CanvasLayout,
         frames: usize,
     ) -> Vec<RgbImage> {
-        let cancel = AtomicBool::new(false);
+        let cancel = Cancel::new();
         let mut out = Vec::new();
         for k in 0..frames {
             stream.push(content_frame(layout, k)).unwrap();
@@ -461,7 +461,7 @@ mod tests {
             .collect();
         let mut denoiser = Denoiser::new(model.clone(), &params()).unwrap();
         let noise = window_noise(params().seed, layout.canvas);
-        let cancel = AtomicBool::new(false);
+        let cancel = Cancel::new();
         let constants = WindowConstants::new(
             &model,
             layout.canvas as usize,
@@ -555,7 +555,7 @@ mod tests {
             StreamOutpainter::new(std::slice::from_ref(&model), params(), layout, 30.0, 64)
                 .unwrap();
         stream.set_scene_threshold(0.2);
-        let cancel = AtomicBool::new(false);
+        let cancel = Cancel::new();
         let (w, h) = (layout.content.width(), layout.content.height());
         let mut plans = Vec::new();
         let mut cuts = Vec::new();
@@ -599,11 +599,12 @@ mod tests {
             stream.push(content_frame(&layout, k)).unwrap();
         }
         assert!(stream.chunk_ready());
-        let cancel = AtomicBool::new(true);
+        let cancel = Cancel::new();
+        cancel.request();
         assert_eq!(stream.run_next(false, &cancel), Err(EngineError::Cancelled));
         assert_eq!(stream.pending(), 4);
         assert!(stream.chunk_ready());
-        cancel.store(false, Ordering::Relaxed);
+        cancel.clear();
         stream.reset();
         assert_eq!(stream.pending(), 0);
         assert!(stream.run_next(true, &cancel).unwrap().is_empty());

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::FillMode;
@@ -50,7 +50,11 @@ pub trait CanvasSource: Send {
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
-    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>>;
+    fn run_next(
+        &mut self,
+        draining: bool,
+        cancel: &engine::Cancel,
+    ) -> engine::Result<Vec<RgbImage>>;
     /// Drops every queued frame.
     fn reset(&mut self);
     /// Drops the `count` oldest queued frames (they left without their canvas).
@@ -72,7 +76,11 @@ impl CanvasSource for StreamOutpainter {
     fn chunk_ready(&self) -> bool {
         StreamOutpainter::chunk_ready(self)
     }
-    fn run_next(&mut self, draining: bool, cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+    fn run_next(
+        &mut self,
+        draining: bool,
+        cancel: &engine::Cancel,
+    ) -> engine::Result<Vec<RgbImage>> {
         StreamOutpainter::run_next(self, draining, cancel)
     }
     fn reset(&mut self) {
@@ -131,7 +139,11 @@ impl CanvasSource for FlatFill {
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
     }
-    fn run_next(&mut self, _draining: bool, _cancel: &AtomicBool) -> engine::Result<Vec<RgbImage>> {
+    fn run_next(
+        &mut self,
+        _draining: bool,
+        _cancel: &engine::Cancel,
+    ) -> engine::Result<Vec<RgbImage>> {
         Ok(self.ready.drain(..).collect())
     }
     fn reset(&mut self) {

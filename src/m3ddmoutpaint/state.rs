@@ -6,7 +6,6 @@
 //! The lock is held briefly, never across a push downstream or a chunk.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use super::progress::Progress;
 use super::settings::Settings;
 use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::stream::StreamStats;
-use crate::engine::{EngineError, Model, RgbImage};
+use crate::engine::{self, EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
 const FLAT_QUEUE_FRAMES: usize = 4;
@@ -198,7 +197,7 @@ pub struct GeneratorChannel {
     /// A failure the task reports (then the stream stops).
     pub error: Option<EngineError>,
     /// Set by a flush or a stop; a chunk in flight checks it before every model call.
-    pub cancel: Arc<AtomicBool>,
+    pub cancel: Arc<engine::Cancel>,
     /// Bumped by every flush: the generator drops what it held.
     pub epoch: u64,
     /// Set when the generator thread must end.
@@ -219,7 +218,7 @@ impl Default for GeneratorChannel {
             drain: false,
             in_flight: 0,
             error: None,
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: Arc::new(engine::Cancel::new()),
             epoch: 0,
             shutdown: false,
             cuts: VecDeque::new(),
@@ -232,8 +231,8 @@ impl Default for GeneratorChannel {
 impl GeneratorChannel {
     /// Drops every frame in flight and starts a new epoch with a fresh cancel flag.
     pub fn flush(&mut self) {
-        self.cancel.store(true, Ordering::SeqCst);
-        self.cancel = Arc::new(AtomicBool::new(false));
+        self.cancel.request();
+        self.cancel = Arc::new(engine::Cancel::new());
         self.input
             .retain(|input| matches!(input, GenInput::Configure(_)));
         self.output.clear();
@@ -394,7 +393,7 @@ impl State {
     /// Stops everything that waits: the chain, the task, a chunk in flight.
     pub fn set_flushing(&mut self) {
         self.srcresult = Err(gst::FlowError::Flushing);
-        self.generator.cancel.store(true, Ordering::SeqCst);
+        self.generator.cancel.request();
     }
 
     /// Drops every held frame (FLUSH_STOP): the items that describe the stream

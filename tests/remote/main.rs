@@ -277,14 +277,8 @@ struct Failure {
     stop: Duration,
 }
 
-/// Runs `videotestsrc ! m3ddmoutpaint ! fakesink` until an error, interrupting
-/// the only server of `model` once it has answered a few calls.
-fn failing_run(
-    model: &Arc<Model>,
-    properties: &[(&str, String)],
-    server: ServerHandle,
-    signal: &'static str,
-) -> Failure {
+/// `videotestsrc ! m3ddmoutpaint ! fakesink` (120 frames), the element set with `properties`.
+fn remote_pipeline(properties: &[(&str, String)]) -> gst::Pipeline {
     init();
     let pipeline = gst::parse::launch(
         "videotestsrc num-buffers=120 ! video/x-raw,format=RGB,width=64,height=36,framerate=30/1 \
@@ -297,6 +291,18 @@ fn failing_run(
     for (name, value) in properties {
         element.set_property_from_str(name, value);
     }
+    pipeline
+}
+
+/// Runs `videotestsrc ! m3ddmoutpaint ! fakesink` until an error, interrupting
+/// the only server of `model` once it has answered a few calls.
+fn failing_run(
+    model: &Arc<Model>,
+    properties: &[(&str, String)],
+    server: ServerHandle,
+    signal: &'static str,
+) -> Failure {
+    let pipeline = remote_pipeline(properties);
     let interrupter = interrupt_after(model, 0, 4, move || server.signal(signal));
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
@@ -388,6 +394,37 @@ fn remote_hanging_server_is_an_error_at_the_deadline() {
         failure.after
     );
     assert!(failure.stop < Duration::from_secs(5), "{:?}", failure.stop);
+}
+
+#[test]
+fn remote_stop_during_a_hanging_call_does_not_wait_for_the_deadline() {
+    let Some(servers) = start_servers(&[&[]]) else {
+        return;
+    };
+    let urls = urls(&servers);
+    let timeout_ms = 120_000;
+    let model = shared_model(&urls, timeout_ms);
+    let pipeline = remote_pipeline(&remote_properties(&urls, timeout_ms));
+    let server = servers[0].handle();
+    let stopped = interrupt_after(&model, 0, 4, move || server.signal("STOP"));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    stopped.join().unwrap().expect("the server took 4 calls");
+    // The next call waits on the stopped server.
+    std::thread::sleep(Duration::from_millis(500));
+    let calls_before = server_stats(&model)[0].calls;
+    let stopping = Instant::now();
+    pipeline.set_state(gst::State::Null).unwrap();
+    let stop = stopping.elapsed();
+    eprintln!("PLAYING→NULL during a call to a stopped server: {stop:?}");
+    assert_eq!(
+        server_stats(&model)[0].calls,
+        calls_before,
+        "no call answered while the server was stopped"
+    );
+    assert!(
+        stop < Duration::from_secs(5),
+        "the stop waited {stop:?} for a call with a {timeout_ms} ms deadline"
+    );
 }
 
 /// The error of a failing NULL→READY with these properties.

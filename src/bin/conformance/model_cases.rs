@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use gstm3ddm::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use gstm3ddm::engine::limits::check_canvas_side;
@@ -21,7 +20,7 @@ use gstm3ddm::engine::window::{
     self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
 };
 use gstm3ddm::engine::{
-    DenoiseParams, EngineError, ExecutionProvider, ModelOptions, SessionConfig,
+    Cancel, DenoiseParams, EngineError, ExecutionProvider, ModelOptions, SessionConfig,
 };
 use sha2::{Digest, Sha256};
 
@@ -242,12 +241,16 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
     let per_clip = 16 * LATENT_CHANNELS * h * w;
     let clips = globals.data.len() / per_clip;
     let (zero, tokens, dim) = model
-        .global_context(&vec![0.0; per_clip], h, w)
+        .global_context(&vec![0.0; per_clip], (h, w), &Cancel::new())
         .map_err(engine)?;
     let mut conds = Vec::new();
     for k in 0..clips {
         let (cond, _, _) = model
-            .global_context(&globals.data[k * per_clip..(k + 1) * per_clip], h, w)
+            .global_context(
+                &globals.data[k * per_clip..(k + 1) * per_clip],
+                (h, w),
+                &Cancel::new(),
+            )
             .map_err(engine)?;
         conds.push(cond);
     }
@@ -295,6 +298,7 @@ pub fn unet(case: &Case, m: &mut ModelCache) -> CaseResult {
             &context,
             (tokens, dim),
             &mut output,
+            &Cancel::new(),
         )
         .map_err(engine)?;
     Ok(worst.max(compare(case, "output", &output, GRAPH_TOLERANCE)?))
@@ -308,14 +312,16 @@ pub fn vae(case: &Case, m: &mut ModelCache) -> CaseResult {
         return Err("`images` is not [N,3,H,W]".into());
     };
     let mean = model
-        .encode(&images.data, n, height, width)
+        .encode(&images.data, n, (height, width), &Cancel::new())
         .map_err(engine)?;
     let worst = compare(case, "latent_mean", &mean, GRAPH_TOLERANCE)?;
     let latents = case.tensor("latents")?;
     let [n, _, h, w] = latents.shape[..] else {
         return Err("`latents` is not [N,4,h,w]".into());
     };
-    let decoded = model.decode(&latents.data, n, h, w).map_err(engine)?;
+    let decoded = model
+        .decode(&latents.data, n, (h, w), &Cancel::new())
+        .map_err(engine)?;
     Ok(worst.max(compare(case, "decoded", &decoded, GRAPH_TOLERANCE)?))
 }
 
@@ -380,7 +386,7 @@ pub fn window(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let (h, w, pixels) = (canvas / 8, canvas / 8, canvas * canvas);
     let init = frames_first(&units(case.tensor("init_frames_u8")?), 3, FRAMES, pixels);
     let masked = frames_first(&units(case.tensor("masked_frames_u8")?), 3, FRAMES, pixels);
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     let size = (canvas, canvas);
     let init_latents =
         window::encode_scaled(&model, &init, FRAMES, size, &cancel).map_err(engine)?;
@@ -493,7 +499,7 @@ pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
             "the clip's frames are not [{total},3,{canvas},{canvas}]"
         ));
     }
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     let constants = WindowConstants::new(&model, canvas, &mask.data, &cancel).map_err(engine)?;
     let context =
         clip::global_context(&model, &constants, &plan, &frames, &cancel).map_err(engine)?;

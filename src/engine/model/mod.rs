@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
+use super::cancel::Cancel;
 use super::error::{EngineError, Result};
 use super::limits;
 use super::manifest::check_graph_files;
@@ -116,12 +117,14 @@ pub struct ServerStats {
 /// What runs the graphs of a model.
 pub trait GraphBackend: Send + Sync {
     /// Runs `graph` on `inputs` (named as in the manifest), writes its one
-    /// output as f32 into `out` and returns the output's shape.
+    /// output as f32 into `out` and returns the output's shape. A request on
+    /// `cancel` ends the call early with [`EngineError::Cancelled`].
     fn run(
         &self,
         graph: Graph,
         inputs: &[GraphInput<'_>],
         out: &mut Vec<f32>,
+        cancel: &Cancel,
     ) -> Result<Vec<usize>>;
     fn placement(&self) -> &Placement;
     /// Per-server counters of a backend that calls servers; `None` in process.
@@ -217,25 +220,39 @@ impl Model {
     }
 
     /// VAE encoder: images `[n,3,h,w]` in [-1,1] → posterior mean `[n,4,h/8,w/8]` (unscaled).
-    pub fn encode(&self, images: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+    pub fn encode(
+        &self,
+        images: &[f32],
+        n: usize,
+        (h, w): (usize, usize),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>> {
         let mut out = Vec::new();
         self.call(
             Graph::VaeEncoder,
             &[input_f32("images", vec![n, 3, h, w], images)?],
             &[n, 4, h / 8, w / 8],
             &mut out,
+            cancel,
         )?;
         Ok(out)
     }
 
     /// VAE decoder: latents `[n,4,h,w]` (unscaled) → images `[n,3,8h,8w]` (unclamped).
-    pub fn decode(&self, latents: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+    pub fn decode(
+        &self,
+        latents: &[f32],
+        n: usize,
+        (h, w): (usize, usize),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>> {
         let mut out = Vec::new();
         self.call(
             Graph::VaeDecoder,
             &[input_f32("latents", vec![n, 4, h, w], latents)?],
             &[n, 3, h * 8, w * 8],
             &mut out,
+            cancel,
         )?;
         Ok(out)
     }
@@ -245,12 +262,14 @@ impl Model {
     pub fn global_context(
         &self,
         latents16: &[f32],
-        h: usize,
-        w: usize,
+        (h, w): (usize, usize),
+        cancel: &Cancel,
     ) -> Result<(Vec<f32>, usize, usize)> {
         let mut out = Vec::new();
         let input = input_f32("global_latents", vec![16, 4, h, w], latents16)?;
-        let shape = self.backend.run(Graph::GlobalEncoder, &[input], &mut out)?;
+        let shape = self
+            .backend
+            .run(Graph::GlobalEncoder, &[input], &mut out, cancel)?;
         match shape[..] {
             [1, t, d] if out.len() == t * d => Ok((out, t, d)),
             _ => Err(EngineError::Inference(format!(
@@ -273,6 +292,7 @@ impl Model {
         context: &[f32],
         (tokens, dim): (usize, usize),
         out: &mut Vec<f32>,
+        cancel: &Cancel,
     ) -> Result<()> {
         let timesteps = vec![timestep; batch];
         let fps_values = vec![fps; batch];
@@ -290,7 +310,7 @@ impl Model {
             },
             input_f32("context", vec![batch, tokens, dim], context)?,
         ];
-        self.call(Graph::Unet, &inputs, &[batch, 4, 16, h, w], out)
+        self.call(Graph::Unet, &inputs, &[batch, 4, 16, h, w], out, cancel)
     }
 
     /// Runs a graph and checks that its output has the `want` shape.
@@ -300,8 +320,9 @@ impl Model {
         inputs: &[GraphInput<'_>],
         want: &[usize],
         out: &mut Vec<f32>,
+        cancel: &Cancel,
     ) -> Result<()> {
-        let shape = self.backend.run(graph, inputs, out)?;
+        let shape = self.backend.run(graph, inputs, out, cancel)?;
         if shape != want || out.len() != want.iter().product::<usize>() {
             return Err(EngineError::Inference(format!(
                 "the {} graph returned shape {shape:?} ({} values), expected {want:?}",

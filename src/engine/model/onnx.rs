@@ -6,12 +6,13 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
 use super::{GraphBackend, GraphInput, InputData, Placement};
+use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest, TensorSpec, model_err};
 use crate::engine::runtime::{self, Provider, SessionConfig};
@@ -144,16 +145,34 @@ impl GraphBackend for OrtBackend {
         graph: Graph,
         inputs: &[GraphInput<'_>],
         out: &mut Vec<f32>,
+        cancel: &Cancel,
     ) -> Result<Vec<usize>> {
         let values = self.values(graph, inputs)?;
         let mut session = self.session(graph)?;
-        let outputs = session.run(values).map_err(|e| inference_err(graph, e))?;
+        let options = Arc::new(RunOptions::new().map_err(|e| inference_err(graph, e))?);
+        let _in_flight = cancel.track(options.clone())?;
+        let outputs =
+            session
+                .run_with_options(values, &options)
+                .map_err(|e| match cancel.check() {
+                    Err(cancelled) => cancelled,
+                    Ok(()) => inference_err(graph, e),
+                })?;
         let name = graph.contract().1[0];
         extract_f32(graph, &outputs[name], out)
     }
 
     fn placement(&self) -> &Placement {
         &self.placement
+    }
+}
+
+/// A cancel request sets the run's terminate flag: ONNX Runtime checks it
+/// between kernels and returns an error.
+impl Interrupt for RunOptions {
+    fn interrupt(&self) {
+        // Only fails on an invalid handle, which a live `RunOptions` never is.
+        let _ = self.terminate();
     }
 }
 

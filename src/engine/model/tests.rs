@@ -190,13 +190,13 @@ fn the_vae_round_trip_keeps_shapes_and_refuses_wrong_lengths() {
     let images: Vec<f32> = (0..2 * 3 * 16 * 24)
         .map(|k| ((k % 17) as f32 / 8.0) - 1.0)
         .collect();
-    let latents = model.encode(&images, 2, 16, 24).unwrap();
+    let latents = model.encode(&images, 2, (16, 24), &Cancel::new()).unwrap();
     assert_eq!(latents.len(), 2 * 4 * 2 * 3);
-    let decoded = model.decode(&latents, 2, 2, 3).unwrap();
+    let decoded = model.decode(&latents, 2, (2, 3), &Cancel::new()).unwrap();
     assert_eq!(decoded.len(), images.len());
     assert!(decoded.iter().all(|v| v.is_finite()));
     let err = model
-        .encode(&images[1..], 2, 16, 24)
+        .encode(&images[1..], 2, (16, 24), &Cancel::new())
         .unwrap_err()
         .to_string();
     assert!(err.contains("`images` has"), "{err}");

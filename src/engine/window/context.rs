@@ -6,10 +6,10 @@
 //! the guidance context of a clip (those constants plus enc(global frames)).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use super::{FRAMES, LATENT_CHANNELS};
-use crate::engine::error::{EngineError, Result, check_cancel};
+use crate::engine::cancel::Cancel;
+use crate::engine::error::{EngineError, Result};
 use crate::engine::limits::{LATENT_FACTOR, check_canvas_side};
 use crate::engine::model::Model;
 use crate::engine::pixels::tensor::image_from_decoded;
@@ -23,7 +23,7 @@ pub fn encode_scaled(
     images: &[f32],
     n: usize,
     (height, width): (usize, usize),
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Vec<f32>> {
     check_canvas_side(height)?;
     check_canvas_side(width)?;
@@ -37,8 +37,8 @@ pub fn encode_scaled(
     }
     let mut out = Vec::with_capacity(n * LATENT_CHANNELS * (height / 8) * (width / 8));
     for chunk in images[..n * image_len].chunks(VAE_BATCH * image_len) {
-        check_cancel(cancel)?;
-        out.extend(model.encode(chunk, chunk.len() / image_len, height, width)?);
+        cancel.check()?;
+        out.extend(model.encode(chunk, chunk.len() / image_len, (height, width), cancel)?);
     }
     let scale = model.latent_scale();
     out.iter_mut().for_each(|v| *v *= scale);
@@ -51,7 +51,7 @@ pub fn decode_images(
     latents: &[f32],
     n: usize,
     (h, w): (usize, usize),
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Vec<f32>> {
     let latent_len = LATENT_CHANNELS * h * w;
     if latents.len() < n * latent_len {
@@ -64,9 +64,9 @@ pub fn decode_images(
     let inv_scale = 1.0 / model.latent_scale();
     let mut out = Vec::with_capacity(n * 3 * 64 * h * w);
     for chunk in latents[..n * latent_len].chunks(VAE_BATCH * latent_len) {
-        check_cancel(cancel)?;
+        cancel.check()?;
         let unscaled: Vec<f32> = chunk.iter().map(|v| v * inv_scale).collect();
-        let decoded = model.decode(&unscaled, chunk.len() / latent_len, h, w)?;
+        let decoded = model.decode(&unscaled, chunk.len() / latent_len, (h, w), cancel)?;
         out.extend(decoded.into_iter().map(image_from_decoded));
     }
     Ok(out)
@@ -115,7 +115,7 @@ impl WindowConstants {
         model: &Model,
         canvas: usize,
         mask: &[f32],
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<WindowConstants> {
         let latent_side = canvas / LATENT_FACTOR as usize;
         let mask = latent_mask(mask, canvas)?;
@@ -126,9 +126,10 @@ impl WindowConstants {
             (canvas, canvas),
             cancel,
         )?;
-        check_cancel(cancel)?;
+        cancel.check()?;
         let zero_latents = vec![0.0; FRAMES * LATENT_CHANNELS * latent_side * latent_side];
-        let (zero, tokens, dim) = model.global_context(&zero_latents, latent_side, latent_side)?;
+        let (zero, tokens, dim) =
+            model.global_context(&zero_latents, (latent_side, latent_side), cancel)?;
         let zero_block = one_block(&zero, tokens, dim).map(Into::into);
         Ok(WindowConstants {
             canvas,
@@ -178,13 +179,13 @@ impl GuidanceContext {
         model: &Model,
         constants: &WindowConstants,
         frames: &[f32],
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<GuidanceContext> {
         let canvas = constants.canvas;
         let latents = encode_scaled(model, frames, FRAMES, (canvas, canvas), cancel)?;
-        check_cancel(cancel)?;
+        cancel.check()?;
         let side = constants.latent_side();
-        let (global, tokens, dim) = model.global_context(&latents, side, side)?;
+        let (global, tokens, dim) = model.global_context(&latents, (side, side), cancel)?;
         if (tokens, dim) != (constants.tokens, constants.dim) {
             return Err(EngineError::Inference(
                 "the global encoder's output shape depends on its input values".into(),

@@ -26,7 +26,6 @@ mod context;
 mod guidance;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -35,7 +34,8 @@ use rand_distr::{Distribution, StandardNormal};
 pub use context::{GuidanceContext, WindowConstants, decode_images, encode_scaled, latent_mask};
 use guidance::{Item, combine_predictions, guidance_items};
 
-use super::error::{EngineError, Result, check_cancel};
+use super::cancel::Cancel;
+use super::error::{EngineError, Result};
 use super::limits::{self, check_steps};
 use super::model::Model;
 use super::scheduler::{Scheduler, SchedulerKind};
@@ -208,7 +208,7 @@ impl Denoiser {
         noise: &[f32],
         latent: (usize, usize),
         fps: i64,
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<Vec<f32>> {
         let mut all = self.run_many(
             std::slice::from_ref(window),
@@ -231,7 +231,7 @@ impl Denoiser {
         noise: &[f32],
         (h, w): (usize, usize),
         fps: i64,
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<Vec<Vec<f32>>> {
         let plane = h * w;
         let frame_len = LATENT_CHANNELS * plane;
@@ -259,11 +259,11 @@ impl Denoiser {
         let items = self.items.len();
         for step in 0..self.timesteps.len() {
             let t = self.timesteps[step];
-            check_cancel(cancel)?;
+            cancel.check()?;
             for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
                 sample[..latent_len].copy_from_slice(&latents[item / items]);
             }
-            self.predict((h, w), t, fps, context.dim)?;
+            self.predict((h, w), t, fps, context.dim, cancel)?;
             let (predictions, slots) = (&self.predictions, &self.slots);
             for (window, latent) in latents.iter_mut().enumerate() {
                 let part = |i: usize| {
@@ -280,7 +280,14 @@ impl Denoiser {
     /// The UNet on the whole batch: calls of up to `max_batch` consecutive
     /// items whose contexts have one size (items are independent, so the split
     /// does not change the result), each call's output in its own buffer.
-    fn predict(&mut self, latent: (usize, usize), t: i64, fps: i64, dim: usize) -> Result<()> {
+    fn predict(
+        &mut self,
+        latent: (usize, usize),
+        t: i64,
+        fps: i64,
+        dim: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
         let batch = self.item_tokens.len();
         self.slots.clear();
@@ -305,6 +312,7 @@ impl Denoiser {
                 &self.context[context_at..context_at + context_len],
                 (tokens, dim),
                 &mut self.predictions[call],
+                cancel,
             )?;
             self.slots.extend((0..n).map(|place| (call, place)));
             first += n;

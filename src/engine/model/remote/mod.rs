@@ -14,12 +14,14 @@ mod tensors;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 
 use super::{GraphBackend, GraphInput, Placement, RemoteOptions, ServerStats};
+use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{DType, Graph, Manifest};
 pub use client::parse_server_url;
@@ -137,12 +139,37 @@ impl RemoteBackend {
 
     /// One ModelInfer of `graph` on `inputs`, on the first server that
     /// answers; appends the output to `out` and returns its shape.
-    fn infer(&self, graph: Graph, inputs: &[Encoded], out: &mut Vec<f32>) -> Result<Vec<usize>> {
+    /// A cancel request ends the call at once (the request is dropped).
+    fn infer(
+        &self,
+        graph: Graph,
+        inputs: &[Encoded],
+        out: &mut Vec<f32>,
+        cancel: &Cancel,
+    ) -> Result<Vec<usize>> {
+        let stop = Arc::new(StopSignal::default());
+        let _in_flight = cancel.track(stop.clone())?;
+        runtime()?.block_on(async {
+            tokio::select! {
+                answer = self.try_servers(graph, inputs, out) => answer,
+                () = stop.0.notified() => Err(EngineError::Cancelled),
+            }
+        })
+    }
+
+    /// The servers in [`RemoteBackend::order`], with bounded retries, until
+    /// one answers or the deadline passes.
+    async fn try_servers(
+        &self,
+        graph: Graph,
+        inputs: &[Encoded],
+        out: &mut Vec<f32>,
+    ) -> Result<Vec<usize>> {
         let deadline = Instant::now() + self.timeout;
         let order = self.order();
         let attempts = order.len().max(self.retries as usize + 1);
         let mut failures: Vec<(usize, String)> = Vec::new();
-        runtime()?.block_on(async {
+        {
             for attempt in 0..attempts {
                 if attempt >= order.len() {
                     // Every server failed once already: give them a moment.
@@ -191,7 +218,7 @@ impl RemoteBackend {
                 }
             }
             Err(self.call_error(graph, &failures))
-        })
+        }
     }
 
     /// The sentence of a call that failed on every try: each server and why.
@@ -225,12 +252,23 @@ impl RemoteBackend {
     }
 }
 
+/// Wakes a call waiting for its server (a permit is kept when none waits yet).
+#[derive(Default)]
+struct StopSignal(tokio::sync::Notify);
+
+impl Interrupt for StopSignal {
+    fn interrupt(&self) {
+        self.0.notify_one();
+    }
+}
+
 impl GraphBackend for RemoteBackend {
     fn run(
         &self,
         graph: Graph,
         inputs: &[GraphInput<'_>],
         out: &mut Vec<f32>,
+        cancel: &Cancel,
     ) -> Result<Vec<usize>> {
         let dtypes = &self.input_dtypes[graph.index()];
         let encoded = inputs
@@ -246,14 +284,14 @@ impl GraphBackend for RemoteBackend {
         out.clear();
         let batch = encoded.first().and_then(|e| e.shape.first()).copied();
         let (Some(max), Some(batch)) = (self.max_batch[graph.index()], batch) else {
-            return self.infer(graph, &encoded, out);
+            return self.infer(graph, &encoded, out, cancel);
         };
         // A batch larger than a server takes goes in parts.
         let mut shape: Option<Vec<usize>> = None;
         for start in (0..batch).step_by(max) {
             let rows = start..(start + max).min(batch);
             let part: Vec<Encoded> = encoded.iter().map(|e| e.rows(rows.clone())).collect();
-            let part_shape = self.infer(graph, &part, out)?;
+            let part_shape = self.infer(graph, &part, out, cancel)?;
             shape = Some(match shape {
                 Some(mut total) if !total.is_empty() && !part_shape.is_empty() => {
                     total[0] += part_shape[0];
