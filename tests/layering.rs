@@ -28,6 +28,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["window"],
     &["clip"],
     &["stream"],
+    &["twopass"],
 ];
 
 fn source_dir(name: &str) -> PathBuf {

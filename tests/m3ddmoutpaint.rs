@@ -420,29 +420,6 @@ fn test_caps_change_in_flat_mode() {
 
 // ---------------------------------------------------------------- state and errors
 
-/// Bus messages of a failing NULL→READY with these properties.
-fn ready_error(properties: &[(&str, &str)]) -> gst::glib::Error {
-    init();
-    let element = gst::ElementFactory::make("m3ddmoutpaint").build().unwrap();
-    for (name, value) in properties {
-        element.set_property_from_str(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    assert!(
-        element.set_state(gst::State::Ready).is_err(),
-        "READY must fail with {properties:?}"
-    );
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let _ = element.set_state(gst::State::Null);
-    err.error()
-}
-
 #[test]
 fn test_outpaint_without_model_path_is_an_error() {
     let err = ready_error(&[]);
@@ -504,37 +481,21 @@ fn test_bad_device_lists_are_errors_naming_the_entry() {
     }
 }
 
-/// The error a harness posts when `caps` arrive, and whether they were refused.
-fn caps_error(caps: &str) -> gst::glib::Error {
-    let mut h = harness(&[("fill-mode", "blur")]);
-    let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
-    h.play();
-    let caps: gst::Caps = caps.parse().unwrap();
-    // The harness's own push reports a refused sticky event as stored; ask the pad itself.
-    let sinkpad = h.element().unwrap().static_pad("sink").unwrap();
-    assert!(
-        !sinkpad.send_event(gst::event::Caps::new(&caps)),
-        "caps {caps} must be refused"
-    );
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    err.error()
-}
-
 #[test]
 fn test_unhandled_format_is_an_error() {
-    let err = caps_error("video/x-raw,format=YUY2,width=64,height=36,framerate=30/1");
+    let err = caps_error(
+        &[("fill-mode", "blur")],
+        "video/x-raw,format=YUY2,width=64,height=36,framerate=30/1",
+    );
     assert!(err.message().contains("YUY2"), "{err}");
 }
 
 #[test]
 fn test_too_small_frame_is_an_error() {
-    let err = caps_error("video/x-raw,format=RGB,width=1,height=1,framerate=30/1");
+    let err = caps_error(
+        &[("fill-mode", "blur")],
+        "video/x-raw,format=RGB,width=1,height=1,framerate=30/1",
+    );
     assert!(
         err.message().contains("1x1") && err.message().contains("2x2"),
         "{err}"

@@ -453,3 +453,60 @@ fn the_readme_first_pipeline_runs_as_written() {
     let result = decode(&dir.join("out.mp4"));
     assert_video_reframed(&source, &result, (9, 16));
 }
+
+/// The decoded video of `path`, every frame's bytes one after the other.
+fn raw_video(path: &Path) -> Vec<u8> {
+    let raw = path.with_extension("raw");
+    media::play(&format!(
+        "filesrc location={} ! decodebin ! video/x-raw ! filesink location={}",
+        path.display(),
+        raw.display()
+    ))
+    .unwrap();
+    std::fs::read(raw).unwrap()
+}
+
+#[test]
+fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
+    let dir = scratch("two-pass");
+    let input = dir.join("in.mp4");
+    let frames = 64; // strides 15, 5 and 1
+    make_mp4(&input, frames, true);
+    let source = decode(&input);
+    let run_to = |output: &Path, extra: &[&str]| {
+        let model = tiny_model();
+        let mut args = vec![
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--aspect",
+            "9/16",
+            "--aspect",
+            "1/1",
+        ];
+        args.extend_from_slice(extra);
+        let run = reframe(&args, &[]);
+        assert!(run.success, "{}", run.stderr);
+        run
+    };
+    let two = dir.join("two.mp4");
+    let run = run_to(&two, &[]);
+    for pass in ["pass 1 of 2: keyframes of 64 frames", "pass 2 of 2"] {
+        assert!(run.stderr.contains(pass), "{}", run.stderr);
+    }
+    // One read with a lookahead over the whole file runs the same official plan.
+    let one = dir.join("one.mp4");
+    let run = run_to(&one, &["--one-pass", "--lookahead", "64"]);
+    assert!(!run.stderr.contains("pass 1 of 2"), "{}", run.stderr);
+    for (tag, aspect) in [("9x16", (9, 16)), ("1x1", (1, 1))] {
+        let (two, one) = (tagged(&two, tag), tagged(&one, tag));
+        assert_reframed(&source, &decode(&two), aspect);
+        assert!(
+            raw_video(&two) == raw_video(&one),
+            "{tag}: the passes differ"
+        );
+    }
+}

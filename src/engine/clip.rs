@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use super::cancel::Cancel;
 use super::error::{EngineError, Result};
 use super::model::Model;
+use super::pixels::CanvasInputs;
+use super::pixels::tensor::chw_from_rgb;
 use super::planner::{ClipPlan, WINDOW_LEN};
 use super::window::{
     self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
@@ -51,6 +53,20 @@ pub trait ClipFrames: Sync {
     }
     /// Writes one image of `frame` as `[3,C,C]` floats in [-1,1] into `out`.
     fn write(&self, frame: usize, image: FrameImage, out: &mut [f32]) -> Result<()>;
+}
+
+/// Writes one image of a frame's canvas inputs as `[3,C,C]` floats in [-1,1].
+pub fn write_inputs(
+    inputs: &CanvasInputs,
+    image: FrameImage,
+    canvas: u32,
+    out: &mut [f32],
+) -> Result<()> {
+    match image {
+        FrameImage::Init => chw_from_rgb(&inputs.init, out),
+        FrameImage::Masked => chw_from_rgb(&inputs.masked, out),
+        FrameImage::Stretched => chw_from_rgb(&inputs.stretched(canvas), out),
+    }
 }
 
 /// Everything a clip run needs besides its workers.
@@ -92,13 +108,33 @@ pub fn global_context(
     frames: &dyn ClipFrames,
     cancel: &Cancel,
 ) -> Result<GuidanceContext> {
+    let latents = global_latents(model, constants, plan, frames, cancel)?;
+    GuidanceContext::from_latents(model, constants, &latents, cancel)
+}
+
+/// The scaled latents `[16,4,C/8,C/8]` of a plan's 16 global frames (their
+/// stretched images), the global encoder's input.
+pub fn global_latents(
+    model: &Model,
+    constants: &WindowConstants,
+    plan: &ClipPlan,
+    frames: &dyn ClipFrames,
+    cancel: &Cancel,
+) -> Result<Vec<f32>> {
     let images = read_images(
         frames,
         &plan.global_frames,
         FrameImage::Stretched,
         constants,
     )?;
-    GuidanceContext::from_frames(model, constants, &images, cancel)
+    let canvas = constants.canvas;
+    window::encode_scaled(
+        model,
+        &images,
+        plan.global_frames.len(),
+        (canvas, canvas),
+        cancel,
+    )
 }
 
 /// Every window of a plan, in order.

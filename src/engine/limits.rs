@@ -70,9 +70,71 @@ pub fn check_steps(steps: u32) -> super::Result<()> {
     Ok(())
 }
 
+/// Memory that `lookahead` held frames take in outpaint mode: each holds its
+/// source frame (`source_frame_bytes`; 0 when not known yet) and, at the
+/// model's `canvas`, its content, masked and initial images and its generated
+/// canvas (RGB bytes) and its latent (f32).
+pub fn held_frames_bytes(lookahead: u32, canvas: u32, source_frame_bytes: u64) -> u64 {
+    let side = u64::from(canvas);
+    let images = 4 * side * side * 3;
+    let latent = 4 * (side / u64::from(LATENT_FACTOR)).pow(2) * 4;
+    u64::from(lookahead) * (source_frame_bytes + images + latent)
+}
+
+/// The memory available to new allocations (`MemAvailable` of /proc/meminfo), if known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a lookahead whose held frames ([`held_frames_bytes`]) would not fit in
+/// `available` bytes, with the estimate and the largest lookahead that fits.
+pub fn check_held_memory(
+    lookahead: u32,
+    canvas: u32,
+    source_frame_bytes: u64,
+    available: u64,
+) -> super::Result<()> {
+    let needed = held_frames_bytes(lookahead, canvas, source_frame_bytes);
+    if needed <= available {
+        return Ok(());
+    }
+    let per_frame = held_frames_bytes(1, canvas, source_frame_bytes);
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    Err(super::EngineError::InvalidInput(format!(
+        "lookahead {lookahead} holds about {:.1} GB ({lookahead} frames of {:.1} MB: the source \
+         frame and the canvas-{canvas} images and latent), more than the {:.1} GB of memory \
+         available: use a lookahead of at most {}",
+        gb(needed),
+        per_frame as f64 / 1e6,
+        gb(available),
+        available / per_frame
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_frames_are_refused_beyond_the_available_memory() {
+        // Canvas 256: 4 RGB images of 196,608 bytes and a 16,384-byte latent (4 × 32² f32) per frame.
+        let per_frame = 786_432 + 16_384;
+        assert_eq!(held_frames_bytes(1, 256, 0), per_frame);
+        assert_eq!(held_frames_bytes(10, 256, 1000), 10 * (per_frame + 1000));
+        assert!(check_held_memory(100, 256, 0, 100 * per_frame).is_ok());
+        let err = check_held_memory(100, 256, 0, 100 * per_frame - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lookahead 100 holds about 0.1 GB (100 frames of 0.8 MB")
+                && err.contains("use a lookahead of at most 99"),
+            "{err}"
+        );
+        assert!(available_memory().is_some_and(|bytes| bytes > 0));
+    }
 
     #[test]
     fn canvas_sides_are_positive_multiples_of_eight() {

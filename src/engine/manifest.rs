@@ -3,7 +3,7 @@
 //! version, the engine's input/output contract of each of the four graphs,
 //! and the presence and sha256 of the graph files and of their external data.
 //! Each refusal is a sentence naming what is wrong. A file's verified hash is
-//! remembered for the process by (path, size, mtime), so that loading a
+//! remembered for the process by (path, size, mtime, inode), so that loading a
 //! 2.6 GB model a second time does not read it again.
 
 use std::collections::HashMap;
@@ -50,6 +50,16 @@ impl Graph {
         }
     }
 
+    /// The graph's name in sentences.
+    pub fn title(self) -> &'static str {
+        match self {
+            Graph::Unet => "U-Net",
+            Graph::GlobalEncoder => "global image encoder",
+            Graph::VaeEncoder => "VAE encoder",
+            Graph::VaeDecoder => "VAE decoder",
+        }
+    }
+
     /// The engine's contract: input names, then output names.
     pub(crate) fn contract(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
@@ -58,6 +68,22 @@ impl Graph {
             Graph::VaeEncoder => (&["images"], &["latent_mean"]),
             Graph::VaeDecoder => (&["latents"], &["images"]),
         }
+    }
+
+    /// The shape the engine needs of one of its tensors, as DESIGN.md §1 writes
+    /// it (`B,9,16,h,w`: numbers are fixed, letters free).
+    pub(crate) fn contract_shape(self, tensor: &str) -> Option<&'static str> {
+        Some(match (self, tensor) {
+            (Graph::Unet, "sample") => "B,9,16,h,w",
+            (Graph::Unet, "timestep" | "fps") => "B",
+            (Graph::Unet, "context") => "B,T,D",
+            (Graph::Unet, "noise_pred") => "B,4,16,h,w",
+            (Graph::GlobalEncoder, "global_latents") => "16,4,h,w",
+            (Graph::GlobalEncoder, "context") => "1,T,D",
+            (Graph::VaeEncoder | Graph::VaeDecoder, "images") => "N,3,H,W",
+            (Graph::VaeEncoder, "latent_mean") | (Graph::VaeDecoder, "latents") => "N,4,h,w",
+            _ => return None,
+        })
     }
 
     pub(crate) fn index(self) -> usize {
@@ -136,7 +162,7 @@ impl GraphSpec {
 }
 
 /// The parsed `manifest.json`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     pub precision: String,
     pub canvas: u32,
@@ -267,6 +293,9 @@ fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec
             ));
         }
     }
+    for tensor in inputs.iter().chain(&outputs) {
+        check_contract_shape(graph, tensor)?;
+    }
     Ok(GraphSpec {
         file,
         sha256,
@@ -274,6 +303,37 @@ fn parse_graph_spec(graph: Graph, spec: &Value) -> std::result::Result<GraphSpec
         inputs,
         outputs,
     })
+}
+
+/// Refuses a declared shape of another rank than the engine's, or with
+/// another number where the engine's is fixed (symbolic names fit any).
+fn check_contract_shape(graph: Graph, tensor: &TensorSpec) -> std::result::Result<(), String> {
+    let Some(contract) = graph.contract_shape(&tensor.name) else {
+        return Ok(());
+    };
+    let needed: Vec<Option<i64>> = contract.split(',').map(|d| d.parse().ok()).collect();
+    let fits = needed.len() == tensor.shape.len()
+        && needed
+            .iter()
+            .zip(&tensor.shape)
+            .all(|(need, got)| need.is_none() || got.is_none() || need == got);
+    if fits {
+        return Ok(());
+    }
+    Err(format!(
+        "`{}` has shape {} where the engine needs [{contract}]",
+        tensor.name,
+        shape_text(&tensor.shape)
+    ))
+}
+
+/// A declared shape as `[?,9,16,?,?]` (`?` for a symbolic dim).
+pub(crate) fn shape_text(shape: &[Option<i64>]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or("?".to_owned(), |d| d.to_string()))
+        .collect();
+    format!("[{}]", dims.join(","))
 }
 
 fn parse_tensor_specs(list: &Value) -> std::result::Result<Vec<TensorSpec>, String> {
@@ -320,24 +380,37 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
-/// A file's identity for the hash cache: its size and modification time.
+/// A file's identity for the hash cache: its size, modification time and
+/// (on Unix) inode, so that a file replaced by another is read again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        }
+    }
 }
 
 /// Verified digests by canonical path, valid while the file's stamp is unchanged.
 static VERIFIED: LazyLock<Mutex<HashMap<PathBuf, (FileStamp, String)>>> =
     LazyLock::new(Default::default);
 
-/// The sha256 of `path`, read once per (path, size, mtime) in this process.
+/// The sha256 of `path`, read once per (path, size, mtime, inode) in this process.
 pub fn cached_sha256(path: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
-    let stamp = FileStamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-    };
+    let stamp = FileStamp::of(&meta);
     let key = path.canonicalize()?;
     let cache = |map: &HashMap<PathBuf, (FileStamp, String)>| {
         map.get(&key)

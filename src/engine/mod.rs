@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod stream;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod twopass;
 pub mod window;
 
 pub use cancel::Cancel;

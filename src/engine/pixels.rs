@@ -186,6 +186,26 @@ fn fitted(content: &RgbImage, rect: Rect) -> std::borrow::Cow<'_, RgbImage> {
     }
 }
 
+/// Checks that a frame is not empty and holds its packed RGB bytes.
+pub fn check_rgb(image: &RgbImage) -> Result<()> {
+    if image.width == 0 || image.height == 0 {
+        return Err(EngineError::InvalidInput(format!(
+            "a {}×{} frame is empty",
+            image.width, image.height
+        )));
+    }
+    let expected = image.width as usize * image.height as usize * 3;
+    if image.data.len() != expected {
+        return Err(EngineError::InvalidInput(format!(
+            "a {}×{} RGB frame needs {expected} bytes, it has {}",
+            image.width,
+            image.height,
+            image.data.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the canvas inputs from the source already scaled to `layout.content`.
 pub fn canvas_inputs(content: &std::sync::Arc<RgbImage>, layout: &CanvasLayout) -> CanvasInputs {
     let canvas = layout.canvas;

@@ -17,7 +17,7 @@ use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
 use super::limits::check_canvas_side;
 use super::model::Model;
-use super::pixels::tensor::{chw_from_rgb, rgb_from_chw};
+use super::pixels::tensor::rgb_from_chw;
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{self, ChunkPlan, ChunkPlanner};
 use super::scene::CutDetector;
@@ -152,21 +152,7 @@ impl StreamOutpainter {
     /// Cheap. Returns whether the frame starts a new shot.
     pub fn push(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<bool> {
         let content: Arc<RgbImage> = content.into();
-        if content.width == 0 || content.height == 0 {
-            return Err(EngineError::InvalidInput(format!(
-                "a {}×{} frame is empty",
-                content.width, content.height
-            )));
-        }
-        if content.data.len() != content.width as usize * content.height as usize * 3 {
-            return Err(EngineError::InvalidInput(format!(
-                "a {}×{} RGB frame needs {} bytes, it has {}",
-                content.width,
-                content.height,
-                content.width as usize * content.height as usize * 3,
-                content.data.len()
-            )));
-        }
+        pixels::check_rgb(&content)?;
         let cut = self.detector.is_cut(&content);
         self.queue
             .push_back(pixels::canvas_inputs(&content, &self.layout));
@@ -368,11 +354,7 @@ impl ClipFrames for ChunkFrames<'_> {
             (Some(_), f) => &self.queued[f - 1],
             (None, f) => &self.queued[f],
         };
-        match image {
-            FrameImage::Init => chw_from_rgb(&inputs.init, out),
-            FrameImage::Masked => chw_from_rgb(&inputs.masked, out),
-            FrameImage::Stretched => chw_from_rgb(&inputs.stretched(self.canvas), out),
-        }
+        clip::write_inputs(inputs, image, self.canvas, out)
     }
 }
 

@@ -1,47 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The fill back-ends behind one interface: the M3DDM `StreamOutpainter`
-//! (frames held until a chunk of the lookahead is ready) and the flat fills
-//! (`blur`, `color`), which give each frame's canvas at once; and the choice
-//! of back-end for a run's settings and the current caps.
+//! The fill back-ends' interface, [`CanvasSource`]: the M3DDM
+//! `StreamOutpainter` (frames held until a chunk of the lookahead is ready)
+//! and the flat fills (`blur`, `color`), which give each frame's canvas at
+//! once. (The two passes of a keyframe plan are in `planned.rs`; `source.rs`
+//! chooses the back-end.)
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::FillMode;
-use super::config::StreamConfig;
-use super::state::RunContext;
-use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::pixels::{blur_canvas, color_canvas};
 use crate::engine::stream::StreamStats;
 use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
-
-/// The back-end of a run for the configuration of the current caps.
-pub fn new_source(
-    run: &RunContext,
-    config: &StreamConfig,
-) -> engine::Result<Box<dyn CanvasSource>> {
-    let settings = &run.settings;
-    Ok(match settings.fill_mode {
-        FillMode::Outpaint if !run.models.is_empty() => {
-            let mut stream = StreamOutpainter::new(
-                &run.models,
-                settings.denoise_params(),
-                config.canvas,
-                config.fps().unwrap_or(FALLBACK_FPS),
-                settings.lookahead as usize,
-            )?;
-            stream.set_scene_threshold(settings.scene_threshold as f32);
-            Box::new(stream)
-        }
-        FillMode::Color => Box::new(FlatFill::new(
-            config.canvas,
-            FlatKind::Color(settings.fill_rgb()),
-        )),
-        _ => Box::new(FlatFill::new(config.canvas, FlatKind::Blur)),
-    })
-}
 
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {

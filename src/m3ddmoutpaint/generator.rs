@@ -19,7 +19,8 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::CAT;
-use super::fill::{CanvasSource, new_source};
+use super::fill::CanvasSource;
+use super::source::new_source;
 use super::state::{GenInput, Shared, State};
 use crate::engine::stream::StreamStats;
 use crate::engine::{EngineError, RgbImage};

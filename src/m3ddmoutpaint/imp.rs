@@ -39,20 +39,15 @@ use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
 use super::outputpad::{OutputPad, pad_number};
+use super::planned;
 use super::progress::Progress;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
 use super::task::SrcTask;
-use crate::engine::{Model, ModelOptions};
+use crate::engine::Model;
 
 mod pads;
 mod queries;
-
-/// The model loaded at NULL→READY (one per device) and the options it was loaded with.
-struct LoadedModel {
-    options: Vec<ModelOptions>,
-    models: Vec<Arc<Model>>,
-}
 
 pub struct M3ddmOutpaint {
     srcpad: gst::Pad,
@@ -60,8 +55,8 @@ pub struct M3ddmOutpaint {
     settings: Mutex<Settings>,
     /// The state the sink side, the task and the generator share.
     shared: Arc<Shared>,
-    /// The model of the settings at the last READY (kept until NULL).
-    model: Mutex<Option<LoadedModel>>,
+    /// The model of the settings at the last READY, one per device (kept until NULL).
+    model: Mutex<Vec<Arc<Model>>>,
 }
 
 impl M3ddmOutpaint {
@@ -196,6 +191,10 @@ impl M3ddmOutpaint {
             }
         };
         let config = &configured.config;
+        if let Err(err) = run.check_memory(config.in_info.size()) {
+            gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{err}"));
+            return false;
+        }
         let scaler = match ContentScaler::new(config) {
             Ok(scaler) => scaler,
             Err(err) => {
@@ -332,35 +331,45 @@ impl M3ddmOutpaint {
         }
     }
 
-    /// NULL→READY: checks the settings and loads the model the fill mode needs.
-    fn prepare(&self) -> Result<(), gst::ErrorMessage> {
+    /// The settings checked, the model the fill mode needs loaded, and the
+    /// memory of `lookahead` held frames at the model's canvas checked: at
+    /// NULL→READY and again at every READY→PAUSED.
+    fn checked_run(&self) -> Result<RunContext, gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         settings
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        self.ensure_model(&settings).map(|_| ())
+        let models = self.ensure_model(&settings)?;
+        let plan = planned::load_plan(&settings, &models)
+            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let run = RunContext {
+            settings,
+            models,
+            plan,
+        };
+        run.check_memory(0)
+            .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
+        Ok(run)
     }
 
-    /// The models for `settings`, one per device (loaded when the model
-    /// settings changed since the last load); none when the fill needs no model.
+    /// The models for `settings`, one per device; none when the fill needs no
+    /// model. `Model::shared` checks the directory again on every call (its
+    /// manifest and file hashes), so a directory changed or removed since the
+    /// last load is reloaded or refused here, while running streams keep theirs.
     fn ensure_model(&self, settings: &Settings) -> Result<Vec<Arc<Model>>, gst::ErrorMessage> {
         let mut loaded = self.model.lock().unwrap();
         let Some(options) = settings.model_options() else {
-            *loaded = None;
+            loaded.clear();
             return Ok(Vec::new());
         };
         let options =
             options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
-        if let Some(current) = loaded.as_ref().filter(|current| current.options == options) {
-            return Ok(current.models.clone());
-        }
-        *loaded = None;
         let mut models = Vec::with_capacity(options.len());
         for device in &options {
             gst::info!(
                 CAT,
                 imp = self,
-                "loading the model in {} for device {}",
+                "loading or checking the model in {} for device {}",
                 device.model_dir.display(),
                 device.session.device_id
             );
@@ -374,21 +383,13 @@ impl M3ddmOutpaint {
             );
             models.push(model);
         }
-        *loaded = Some(LoadedModel {
-            options,
-            models: models.clone(),
-        });
+        loaded.clone_from(&models);
         Ok(models)
     }
 
     /// READY→PAUSED: the settings and model this run uses, and its generator.
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        settings
-            .validate()
-            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let models = self.ensure_model(&settings)?;
-        let run = Arc::new(RunContext { settings, models });
+        let run = Arc::new(self.checked_run()?);
         let generator =
             generator::spawn(self.shared.clone(), self.obj().upcast_ref()).map_err(|err| {
                 gst::error_msg!(
@@ -475,7 +476,7 @@ impl ObjectSubclass for M3ddmOutpaint {
             sinkpad,
             settings: Mutex::new(Settings::default()),
             shared: Arc::new(Shared::default()),
-            model: Mutex::new(None),
+            model: Mutex::new(Vec::new()),
         }
     }
 }
@@ -576,7 +577,7 @@ impl ElementImpl for M3ddmOutpaint {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
         let prepared = match transition {
-            gst::StateChange::NullToReady => self.prepare(),
+            gst::StateChange::NullToReady => self.checked_run().map(|_| ()),
             gst::StateChange::ReadyToPaused => self.start(),
             gst::StateChange::PausedToReady => {
                 self.set_flushing();
@@ -600,7 +601,7 @@ impl ElementImpl for M3ddmOutpaint {
         };
         match transition {
             gst::StateChange::PausedToReady => self.stop(),
-            gst::StateChange::ReadyToNull => *self.model.lock().unwrap() = None,
+            gst::StateChange::ReadyToNull => self.model.lock().unwrap().clear(),
             _ => {}
         }
         Ok(success)

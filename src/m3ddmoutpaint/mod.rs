@@ -9,7 +9,8 @@
 //! takes the queued items in order, composites and pushes) and the generator
 //! (`generator.rs`: runs the fill back-end, the engine's chunks, with no lock
 //! held). The other modules are types that these call: settings, caps
-//! arithmetic, pixel conversion (`frames.rs`), the fill back-ends (`fill.rs`),
+//! arithmetic, pixel conversion (`frames.rs`), the fill back-ends (`fill.rs`;
+//! the two passes of a keyframe plan in `planned.rs`, the choice in `source.rs`),
 //! and the one mapping of engine errors to GStreamer errors (`errors.rs`).
 
 use std::sync::LazyLock;
@@ -26,8 +27,11 @@ mod generator;
 mod imp;
 mod negotiate;
 mod outputpad;
+mod plan_properties;
+mod planned;
 mod progress;
 mod settings;
+mod source;
 mod state;
 mod task;
 

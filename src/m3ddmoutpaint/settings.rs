@@ -45,6 +45,11 @@ pub struct Settings {
     pub max_latency: u64,
     pub inference_server: Option<String>,
     pub inference_timeout: u32,
+    /// A keyframe plan of the whole stream to run (`planned.rs`).
+    pub plan_file: Option<String>,
+    /// Where the keyframe pass writes its plan, and the stream's frame count.
+    pub write_plan: Option<String>,
+    pub plan_frames: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +75,9 @@ impl Default for Settings {
             max_latency: 0,
             inference_server: None,
             inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
+            plan_file: None,
+            write_plan: None,
+            plan_frames: 0,
         }
     }
 }
@@ -256,6 +264,9 @@ impl Settings {
             "inference-timeout" => {
                 self.inference_timeout = value.get().expect("type checked upstream")
             }
+            "plan-file" => self.plan_file = value.get().expect("type checked upstream"),
+            "write-plan" => self.write_plan = value.get().expect("type checked upstream"),
+            "plan-frames" => self.plan_frames = value.get().expect("type checked upstream"),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -281,6 +292,9 @@ impl Settings {
             "max-latency" => self.max_latency.to_value(),
             "inference-server" => self.inference_server.to_value(),
             "inference-timeout" => self.inference_timeout.to_value(),
+            "plan-file" => self.plan_file.to_value(),
+            "write-plan" => self.write_plan.to_value(),
+            "plan-frames" => self.plan_frames.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -472,6 +486,9 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .read_only()
             .build(),
     ]
+    .into_iter()
+    .chain(super::plan_properties::plan_properties())
+    .collect()
 });
 
 #[cfg(test)]

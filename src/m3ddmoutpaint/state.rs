@@ -14,8 +14,9 @@ use super::config::StreamConfig;
 use super::frames::{Compositor, ContentScaler};
 use super::progress::Progress;
 use super::settings::Settings;
-use crate::engine::limits::FALLBACK_FPS;
+use crate::engine::limits::{self, FALLBACK_FPS};
 use crate::engine::stream::StreamStats;
+use crate::engine::twopass::KeyframePlan;
 use crate::engine::{self, EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
@@ -63,6 +64,8 @@ impl Shared {
 pub struct RunContext {
     pub settings: Settings,
     pub models: Vec<Arc<Model>>,
+    /// The keyframe plan of `plan-file` (checked at READY), if set.
+    pub plan: Option<Arc<KeyframePlan>>,
 }
 
 impl RunContext {
@@ -82,10 +85,42 @@ impl RunContext {
     /// before the chain blocks.
     pub fn max_held(&self) -> usize {
         if self.generates() {
-            self.settings.lookahead as usize
+            self.generated_hold()
         } else {
             FLAT_QUEUE_FRAMES
         }
+    }
+
+    /// Frames a generating run holds: the lookahead, or with a plan the
+    /// frames its streaming pass holds at most (one more, so that the frame
+    /// that completes a stride-5 window always gets in).
+    fn generated_hold(&self) -> usize {
+        match &self.plan {
+            Some(plan) => plan.streaming_hold() + 1,
+            None => self.settings.lookahead as usize,
+        }
+    }
+
+    /// Refuses a `lookahead` (or a plan's hold) whose held frames (of
+    /// `source_frame_bytes` each; 0 before the caps) would not fit in the
+    /// memory available now.
+    pub fn check_memory(&self, source_frame_bytes: usize) -> Result<(), String> {
+        let Some(available) = limits::available_memory() else {
+            return Ok(());
+        };
+        if !self.generates() {
+            return Ok(());
+        }
+        limits::check_held_memory(
+            self.generated_hold() as u32,
+            self.canvas(),
+            source_frame_bytes as u64,
+            available,
+        )
+        .map_err(|err| match err {
+            EngineError::InvalidInput(sentence) => sentence,
+            other => other.to_string(),
+        })
     }
 
     /// Where each session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
@@ -101,12 +136,13 @@ impl RunContext {
         labels.join(",")
     }
 
-    /// Own latency: the lookahead at the stream's framerate plus the processing time of a chunk.
+    /// Own latency: the frames held (the lookahead, or a plan's hold) at the
+    /// stream's framerate plus the processing time of a chunk.
     pub fn latency(&self, fps: Option<f64>, mean_chunk_time: Duration) -> gst::ClockTime {
         if !self.generates() {
             return gst::ClockTime::ZERO;
         }
-        let lookahead = self.settings.lookahead as f64 / fps.unwrap_or(FALLBACK_FPS);
+        let lookahead = self.generated_hold() as f64 / fps.unwrap_or(FALLBACK_FPS);
         gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + mean_chunk_time.as_nanos() as u64)
     }
 }

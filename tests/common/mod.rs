@@ -5,7 +5,14 @@
 
 #![allow(dead_code)]
 
+pub mod errors;
+pub mod models;
 pub mod outputs;
+
+#[allow(unused_imports)]
+pub use errors::{caps_error, error_of, ready_error};
+#[allow(unused_imports)]
+pub use models::{edit_manifest, model_copy, model_with_vae_as_unet, run_fixture};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `m3ddm-conformance DIR`: runs every case directory (one with a `case.json`)
 //! in DIR and prints `PASS name max_abs_err=…` or `FAIL name: …` per case, then
-//! `N passed, M failed`. Exits non-zero when a case fails, a kind is unknown,
+//! `N passed, M failed`. A `clip` case runs both ways, whole and in two
+//! passes, each on a line of its own (`PASS clip-x two-pass …`). Exits non-zero when a case fails, a kind is unknown,
 //! or no case ran.
 
+mod clip_cases;
 mod golden;
 mod model_cases;
 mod numeric_cases;
@@ -13,17 +15,26 @@ use std::process::ExitCode;
 
 use golden::{Case, Pass};
 
-fn run_case(case: &Case, models: &mut model_cases::ModelCache) -> Result<Pass, String> {
+/// The case's results: one, or for a `clip` case one per way of running it
+/// (the label follows the case's name on its line).
+fn run_case(
+    case: &Case,
+    models: &mut model_cases::ModelCache,
+) -> Vec<(&'static str, Result<Pass, String>)> {
+    let one = |result: Result<Pass, String>| vec![("", result)];
     match case.kind.as_str() {
-        "scheduler" => numeric_cases::scheduler(case).map(Pass::from),
-        "geometry" => numeric_cases::geometry(case).map(Pass::from),
-        "plan" => numeric_cases::plan(case).map(Pass::from),
-        "manifest" => model_cases::manifest(case, models).map(Pass::from),
-        "unet" => model_cases::unet(case, models).map(Pass::from),
-        "vae" => model_cases::vae(case, models).map(Pass::from),
-        "window" => model_cases::window(case, models),
-        "clip" => model_cases::clip(case, models),
-        other => Err(format!("unknown case kind `{other}`")),
+        "scheduler" => one(numeric_cases::scheduler(case).map(Pass::from)),
+        "geometry" => one(numeric_cases::geometry(case).map(Pass::from)),
+        "plan" => one(numeric_cases::plan(case).map(Pass::from)),
+        "manifest" => one(model_cases::manifest(case, models).map(Pass::from)),
+        "unet" => one(model_cases::unet(case, models).map(Pass::from)),
+        "vae" => one(model_cases::vae(case, models).map(Pass::from)),
+        "window" => one(model_cases::window(case, models)),
+        "clip" => vec![
+            ("", clip_cases::clip(case, models)),
+            (" two-pass", clip_cases::clip_two_pass(case, models)),
+        ],
+        other => one(Err(format!("unknown case kind `{other}`"))),
     }
 }
 
@@ -48,15 +59,20 @@ fn main() -> ExitCode {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let result = Case::load(&case_dir).and_then(|case| run_case(&case, &mut models));
-        match result {
-            Ok(pass) => {
-                passed += 1;
-                println!("PASS {name} {}", pass.describe());
-            }
-            Err(why) => {
-                failed += 1;
-                println!("FAIL {name}: {why}");
+        let results = match Case::load(&case_dir) {
+            Ok(case) => run_case(&case, &mut models),
+            Err(why) => vec![("", Err(why))],
+        };
+        for (label, result) in results {
+            match result {
+                Ok(pass) => {
+                    passed += 1;
+                    println!("PASS {name}{label} {}", pass.describe());
+                }
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL {name}{label}: {why}");
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Cases that run exported graphs: `manifest` (the exporter's own check),
-//! `unet`, `vae`, `window` and `clip`. Each case's model directory (its `model`
+//! `unet`, `vae` and `window` (and what `clip_cases.rs` shares). Each case's model directory (its `model`
 //! field) is exported once per run with the project's exporter into
 //! `<project>/.cache/export/<dir>-<hash of the model and exporter files>`, reused
 //! while that hash matches; nothing is written into the case directory.
@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use gstm3ddm::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use gstm3ddm::engine::limits::check_canvas_side;
 use gstm3ddm::engine::model::{Model, sha256_file};
 use gstm3ddm::engine::pixels::tensor::unit_from_u8;
-use gstm3ddm::engine::planner;
 use gstm3ddm::engine::scheduler::SchedulerKind;
 use gstm3ddm::engine::window::{
     self, Denoiser, FRAMES, GuidanceContext, LATENT_CHANNELS, WindowConstants, WindowLatents,
@@ -28,7 +26,7 @@ use crate::golden::{Case, CaseResult, Pass, Tensor, compare, compare_slices};
 
 /// Tolerances of the golden README.
 const GRAPH_TOLERANCE: f64 = 1e-3;
-const PIPELINE_TOLERANCE: f64 = 5e-3;
+pub(crate) const PIPELINE_TOLERANCE: f64 = 5e-3;
 /// Hex digits of the hash in an export's folder name.
 const HASH_CHARS: usize = 12;
 
@@ -39,7 +37,7 @@ fn project_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-fn engine(e: EngineError) -> String {
+pub(crate) fn engine(e: EngineError) -> String {
     e.to_string()
 }
 
@@ -56,7 +54,7 @@ impl ModelCache {
     }
 
     /// The loaded export of the case's model directory (exported on first use).
-    fn model(&mut self, case: &Case) -> Result<Arc<Model>, String> {
+    pub(crate) fn model(&mut self, case: &Case) -> Result<Arc<Model>, String> {
         let source = case.model_dir()?;
         let key = source
             .canonicalize()
@@ -325,15 +323,20 @@ pub fn vae(case: &Case, m: &mut ModelCache) -> CaseResult {
     Ok(worst.max(compare(case, "decoded", &decoded, GRAPH_TOLERANCE)?))
 }
 
-/// The case's denoising parameters and scheduler configuration.
-fn denoiser(case: &Case, model: Arc<Model>) -> Result<Denoiser, String> {
-    let params = DenoiseParams {
+/// The case's denoising parameters (the seed is unused: cases give the noise).
+pub(crate) fn case_params(case: &Case) -> Result<DenoiseParams, String> {
+    Ok(DenoiseParams {
         steps: case.u64("steps")? as u32,
         scheduler: SchedulerKind::from_name(case.str("scheduler")?).map_err(engine)?,
         guidance_scale: case.f64("guidance_scale")? as f32,
         global_guidance_scale: case.f64("global_guidance_scale")? as f32,
         seed: 0,
-    };
+    })
+}
+
+/// A denoiser with the case's denoising parameters and scheduler configuration.
+pub(crate) fn denoiser(case: &Case, model: Arc<Model>) -> Result<Denoiser, String> {
+    let params = case_params(case)?;
     match case.json.get("scheduler_config") {
         Some(config) => Denoiser::with_scheduler_config(model, &params, config),
         None => Denoiser::new(model, &params),
@@ -358,7 +361,7 @@ fn frames_first(data: &[f32], channels: usize, frames: usize, plane: usize) -> V
 }
 
 /// `[n,3,C,C]` → `[n,C,C,3]`.
-fn channels_last(data: &[f32], plane: usize) -> Vec<f32> {
+pub(crate) fn channels_last(data: &[f32], plane: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for (k, v) in data.iter().enumerate() {
         let (image, c, p) = (k / (3 * plane), k / plane % 3, k % plane);
@@ -368,7 +371,7 @@ fn channels_last(data: &[f32], plane: usize) -> Vec<f32> {
 }
 
 /// The canvas side of a `[1,1,C,C]` mask.
-fn canvas_of(mask: &Tensor) -> Result<usize, String> {
+pub(crate) fn canvas_of(mask: &Tensor) -> Result<usize, String> {
     match mask.shape[..] {
         [1, 1, a, b] if a == b && check_canvas_side(a).is_ok() => Ok(a),
         _ => Err(format!(
@@ -446,157 +449,4 @@ pub fn window(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
 
 fn frame_of(v: &[f32], f: usize, frame_len: usize) -> &[f32] {
     &v[f * frame_len..(f + 1) * frame_len]
-}
-
-/// A clip case's per-frame u8 canvases.
-struct CaseFrames<'a> {
-    init: &'a Tensor,
-    masked: &'a Tensor,
-    stretched: &'a Tensor,
-}
-
-impl ClipFrames for CaseFrames<'_> {
-    fn len(&self) -> usize {
-        self.init.shape[0]
-    }
-    fn write(
-        &self,
-        frame: usize,
-        image: FrameImage,
-        out: &mut [f32],
-    ) -> gstm3ddm::engine::Result<()> {
-        let tensor = match image {
-            FrameImage::Init => self.init,
-            FrameImage::Masked => self.masked,
-            FrameImage::Stretched => self.stretched,
-        };
-        let source = &tensor.data[frame * out.len()..(frame + 1) * out.len()];
-        for (o, &v) in out.iter_mut().zip(source) {
-            *o = unit_from_u8(v as u8);
-        }
-        Ok(())
-    }
-}
-
-/// `clip`: the planner's official plan (checked against the case's) run whole.
-pub fn clip(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
-    let model = m.model(case)?;
-    let total = case.u64("total_frames")? as usize;
-    let plan = planner::official_plan(total).map_err(engine)?;
-    check_plan(case, &plan)?;
-    let mask = case.tensor("mask")?;
-    let canvas = canvas_of(mask)?;
-    let frames = CaseFrames {
-        init: case.tensor("init_u8")?,
-        masked: case.tensor("masked_u8")?,
-        stretched: case.tensor("stretched_u8")?,
-    };
-    if [frames.init, frames.masked, frames.stretched]
-        .iter()
-        .any(|t| t.shape != [total, 3, canvas, canvas])
-    {
-        return Err(format!(
-            "the clip's frames are not [{total},3,{canvas},{canvas}]"
-        ));
-    }
-    let cancel = Cancel::new();
-    let constants = WindowConstants::new(&model, canvas, &mask.data, &cancel).map_err(engine)?;
-    let context =
-        clip::global_context(&model, &constants, &plan, &frames, &cancel).map_err(engine)?;
-    let windows = clip::all_windows(&plan);
-    let input = ClipInput {
-        plan: &plan,
-        windows: &windows,
-        frames: &frames,
-        constants: &constants,
-        context: &context,
-        noise: &case.tensor("noise")?.data,
-        fps: case.f64("fps")?,
-        windows_done: None,
-    };
-    let image_len = 3 * canvas * canvas;
-    let mut images = vec![f32::NAN; total * image_len];
-    let mut delivered = vec![0usize; total];
-    let mut store = |f: usize, image: &[f32]| -> gstm3ddm::engine::Result<()> {
-        images[f * image_len..(f + 1) * image_len].copy_from_slice(image);
-        delivered[f] += 1;
-        Ok(())
-    };
-    let mut denoiser = denoiser(case, model)?;
-    let output = clip::run_clip(
-        std::slice::from_mut(&mut denoiser),
-        &input,
-        vec![None; total],
-        &mut store,
-        &cancel,
-    )
-    .map_err(engine)?;
-    if let Some(f) = delivered.iter().position(|&d| d != 1) {
-        return Err(format!(
-            "frame {f} was delivered {} times, not once",
-            delivered[f]
-        ));
-    }
-    let latents: Vec<f32> = output
-        .latents
-        .iter()
-        .enumerate()
-        .map(|(f, l)| l.clone().ok_or(format!("frame {f} has no latent")))
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
-    let latent_err = compare(case, "frame_latents", &latents, PIPELINE_TOLERANCE)?;
-    let images = channels_last(&images, canvas * canvas);
-    let image_err = compare(case, "images", &images, PIPELINE_TOLERANCE)?;
-    Ok(Pass::of_parts(
-        vec![("frame_latents", latent_err), ("images", image_err)],
-        PIPELINE_TOLERANCE,
-    ))
-}
-
-/// The plan's window order, global frames and image windows against the case's.
-fn check_plan(case: &Case, plan: &planner::ClipPlan) -> Result<(), String> {
-    let windows = case.json["windows"]
-        .as_array()
-        .ok_or("case.json has no `windows` list")?;
-    let as_usizes = |v: &serde_json::Value| -> Vec<usize> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_u64().map(|x| x as usize))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let ours: Vec<(usize, Vec<usize>)> = plan
-        .windows
-        .iter()
-        .map(|w| (w.stride, w.frames.to_vec()))
-        .collect();
-    let theirs: Vec<(usize, Vec<usize>)> = windows
-        .iter()
-        .map(|w| {
-            (
-                w["stride"].as_u64().unwrap_or(0) as usize,
-                as_usizes(&w["frames"]),
-            )
-        })
-        .collect();
-    if ours != theirs {
-        return Err(format!(
-            "the planner's windows {ours:?} differ from the case's {theirs:?}"
-        ));
-    }
-    if plan.global_frames.to_vec() != as_usizes(&case.json["global_frames"]) {
-        return Err(format!(
-            "the planner's global frames {:?} differ from the case's",
-            plan.global_frames
-        ));
-    }
-    if plan.image_windows() != as_usizes(&case.json["image_window"]) {
-        return Err(format!(
-            "the planner's image windows {:?} differ from the case's",
-            plan.image_windows()
-        ));
-    }
-    Ok(())
 }

@@ -60,6 +60,12 @@ pub struct Cli {
     /// a new generation plan (--fill outpaint only); the cuts are counted at the end.
     #[arg(long, value_name = "X", value_parser = parse_scene_threshold, allow_negative_numbers = true)]
     pub scene_threshold: Option<f64>,
+    /// With --fill outpaint the file is read twice: a keyframe pass over the whole file,
+    /// then the output pass holding ~80 frames, which gives the official plan of the whole
+    /// file. --one-pass generates chunk by chunk over --lookahead in one read instead
+    /// (it is also what --scene-threshold uses).
+    #[arg(long)]
+    pub one_pass: bool,
     /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = Provider::Auto)]
     pub provider: Provider,
@@ -111,6 +117,8 @@ pub struct Job {
     pub element_properties: Vec<(&'static str, String)>,
     /// Whether scene cuts are detected (then the run counts them).
     pub detects_scene_cuts: bool,
+    /// Whether the file is read twice: a keyframe pass, then the output pass with its plan.
+    pub two_pass: bool,
 }
 
 impl Cli {
@@ -166,6 +174,7 @@ impl Cli {
             outputs,
             element_properties: properties,
             detects_scene_cuts: scene_threshold.is_some(),
+            two_pass: self.fill == Fill::Outpaint && !self.one_pass && scene_threshold.is_none(),
         })
     }
 }

@@ -141,7 +141,15 @@ fn link_to_muxer(
 }
 
 /// Builds the whole pipeline for `job`, up to the dynamic pads of parsebin.
-pub fn build(job: &Job) -> Result<Reframe, String> {
+/// Whether a pipeline writes its outputs, or only runs the element (a pass
+/// before the output pass: its frames go to fakesinks, audio is left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    Written,
+    Discarded,
+}
+
+pub fn build(job: &Job, outputs_kind: Outputs) -> Result<Reframe, String> {
     let pipeline = gst::Pipeline::with_name("m3ddm-reframe");
     let source = make("filesrc", Some("input"))?;
     source.set_property("location", utf8(&job.input, "input")?);
@@ -153,12 +161,23 @@ pub fn build(job: &Job) -> Result<Reframe, String> {
         .outputs
         .iter()
         .enumerate()
-        .map(|(index, output)| build_output(&pipeline, job.container, &outpaint, index, output))
+        .map(|(index, output)| {
+            build_output(
+                &pipeline,
+                job.container,
+                &outpaint,
+                (index, outputs_kind),
+                output,
+            )
+        })
         .collect::<Result<Vec<_>, String>>()?;
     let streams = Arc::new(Mutex::new(Streams::default()));
     let linker = Linker {
         pipeline: pipeline.downgrade(),
-        muxers: outputs.iter().map(|o| o.mux.clone()).collect(),
+        muxers: match outputs_kind {
+            Outputs::Written => outputs.iter().map(|o| o.mux.clone()).collect(),
+            Outputs::Discarded => Vec::new(),
+        },
         input: job.input.display().to_string(),
         video_head,
         streams: streams.clone(),
@@ -219,7 +238,7 @@ fn build_output(
     pipeline: &gst::Pipeline,
     container: Container,
     outpaint: &gst::Element,
-    index: usize,
+    (index, outputs_kind): (usize, Outputs),
     output: &Output,
 ) -> Result<OutputBranch, String> {
     let path = &output.path;
@@ -246,6 +265,20 @@ fn build_output(
         (_, Shape::Expand(_)) => unreachable!("--expand makes one output"),
     };
     let head = make("queue", None)?;
+    if outputs_kind == Outputs::Discarded {
+        let sink = make("fakesink", Some(&format!("output-{index}")))?;
+        sink.set_property("sync", false);
+        add_chain(pipeline, &[&head, &sink])?;
+        pad.link(&head.static_pad("sink").expect("a queue has a sink pad"))
+            .map_err(|err| format!("cannot link the output {}: {err:?}", path.display()))?;
+        return Ok(OutputBranch {
+            path: path.to_owned(),
+            pad,
+            encoder: sink.clone(),
+            mux: sink.clone(),
+            sink,
+        });
+    }
     let encoder = make("x264enc", Some(&format!("encoder-{index}")))?;
     for (name, value) in X264_SETTINGS {
         set_property_from_str(&encoder, name, value)?;
@@ -323,7 +356,7 @@ impl Linker {
             streams.video = Some(codec);
             drop(streams);
             self.link_video(pad)
-        } else if media_type.starts_with("audio/") {
+        } else if media_type.starts_with("audio/") && !self.muxers.is_empty() {
             let copied = self.mux_accepts_audio(pad);
             streams.audio.push(AudioStream { codec, copied });
             drop(streams);

@@ -173,14 +173,16 @@ impl Model {
     }
 
     /// The model of `options` that this process already holds, if its manifest
-    /// and files are unchanged (checked again on every call), else a fresh load.
+    /// and files are unchanged (checked again on every call: the manifest is
+    /// read and compared whole, every file's hash checked, read again when its
+    /// size, modification time or inode changed), else a fresh load.
     pub fn shared(options: &ModelOptions) -> Result<Arc<Model>> {
         let manifest = Manifest::read(&options.model_dir)?;
         check_graph_files(&options.model_dir, &manifest)?;
         let mut shared = SHARED.lock().unwrap();
         shared.retain(|_, model| model.strong_count() > 0);
         if let Some(model) = shared.get(options).and_then(Weak::upgrade)
-            && model.manifest.graphs == manifest.graphs
+            && model.manifest == manifest
         {
             return Ok(model);
         }

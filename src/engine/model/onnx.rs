@@ -14,8 +14,10 @@ use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 use super::{GraphBackend, GraphInput, InputData, Placement};
 use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
-use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest, TensorSpec, model_err};
-use crate::engine::runtime::{self, Provider, SessionConfig};
+use crate::engine::manifest::{
+    DType, Graph, GraphSpec, Manifest, TensorSpec, model_err, shape_text,
+};
+use crate::engine::runtime::{self, ExecutionProvider, Provider, SessionConfig};
 
 /// One side of a graph: its name, the session's (name, type) pairs, the manifest's tensors.
 type IoSide<'a> = (&'a str, Vec<(&'a str, &'a ValueType)>, &'a [TensorSpec]);
@@ -26,6 +28,8 @@ pub struct OrtBackend {
     sessions: Vec<Mutex<Session>>,
     /// The manifest's dtype of every input, per graph.
     input_dtypes: Vec<Vec<(String, DType)>>,
+    /// The graph files, for the errors of a failed call.
+    files: Vec<String>,
     placement: Placement,
 }
 
@@ -33,6 +37,9 @@ impl OrtBackend {
     /// Opens every graph of `manifest` in `dir`; with `auto`, all of them must
     /// land on the same provider.
     pub fn open(dir: &Path, manifest: &Manifest, config: &SessionConfig) -> Result<OrtBackend> {
+        if config.provider == ExecutionProvider::Cpu {
+            refuse_fp16_on_cpu(dir, manifest, None)?;
+        }
         let mut sessions = Vec::new();
         let mut provider: Option<Provider> = None;
         let mut note = None;
@@ -53,6 +60,9 @@ impl OrtBackend {
             sessions.push(Mutex::new(opened.session));
         }
         let provider = provider.unwrap_or(Provider::Cpu);
+        if provider == Provider::Cpu {
+            refuse_fp16_on_cpu(dir, manifest, note.as_deref())?;
+        }
         let input_dtypes = Graph::ALL
             .iter()
             .map(|&g| {
@@ -66,6 +76,10 @@ impl OrtBackend {
         Ok(OrtBackend {
             sessions,
             input_dtypes,
+            files: Graph::ALL
+                .iter()
+                .map(|&g| manifest.graph(g).file.clone())
+                .collect(),
             placement: Placement {
                 provider: provider.name(),
                 device: (provider == Provider::Cuda).then_some(config.device_id),
@@ -73,6 +87,15 @@ impl OrtBackend {
                 label: None,
             },
         })
+    }
+
+    /// A call of `graph` that ONNX Runtime refused or failed, naming the graph and its file.
+    fn run_err(&self, graph: Graph, e: impl std::fmt::Display) -> EngineError {
+        EngineError::Inference(format!(
+            "the {} graph ({}) failed at run time: {e}",
+            graph.title(),
+            self.files[graph.index()]
+        ))
     }
 
     fn session(&self, graph: Graph) -> Result<MutexGuard<'_, Session>> {
@@ -132,7 +155,7 @@ impl OrtBackend {
                     )));
                 }
             }
-            .map_err(|e| inference_err(graph, e))?;
+            .map_err(|e| self.run_err(graph, e))?;
             out.push((Cow::Borrowed(input.name), value));
         }
         Ok(out)
@@ -149,17 +172,17 @@ impl GraphBackend for OrtBackend {
     ) -> Result<Vec<usize>> {
         let values = self.values(graph, inputs)?;
         let mut session = self.session(graph)?;
-        let options = Arc::new(RunOptions::new().map_err(|e| inference_err(graph, e))?);
+        let options = Arc::new(RunOptions::new().map_err(|e| self.run_err(graph, e))?);
         let _in_flight = cancel.track(options.clone())?;
         let outputs =
             session
                 .run_with_options(values, &options)
                 .map_err(|e| match cancel.check() {
                     Err(cancelled) => cancelled,
-                    Ok(()) => inference_err(graph, e),
+                    Ok(()) => self.run_err(graph, e),
                 })?;
         let name = graph.contract().1[0];
-        extract_f32(graph, &outputs[name], out)
+        extract_f32(&outputs[name], out).map_err(|e| self.run_err(graph, e))
     }
 
     fn placement(&self) -> &Placement {
@@ -177,23 +200,43 @@ impl Interrupt for RunOptions {
 }
 
 /// Copies a float32 or float16 output into `out` (widened to f32) and returns its shape.
-fn extract_f32(graph: Graph, value: &DynValue, out: &mut Vec<f32>) -> Result<Vec<usize>> {
+fn extract_f32(value: &DynValue, out: &mut Vec<f32>) -> ort::Result<Vec<usize>> {
     out.clear();
     let shape = if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
         out.extend_from_slice(data);
         shape.to_vec()
     } else {
-        let (shape, data) = value
-            .try_extract_tensor::<half::f16>()
-            .map_err(|e| inference_err(graph, e))?;
+        let (shape, data) = value.try_extract_tensor::<half::f16>()?;
         out.extend(data.iter().map(|v| v.to_f32()));
         shape.to_vec()
     };
     Ok(shape.iter().map(|&d| d as usize).collect())
 }
 
-fn inference_err(graph: Graph, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Inference(format!("the {} graph failed: {e}", graph.key()))
+/// An fp16 export is for the CUDA execution provider: on the CPU one it would
+/// run (where at all) far slower than the fp32 export of the same model.
+fn refuse_fp16_on_cpu(dir: &Path, manifest: &Manifest, cuda_note: Option<&str>) -> Result<()> {
+    if manifest.precision != "fp16" {
+        return Ok(());
+    }
+    let why_cpu = cuda_note.map_or(String::new(), |why| format!(" (CUDA was not used: {why})"));
+    Err(EngineError::Runtime(format!(
+        "{} holds fp16 graphs, which the CPU execution provider cannot run{why_cpu}: \
+         use execution-provider=cuda on a GPU, or export an fp32 model directory for the CPU \
+         (python -m m3ddm_export --precision fp32)",
+        dir.display()
+    )))
+}
+
+/// The graph whose engine inputs are `names`, if any.
+fn graph_with_inputs(names: &[&str]) -> Option<Graph> {
+    Graph::ALL.into_iter().find(|g| {
+        let mut wanted = g.contract().0.to_vec();
+        let mut got = names.to_vec();
+        wanted.sort_unstable();
+        got.sort_unstable();
+        wanted == got
+    })
 }
 
 /// Compares a session's inputs/outputs with the manifest's declaration.
@@ -225,8 +268,19 @@ fn check_session_io(graph: Graph, session: &Session, spec: &GraphSpec) -> Result
                 graph.key()
             ))
         };
+        let names: Vec<&str> = actual.iter().map(|(n, _)| *n).collect();
+        if what == "inputs"
+            && let Some(other) = graph_with_inputs(&names).filter(|other| *other != graph)
+        {
+            return Err(model_err(format!(
+                "{} has the inputs of the {} graph ({names:?}), not those of the {}: \
+                 the file is from another graph of the model (re-export the model directory)",
+                spec.file,
+                other.title(),
+                graph.title()
+            )));
+        }
         if actual.len() != declared.len() {
-            let names: Vec<&str> = actual.iter().map(|(n, _)| *n).collect();
             return Err(mismatch(format!("the graph has {names:?}")));
         }
         for want in declared {
@@ -250,9 +304,13 @@ fn check_session_io(graph: Graph, session: &Session, spec: &GraphSpec) -> Result
                 .zip(&want.shape)
                 .any(|(g, w)| matches!(w, Some(w) if *g >= 0 && g != w));
             if dims.len() != want.shape.len() || fixed_differs {
+                let graph_dims: Vec<Option<i64>> =
+                    dims.iter().map(|&d| (d >= 0).then_some(d)).collect();
                 return Err(mismatch(format!(
-                    "`{}` has shape {dims:?}, the manifest says {:?}",
-                    want.name, want.shape
+                    "`{}` has shape {}, the manifest says {}",
+                    want.name,
+                    shape_text(&graph_dims),
+                    shape_text(&want.shape)
                 )));
             }
         }

@@ -11,6 +11,17 @@ fn tensor(name: &str, dtype: &str, shape: Value) -> Value {
     serde_json::json!({ "name": name, "dtype": dtype, "shape": shape })
 }
 
+/// The engine's shape of a tensor as the exporter writes it (numbers, and names for free dims).
+fn contract_shape(graph: Graph, name: &str) -> Value {
+    let dims = graph.contract_shape(name).expect("a contract tensor");
+    dims.split(',')
+        .map(|d| {
+            d.parse::<i64>()
+                .map_or_else(|_| Value::from(d), Value::from)
+        })
+        .collect()
+}
+
 /// A manifest in the exporter's format whose graph files hold `bytes`.
 fn write_model_dir(dir: &Path, bytes: &[u8]) -> Value {
     let mut graphs = serde_json::Map::new();
@@ -29,7 +40,7 @@ fn write_model_dir(dir: &Path, bytes: &[u8]) -> Value {
                         } else {
                             "float32"
                         },
-                        serde_json::json!(["n"]),
+                        contract_shape(graph, n),
                     )
                 })
                 .collect()
@@ -268,4 +279,131 @@ fn shared_models_are_loaded_once_per_options() {
     };
     let third = Model::shared(&other_threads).unwrap();
     assert!(!Arc::ptr_eq(&first, &third));
+}
+
+/// A copy of the tiny model in a scratch folder, and its manifest.
+fn tiny_copy(tag: &str) -> (PathBuf, Value) {
+    let dir = scratch_dir(tag);
+    copy_dir(&tiny_model_dir(), &dir);
+    let manifest =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    (dir, manifest)
+}
+
+fn write_manifest(dir: &Path, manifest: &Value) {
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+}
+
+#[test]
+fn a_manifest_with_shapes_the_engine_cannot_use_is_refused() {
+    let (dir, mut manifest) = tiny_copy("model-shapes");
+    manifest["graphs"]["unet"]["inputs"][0]["shape"] =
+        serde_json::json!(["batch", 8, 16, "h", "w"]);
+    write_manifest(&dir, &manifest);
+    let err = load_err(&dir);
+    eprintln!("{err}");
+    assert!(
+        err.contains("graph `unet`")
+            && err.contains("`sample` has shape [?,8,16,?,?] where the engine needs [B,9,16,h,w]"),
+        "{err}"
+    );
+    // Of the right rank and channels, but not what the graph has: ONNX Runtime's view decides.
+    let (dir, mut manifest) = tiny_copy("model-shapes-graph");
+    manifest["graphs"]["unet"]["inputs"][3]["shape"] = serde_json::json!(["batch", "tokens", 256]);
+    write_manifest(&dir, &manifest);
+    let err = load_err(&dir);
+    eprintln!("{err}");
+    assert!(
+        err.contains("the unet graph's inputs differ from the manifest")
+            && err.contains("`context` has shape [?,?,320], the manifest says [?,?,256]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_graph_of_another_model_part_is_named() {
+    let (dir, mut manifest) = tiny_copy("model-wrong-graph");
+    std::fs::copy(dir.join("vae_decoder.onnx"), dir.join("unet.onnx")).unwrap();
+    manifest["graphs"]["unet"]["sha256"] = sha256_file(&dir.join("unet.onnx")).unwrap().into();
+    write_manifest(&dir, &manifest);
+    let err = load_err(&dir);
+    eprintln!("{err}");
+    assert!(
+        err.contains(
+            "unet.onnx has the inputs of the VAE decoder graph ([\"latents\"]), not those of the U-Net"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_fp16_model_is_refused_on_the_cpu_provider() {
+    let (dir, mut manifest) = tiny_copy("model-fp16");
+    manifest["precision"] = "fp16".into();
+    write_manifest(&dir, &manifest);
+    let err = load_err(&dir);
+    eprintln!("{err}");
+    assert!(
+        err.contains(&format!(
+            "{} holds fp16 graphs, which the CPU execution provider cannot run",
+            dir.display()
+        )) && err.contains("--precision fp32"),
+        "{err}"
+    );
+    // `auto` without a usable CUDA lands on the CPU: refused too, saying why.
+    match Model::load(&options(&dir, ExecutionProvider::Auto)) {
+        Ok(model) => assert_eq!(model.provider_in_use(), "cuda"),
+        Err(err) => {
+            let err = err.to_string();
+            assert!(err.contains("cannot run (CUDA was not used:"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_loaded_model_outlives_its_directory_and_the_cache_sees_a_new_one() {
+    let (dir, mut manifest) = tiny_copy("model-replaced");
+    let options = options(&dir, ExecutionProvider::Cpu);
+    let first = Model::shared(&options).unwrap();
+    assert!(Arc::ptr_eq(&first, &Model::shared(&options).unwrap()));
+    // Removed: the loaded sessions keep working; the next load says what is missing.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let images = vec![0.25f32; 3 * 16 * 16];
+    assert_eq!(
+        first
+            .encode(&images, 1, (16, 16), &Cancel::new())
+            .unwrap()
+            .len(),
+        4 * 2 * 2
+    );
+    let err = Model::shared(&options).err().expect("refused").to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    // Back with another manifest (another canvas): a new model, not the cached one.
+    copy_dir(&tiny_model_dir(), &dir);
+    manifest["canvas"] = 64.into();
+    write_manifest(&dir, &manifest);
+    let second = Model::shared(&options).unwrap();
+    assert!(!Arc::ptr_eq(&first, &second));
+    assert_eq!((first.canvas(), second.canvas()), (128, 64));
+    // A graph replaced by another file of the same size and modification time
+    // is read again (a new inode), and refused for its hash.
+    let path = dir.join("vae_decoder.onnx");
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let replacement = dir.join("replacement.tmp");
+    std::fs::write(&replacement, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&replacement)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    std::fs::rename(&replacement, &path).unwrap();
+    let err = Model::shared(&options).err().expect("refused").to_string();
+    assert!(
+        err.contains("vae_decoder.onnx does not match its manifest"),
+        "{err}"
+    );
 }

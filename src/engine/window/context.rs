@@ -183,9 +183,29 @@ impl GuidanceContext {
     ) -> Result<GuidanceContext> {
         let canvas = constants.canvas;
         let latents = encode_scaled(model, frames, FRAMES, (canvas, canvas), cancel)?;
-        cancel.check()?;
+        GuidanceContext::from_latents(model, constants, &latents, cancel)
+    }
+
+    /// From the scaled latents `[16,4,C/8,C/8]` of the 16 global frames (a
+    /// keyframe plan keeps these, not the images).
+    pub fn from_latents(
+        model: &Model,
+        constants: &WindowConstants,
+        latents: &[f32],
+        cancel: &Cancel,
+    ) -> Result<GuidanceContext> {
         let side = constants.latent_side();
-        let (global, tokens, dim) = model.global_context(&latents, (side, side), cancel)?;
+        let expected = FRAMES * LATENT_CHANNELS * side * side;
+        if latents.len() != expected {
+            return Err(EngineError::InvalidInput(format!(
+                "the global frames' latents have {} values where a {}×{} canvas needs {expected}",
+                latents.len(),
+                constants.canvas,
+                constants.canvas
+            )));
+        }
+        cancel.check()?;
+        let (global, tokens, dim) = model.global_context(latents, (side, side), cancel)?;
         if (tokens, dim) != (constants.tokens, constants.dim) {
             return Err(EngineError::Inference(
                 "the global encoder's output shape depends on its input values".into(),

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The two passes give what the whole-clip run gives, the plan file keeps a
+//! plan exactly and refuses damaged or foreign files, and the streaming pass
+//! holds about one stride-5 window's span of frames.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::engine::cancel::Cancel;
+use crate::engine::geometry::{Ratio, canvas_layout};
+use crate::engine::model::Model;
+use crate::engine::pixels::{self, RgbImage};
+use crate::engine::stream::StreamOutpainter;
+use crate::engine::test_support::{scratch_dir, tiny_model};
+use crate::engine::window::{Denoiser, window_noise};
+
+fn params() -> DenoiseParams {
+    DenoiseParams {
+        steps: 1,
+        seed: 11,
+        ..DenoiseParams::default()
+    }
+}
+
+fn layout(canvas: u32) -> CanvasLayout {
+    canvas_layout(64, 36, Ratio::new(9, 16).unwrap(), canvas).unwrap()
+}
+
+/// Frame k: a colour ramp over time plus a moving dark row.
+fn content_frame(layout: &CanvasLayout, k: usize) -> RgbImage {
+    let (w, h) = (layout.content.width(), layout.content.height());
+    let mut image = RgbImage::filled(w, h, [(k * 5 % 256) as u8, 120, (k * 11 % 256) as u8]);
+    let y = (k as u32 * 2) % h;
+    for x in 0..w {
+        let at = ((y * w + x) * 3) as usize;
+        image.data[at..at + 3].copy_from_slice(&[10, 10, 10]);
+    }
+    image
+}
+
+fn keyframe_plan(model: &Arc<Model>, layout: &CanvasLayout, frames: usize) -> KeyframePlan {
+    let mut collected = KeyframeFrames::new(*layout, frames).unwrap();
+    for k in 0..frames {
+        if collected.wants(k) {
+            collected.offer(k, content_frame(layout, k)).unwrap();
+        }
+    }
+    assert_eq!(collected.missing(), None);
+    let mut worker = Denoiser::new(model.clone(), &params()).unwrap();
+    run_keyframe_pass(
+        std::slice::from_mut(&mut worker),
+        &collected,
+        layout,
+        &pixels::mask(layout),
+        &window_noise(params().seed, layout.canvas),
+        (30.0, &params()),
+        &Cancel::new(),
+    )
+    .unwrap()
+}
+
+fn streamed(stream: &mut PlannedStream, layout: &CanvasLayout, frames: usize) -> Vec<RgbImage> {
+    let cancel = Cancel::new();
+    let mut out = Vec::new();
+    for k in 0..frames {
+        stream.push(content_frame(layout, k)).unwrap();
+        if stream.chunk_ready() {
+            out.extend(stream.run_next(false, &cancel).unwrap());
+        }
+    }
+    out.extend(stream.run_next(true, &cancel).unwrap());
+    assert_eq!(stream.pending(), 0);
+    out
+}
+
+#[test]
+fn two_passes_equal_the_whole_clip_run() {
+    let model = tiny_model();
+    let layout = layout(model.canvas());
+    let frames = 80; // strides 15, 5 and 1; a padded last window of each
+    let plan = keyframe_plan(&model, &layout, frames);
+    assert_eq!(
+        plan.keyframes.keys().copied().collect::<Vec<_>>(),
+        vec![0, 15, 30, 45, 60, 75, 79]
+    );
+
+    let models = std::slice::from_ref(&model);
+    let mut whole = StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap();
+    let cancel = Cancel::new();
+    for k in 0..frames {
+        whole.push(content_frame(&layout, k)).unwrap();
+    }
+    let expected = whole.run_next(true, &cancel).unwrap();
+    assert_eq!(expected.len(), frames);
+
+    let mut stream = PlannedStream::new(models, plan).unwrap();
+    let got = streamed(&mut stream, &layout, frames);
+    assert_eq!(got.len(), frames);
+    for (k, (a, b)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(a, b, "frame {k}");
+    }
+    assert!(
+        stream.most_held() <= stream.hold(),
+        "{}",
+        stream.most_held()
+    );
+    assert!(stream.most_held() < frames);
+}
+
+#[test]
+fn the_stream_must_match_the_plan() {
+    let model = tiny_model();
+    let layout = layout(model.canvas());
+    let plan = keyframe_plan(&model, &layout, 20);
+    let models = std::slice::from_ref(&model);
+    let cancel = Cancel::new();
+
+    let mut short = PlannedStream::new(models, plan.clone()).unwrap();
+    for k in 0..19 {
+        short.push(content_frame(&layout, k)).unwrap();
+    }
+    let err = short.run_next(true, &cancel).unwrap_err().to_string();
+    assert!(
+        err.contains("ended after 19 frames") && err.contains("20"),
+        "{err}"
+    );
+
+    let mut long = PlannedStream::new(models, plan.clone()).unwrap();
+    let out = streamed(&mut long, &layout, 20);
+    assert_eq!(out.len(), 20);
+    let err = long
+        .push(content_frame(&layout, 20))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more frames than the 20"), "{err}");
+
+    let other = canvas_layout(64, 48, Ratio::new(9, 16).unwrap(), layout.canvas).unwrap();
+    assert!(plan.check_stream(&other, 30.0).is_err());
+    assert!(plan.check_stream(&layout, 25.0).is_err());
+    plan.check_stream(&layout, 30.0).unwrap();
+
+    let mut foreign = plan.clone();
+    foreign.model_identity = "0".repeat(64);
+    let err = PlannedStream::new(models, foreign)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("made with model"), "{err}");
+}
+
+#[test]
+fn the_plan_file_keeps_a_plan_and_refuses_damage() {
+    let model = tiny_model();
+    let layout = layout(model.canvas());
+    let plan = keyframe_plan(&model, &layout, 52);
+    let dir = scratch_dir("plan-file");
+    let path = dir.join("clip.plan");
+    write_plan(&path, &plan).unwrap();
+    assert_eq!(read_plan(&path).unwrap(), plan);
+
+    let bytes = std::fs::read(&path).unwrap();
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(&path, &damaged).unwrap();
+    let err = read_plan(&path).unwrap_err().to_string();
+    assert!(err.contains("sha256"), "{err}");
+
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    let err = read_plan(&path).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+
+    let mut other_version = bytes.clone();
+    let field = b"\"format_version\":1";
+    let at = bytes.windows(field.len()).position(|w| w == field).unwrap();
+    other_version[at + field.len() - 1] = b'9';
+    std::fs::write(&path, &other_version).unwrap();
+    let err = read_plan(&path).unwrap_err().to_string();
+    assert!(err.contains("version 9"), "{err}");
+
+    std::fs::write(&path, b"hello").unwrap();
+    let err = read_plan(&path).unwrap_err().to_string();
+    assert!(err.contains("not an m3ddm keyframe plan"), "{err}");
+    assert!(read_plan(&dir.join("absent.plan")).is_err());
+}
+
+#[test]
+fn the_streaming_pass_holds_one_stride_five_span() {
+    // At 50 frames the last stride-5 window (padded with the last frame) holds all.
+    assert_eq!(PassSplit::new(50).unwrap().streaming_hold(), 50);
+    // From 91 frames on, never more than a stride-5 window's span.
+    for frames in 50..=2000 {
+        let hold = PassSplit::new(frames).unwrap().streaming_hold();
+        assert!(
+            hold <= 80 || (frames <= 90 && hold == frames),
+            "{frames}: {hold}"
+        );
+    }
+    for frames in [300, 3000, 100_000] {
+        let split = PassSplit::new(frames).unwrap();
+        let hold = split.streaming_hold();
+        assert!((76..=80).contains(&hold), "{frames} frames: hold {hold}");
+        assert!(split.keyframes().len() <= frames / KEYFRAME_STRIDE + 2);
+    }
+    assert_eq!(PassSplit::new(30).unwrap().keyframes().len(), 0);
+}
