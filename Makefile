@@ -1,6 +1,8 @@
 # m3ddmoutpaint — set-up, build, tests, demo and benchmarks.
 #   make demo   installs what is missing, builds, and writes demo-out/demo-9x16.mp4
 #   make test   installs what is missing, builds, runs every test and the conformance cases
+#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts (make test runs 300 and 24)
+#   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
 SHELL := /bin/bash
@@ -34,7 +36,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model clean
+.PHONY: all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
 
 all: build
 
@@ -115,6 +117,22 @@ test-rust: serving-venv
 
 test-python: serving-venv
 	cd models && M3DDM_GOLDEN=$(abspath $(CASES)) PYTHONPATH=. $(PY) -m pytest -q tests
+
+# The fuzz test (tests/fuzz) with many more cases than make test runs: blur and
+# outpaint (tiny model) case counts, and a seed (a number, by default the time; or random).
+FUZZ_CASES_BLUR ?= 10000
+FUZZ_CASES_OUTPAINT ?= 300
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: build
+	M3DDM_FUZZ_CASES_BLUR=$(FUZZ_CASES_BLUR) M3DDM_FUZZ_CASES_OUTPAINT=$(FUZZ_CASES_OUTPAINT) \
+	M3DDM_FUZZ_SEED=$(FUZZ_SEED) G_DEBUG=fatal_warnings \
+	cargo test --release -j $(CARGO_JOBS) --test fuzz -- --test-threads=1 --nocapture fuzz_
+
+# Long runs with peak RSS per tenth (tests/soak.rs): 10,000 frames in outpaint
+# with the tiny model at 1 step, 100,000 in blur; figures in docs/soak.md.
+soak: build
+	G_DEBUG=fatal_warnings cargo test --release -j $(CARGO_JOBS) --test soak -- \
+	--ignored --test-threads=1 --nocapture
 
 conformance: build
 	$(PROJECT)/target/release/m3ddm-conformance $(CASES)

@@ -114,8 +114,8 @@ impl M3ddmOutpaint {
                 self.sink_caps(&caps)
             }
             EventView::StreamStart(_) => {
-                // A new stream after EOS flows again.
-                if self.shared.lock().srcresult == Err(gst::FlowError::Eos) {
+                // A new stream after EOS flows again, once that EOS has left.
+                if self.wait_for_eos_out() {
                     self.flush_and_restart();
                 }
                 self.enqueue(Item::Drain(DrainPoint::Event(event)))
@@ -125,6 +125,20 @@ impl M3ddmOutpaint {
             }
             _ if event.is_serialized() => self.enqueue(Item::Event(event)),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    /// Waits until an EOS still queued has left (its frames before it); true
+    /// when the stream ended with EOS, false when it flows or stopped otherwise.
+    fn wait_for_eos_out(&self) -> bool {
+        let mut state = self.shared.lock();
+        loop {
+            match state.srcresult {
+                Err(gst::FlowError::Eos) => return true,
+                Err(_) => return false,
+                Ok(_) if !state.eos_pending => return false,
+                Ok(_) => state = self.shared.wait(state, None),
+            }
         }
     }
 
@@ -142,6 +156,10 @@ impl M3ddmOutpaint {
         let mut state = self.shared.lock();
         if state.srcresult == Err(gst::FlowError::Flushing) {
             return false;
+        }
+        if matches!(&item, Item::Drain(DrainPoint::Event(event)) if event.type_() == gst::EventType::Eos)
+        {
+            state.eos_pending = true;
         }
         state.queue.push_back(item);
         self.shared.notify();

@@ -349,6 +349,8 @@ pub struct State {
     pub srcresult: Result<gst::FlowSuccess, gst::FlowError>,
     pub next_drain_query: u64,
     pub drained_query: u64,
+    /// An EOS from upstream is queued and has not left yet (the task clears it as it stops).
+    pub eos_pending: bool,
     pub stats: Stats,
     pub fps: Option<f64>,
     pub reported_latency: Option<gst::ClockTime>,
@@ -405,6 +407,7 @@ impl Default for State {
             srcresult: Err(gst::FlowError::Flushing),
             next_drain_query: 0,
             drained_query: 0,
+            eos_pending: false,
             stats: Stats::default(),
             fps: None,
             reported_latency: None,
@@ -444,6 +447,7 @@ impl State {
         self.pending.clear();
         self.generator.flush();
         self.frames_held = 0;
+        self.eos_pending = false;
         self.srcresult = Ok(gst::FlowSuccess::Ok);
     }
 

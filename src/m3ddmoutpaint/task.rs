@@ -443,6 +443,9 @@ impl SrcTask {
             if state.srcresult != Err(gst::FlowError::Flushing) {
                 state.srcresult = Err(flow);
             }
+            if flow == gst::FlowError::Eos {
+                state.eos_pending = false;
+            }
             self.shared.notify();
         }
         gst::debug!(CAT, obj = element, "pausing the task: {flow:?}");
