@@ -43,6 +43,17 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
+    /// The counters of one clip run.
+    pub fn of_clip(output: &clip::ClipOutput) -> StreamStats {
+        StreamStats {
+            windows_run: output.windows_run as u64,
+            window_time: output.window_time,
+            windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
+            cuts: 0,
+            transfer_bytes: output.transfer_bytes,
+        }
+    }
+
     /// What was counted since `earlier` (an earlier copy of these counters).
     pub fn since(&self, earlier: &StreamStats) -> StreamStats {
         StreamStats {
@@ -292,13 +303,7 @@ impl StreamOutpainter {
         let last_latent = last_latent
             .ok_or_else(|| EngineError::Inference("the chunk's last frame has no latent".into()))?;
 
-        self.stats.add(&StreamStats {
-            windows_run: output.windows_run as u64,
-            window_time: output.window_time,
-            windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
-            cuts: 0,
-            transfer_bytes: output.transfer_bytes,
-        });
+        self.stats.add(&StreamStats::of_clip(&output));
         let mut emitted: Vec<CanvasInputs> = self.queue.drain(..count).collect();
         let last_inputs = emitted.pop().expect("a chunk holds at least one frame");
         self.carried = Some(CarriedFrame {

@@ -281,6 +281,7 @@ impl PlannedStream {
                     .map(|p| win.frames[p])
             })
             .collect();
+        self.stats.add(&StreamStats::of_clip(&output));
         for (f, latent) in output.latents.into_iter().enumerate() {
             if let (false, Some(latent)) = (given[f], latent) {
                 sink(Produced::Latent(f, &latent))?;
@@ -297,13 +298,6 @@ impl PlannedStream {
             .min()
             .unwrap_or(plan.total_frames);
         self.held = self.held.split_off(&lowest_needed);
-        self.stats.add(&StreamStats {
-            windows_run: output.windows_run as u64,
-            window_time: output.window_time,
-            windows_by_worker: output.windows_by_worker.iter().map(|&n| n as u64).collect(),
-            cuts: 0,
-            transfer_bytes: output.transfer_bytes,
-        });
         Ok(batch.len())
     }
 
