@@ -159,6 +159,11 @@ pub struct GraphSpec {
 }
 
 impl GraphSpec {
+    /// The dtype the manifest declares for input `name`.
+    pub fn input_dtype(&self, name: &str) -> Option<DType> {
+        self.inputs.iter().find(|t| t.name == name).map(|t| t.dtype)
+    }
+
     /// The graph file and its external data file, if any.
     pub fn files(&self) -> impl Iterator<Item = HashedFile> + '_ {
         std::iter::once(HashedFile {

@@ -30,7 +30,7 @@ pub struct OrtBackend {
     /// In [`Graph::ALL`] order.
     sessions: Vec<Mutex<Session>>,
     /// The manifest's dtype of every input, per graph.
-    input_dtypes: Vec<Vec<(String, DType)>>,
+    graphs: Vec<GraphSpec>,
     /// The graph files, for the errors of a failed call.
     files: Vec<String>,
     placement: Placement,
@@ -74,19 +74,9 @@ impl OrtBackend {
         if provider == Provider::Cpu {
             refuse_fp16_on_cpu(dir, manifest, note.as_deref())?;
         }
-        let input_dtypes = Graph::ALL
-            .iter()
-            .map(|&g| {
-                let spec = manifest.graph(g);
-                spec.inputs
-                    .iter()
-                    .map(|t| (t.name.clone(), t.dtype))
-                    .collect()
-            })
-            .collect();
         Ok(OrtBackend {
             sessions,
-            input_dtypes,
+            graphs: manifest.graphs.clone(),
             files: Graph::ALL
                 .iter()
                 .map(|&g| manifest.graph(g).file.clone())
@@ -128,13 +118,10 @@ impl OrtBackend {
         graph: Graph,
         inputs: &[GraphInput<'v>],
     ) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'v>)>> {
-        let dtypes = &self.input_dtypes[graph.index()];
+        let spec = &self.graphs[graph.index()];
         let mut out = Vec::with_capacity(inputs.len());
         for input in inputs {
-            let dtype = dtypes
-                .iter()
-                .find(|(name, _)| name == input.name)
-                .map_or(DType::F32, |(_, d)| *d);
+            let dtype = spec.input_dtype(input.name).unwrap_or(DType::F32);
             let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
             let value: SessionInputValue<'v> = match (&input.data, dtype) {
                 (InputData::F32(v), DType::F32) => {

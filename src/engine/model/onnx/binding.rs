@@ -99,12 +99,7 @@ pub(super) fn bind<'b>(
     backend: &'b OrtBackend,
     constants: &UnetConstants<'_>,
 ) -> Result<Option<Box<dyn BoundUnet + 'b>>> {
-    let dtype = |name: &str| {
-        backend.input_dtypes[Graph::Unet.index()]
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, d)| *d)
-    };
+    let dtype = |name: &str| backend.graphs[Graph::Unet.index()].input_dtype(name);
     let float = dtype("sample");
     if dtype("context") != float || dtype("timestep") != Some(DType::I64) {
         return Ok(None);

@@ -23,7 +23,7 @@ use prost::Message;
 use super::{GraphBackend, GraphInput, Placement, RemoteOptions, ServerStats};
 use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
-use crate::engine::manifest::{DType, Graph, Manifest};
+use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest};
 pub use client::parse_server_url;
 use client::proto::{
     ModelConfigRequest, ModelInferRequest, ModelInferResponse, ModelMetadataRequest,
@@ -52,7 +52,7 @@ struct Remote {
 pub struct RemoteBackend {
     remotes: Vec<Remote>,
     /// The manifest's dtype of every input, per graph.
-    input_dtypes: Vec<Vec<(String, DType)>>,
+    graphs: Vec<GraphSpec>,
     /// The largest batch every server takes, per graph.
     max_batch: Vec<Option<usize>>,
     /// Round-robin cursor.
@@ -97,19 +97,9 @@ impl RemoteBackend {
                     .min()
             })
             .collect();
-        let input_dtypes = Graph::ALL
-            .iter()
-            .map(|&g| {
-                let spec = manifest.graph(g);
-                spec.inputs
-                    .iter()
-                    .map(|t| (t.name.clone(), t.dtype))
-                    .collect()
-            })
-            .collect();
         Ok(RemoteBackend {
             remotes,
-            input_dtypes,
+            graphs: manifest.graphs.clone(),
             max_batch,
             next: AtomicUsize::new(0),
             timeout: options.timeout,
@@ -270,14 +260,11 @@ impl GraphBackend for RemoteBackend {
         out: &mut Vec<f32>,
         cancel: &Cancel,
     ) -> Result<Vec<usize>> {
-        let dtypes = &self.input_dtypes[graph.index()];
+        let spec = &self.graphs[graph.index()];
         let encoded = inputs
             .iter()
             .map(|input| {
-                let dtype = dtypes
-                    .iter()
-                    .find(|(name, _)| name == input.name)
-                    .map_or(DType::F32, |(_, d)| *d);
+                let dtype = spec.input_dtype(input.name).unwrap_or(DType::F32);
                 encode(graph, input, dtype)
             })
             .collect::<Result<Vec<_>>>()?;
