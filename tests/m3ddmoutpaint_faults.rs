@@ -50,10 +50,16 @@ fn within_a_minute<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} hung"))
 }
 
-#[test]
-fn test_a_graph_failing_mid_chunk_stops_the_harness_stream_cleanly() {
-    let model = faulty_model("harness");
-    let properties = properties(&model);
+/// A playing harness on `model` with 96×54 RGB caps, its element posting to its own bus.
+fn playing_harness(
+    model: &Path,
+) -> (
+    gst_check::Harness,
+    gst::Element,
+    gst::Bus,
+    gst_video::VideoInfo,
+) {
+    let properties = properties(model);
     let mut h = harness(&as_refs(&properties));
     let element = h.element().unwrap();
     let bus = gst::Bus::new();
@@ -61,6 +67,13 @@ fn test_a_graph_failing_mid_chunk_stops_the_harness_stream_cleanly() {
     let info = video_info("RGB", 96, 54);
     h.play();
     h.set_src_caps(info.to_caps().unwrap());
+    (h, element, bus, info)
+}
+
+#[test]
+fn test_a_graph_failing_mid_chunk_stops_the_harness_stream_cleanly() {
+    let model = faulty_model("harness");
+    let (mut h, element, bus, info) = playing_harness(&model);
     // The first chunk's frames leave; the second chunk fails; upstream learns it.
     let mut refused = None;
     for index in 0..3 * u64::from(LOOKAHEAD) {
@@ -173,14 +186,7 @@ fn replace_with_wrong_unet(dir: &Path) {
 #[test]
 fn test_a_model_directory_changed_while_running_is_checked_at_the_next_ready() {
     let model = model_copy("replaced");
-    let properties = properties(&model);
-    let mut h = harness(&as_refs(&properties));
-    let element = h.element().unwrap();
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    let info = video_info("RGB", 96, 54);
-    h.play();
-    h.set_src_caps(info.to_caps().unwrap());
+    let (mut h, element, bus, info) = playing_harness(&model);
     let loads = || gstm3ddm::engine::model::loads_of(&model);
     assert_eq!(loads(), 1);
     let frames = 2 * u64::from(LOOKAHEAD) + 4;
