@@ -111,14 +111,14 @@ fn bare(err: &EngineError) -> String {
 
 /// The streaming pass of a plan, for a stream of `layout` at `fps`.
 pub fn planned_source(
-    plan: &KeyframePlan,
+    plan: &Arc<KeyframePlan>,
     models: &[Arc<Model>],
     layout: &CanvasLayout,
     fps: f64,
 ) -> engine::Result<Box<dyn CanvasSource>> {
     plan.check_stream(layout, fps)?;
     Ok(Box::new(PlannedSource {
-        stream: PlannedStream::new(models, plan.clone())?,
+        stream: PlannedStream::new(models, Arc::clone(plan))?,
         flushed_mid_stream: false,
     }))
 }

@@ -5,16 +5,18 @@
 //! missing-plugin message and the Debian package that provides it).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-use crate::packages;
 use crate::pipeline::Reframe;
 use crate::progress::{Progress, Report};
+use crate::{heap, packages};
 
 /// How long the loop waits for a message before it updates the progress.
 const TICK: Duration = Duration::from_millis(500);
+/// How often freed heap pages go back to the system while the pipeline runs.
+const TRIM_EVERY: Duration = Duration::from_millis(500);
 /// How long a pipeline that failed to start has to say why.
 const START_ERROR_WAIT: Duration = Duration::from_secs(5);
 
@@ -35,7 +37,12 @@ fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), 
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
     let mut missing_plugins = Vec::new();
     let mut waited = Duration::ZERO;
+    let mut trimmed = Instant::now();
     loop {
+        if trimmed.elapsed() >= TRIM_EVERY {
+            heap::return_freed_pages();
+            trimmed = Instant::now();
+        }
         let Some(message) = bus.timed_pop(gst::ClockTime::try_from(TICK).unwrap()) else {
             waited += TICK;
             if start_failed && waited >= START_ERROR_WAIT {
