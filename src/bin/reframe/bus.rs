@@ -22,8 +22,17 @@ const START_ERROR_WAIT: Duration = Duration::from_secs(5);
 
 /// Plays the pipeline until EOS or the first error, showing its progress.
 pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
+    run_watching(reframe, input, &mut |_| ())
+}
+
+/// The same; `watch` also sees every element message.
+pub fn run_watching(
+    reframe: &Reframe,
+    input: &Path,
+    watch: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<(), String> {
     let mut progress = Progress::new();
-    let result = play(reframe, input, &mut progress);
+    let result = play(reframe, input, &mut progress, watch);
     match result {
         Ok(()) => progress.finish(&reframe.outpaint),
         Err(_) => progress.abandon(),
@@ -31,7 +40,12 @@ pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
     result
 }
 
-fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), String> {
+fn play(
+    reframe: &Reframe,
+    input: &Path,
+    progress: &mut Progress,
+    watch: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<(), String> {
     let pipeline = &reframe.pipeline;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
@@ -57,6 +71,9 @@ fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), 
                 return Err(error_sentence(reframe, err, &missing_plugins, input));
             }
             gst::MessageView::Element(element) => {
+                if let Some(structure) = element.structure() {
+                    watch(structure);
+                }
                 if let Some(report) = element.structure().and_then(Report::from_message) {
                     progress.report(&report);
                 } else if let Some(missing) = packages::missing_plugin(&message) {

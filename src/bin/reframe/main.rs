@@ -57,9 +57,11 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|output| OutputFile::create(&output.path))
         .collect::<Result<Vec<_>, String>>()?;
-    let (_plan, planned_job);
+    let (_plan, planned_job, cuts);
+    let mut planned_cuts = None;
     let job = if job.two_pass {
-        (_plan, planned_job) = twopass::keyframe_pass(job)?;
+        (_plan, planned_job, cuts) = twopass::keyframe_pass(job)?;
+        planned_cuts = Some(cuts as u64);
         &planned_job
     } else {
         job
@@ -80,11 +82,13 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|o| output_size(&o.pad))
         .collect();
-    let scene_cuts = reframe
-        .outpaint
-        .property::<gst::Structure>("stats")
-        .get::<u64>("scene-cuts")
-        .ok();
+    let scene_cuts = planned_cuts.or_else(|| {
+        reframe
+            .outpaint
+            .property::<gst::Structure>("stats")
+            .get::<u64>("scene-cuts")
+            .ok()
+    });
     let _ = reframe.pipeline.set_state(gst::State::Null);
     result?;
     files.into_iter().for_each(OutputFile::keep);

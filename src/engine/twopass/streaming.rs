@@ -172,6 +172,17 @@ impl PlannedStream {
         self.windows_done.clone()
     }
 
+    /// Counts the windows finished in `counter` from now on (one counter
+    /// over several streams).
+    pub fn count_windows_in(&mut self, counter: Arc<AtomicU64>) {
+        self.windows_done = counter;
+    }
+
+    /// The workers, pixel mask and noise, for the stream of another plan.
+    pub fn into_parts(self) -> (Vec<Denoiser>, Vec<f32>, Vec<f32>) {
+        (self.workers, self.mask, self.noise)
+    }
+
     /// Sets how each denoiser batches (see `Denoiser::set_batching`).
     pub fn set_batching(&mut self, items_per_call: usize, windows_per_batch: usize) {
         for worker in &mut self.workers {
