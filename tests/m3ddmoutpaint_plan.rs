@@ -146,7 +146,7 @@ fn test_plan_mismatches_are_errors() {
     assert!(err.contains("scene-threshold"), "{err}");
 
     let mut foreign = read_plan(&plan).unwrap();
-    foreign.model_identity = "f".repeat(64);
+    std::sync::Arc::make_mut(&mut foreign.shots[0]).model_identity = "f".repeat(64);
     let other = scratch("foreign.plan");
     write_plan(&other, &foreign).unwrap();
     let err = ready_error(&properties(&[("plan-file", other.display().to_string())]));
