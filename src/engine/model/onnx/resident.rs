@@ -427,3 +427,112 @@ impl<F: Float> ResidentUnet for Resident<'_, F> {
         self.bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ort::session::SessionInputValue;
+
+    use super::*;
+    use crate::engine::runtime::{Provider, SessionConfig};
+
+    /// Runs the step graph of two windows of two items, 3 rows, 2×2 latents,
+    /// on the CPU, in float32 or float16, against the same map computed here.
+    fn check_step_graph<F: Float>(half: bool) {
+        runtime::environment().expect("ONNX Runtime loads");
+        let (windows, items, rows, h, w) = (2, 2, 3, 2, 2);
+        let batch = windows * items;
+        let key = Key {
+            half,
+            batch,
+            latent: (h, w),
+            tokens_dim: (0, 0),
+            windows,
+            rows,
+        };
+        let plane = FRAMES * h * w;
+        let latent_len = LATENT_CHANNELS * plane;
+        let values = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|k| ((k * 37 + seed * 11) % 19) as f32 / 8.0 - 1.0)
+                .collect()
+        };
+        let state = values(windows * rows * latent_len, 1);
+        let predictions = values(batch * latent_len, 2);
+        let map = values(windows * rows * (rows + items), 3);
+        let conditions = values(batch * (UNET_CHANNELS - LATENT_CHANNELS) * plane, 4);
+        let typed = |v: &[f32]| -> Vec<F> { v.iter().map(|&x| F::from_f32(x)).collect() };
+        let mut session = runtime::open_built_session(
+            step_graph(&key).unwrap(),
+            &SessionConfig::default(),
+            Provider::Cpu,
+            "the step graph",
+        )
+        .unwrap();
+        let tensor_f32 = |dims: Vec<usize>, v: &[f32]| -> SessionInputValue<'static> {
+            Tensor::from_array((dims, v.to_vec())).unwrap().into()
+        };
+        let tensor_typed = |dims: Vec<usize>, v: &[f32]| -> SessionInputValue<'static> {
+            Tensor::from_array((dims, typed(v))).unwrap().into()
+        };
+        let outputs = session
+            .run(vec![
+                ("state", tensor_f32(vec![windows, rows, latent_len], &state)),
+                (
+                    "predictions",
+                    tensor_typed(vec![batch, 4, FRAMES, h, w], &predictions),
+                ),
+                ("map", tensor_f32(vec![windows, rows, rows + items], &map)),
+                (
+                    "conditions",
+                    tensor_typed(vec![batch, 5, FRAMES, h, w], &conditions),
+                ),
+            ])
+            .unwrap();
+        let next_state = outputs["next_state"].try_extract_tensor::<f32>().unwrap().1;
+        let next_sample = outputs["next_sample"].try_extract_tensor::<F>().unwrap().1;
+        let latents = outputs["latents"].try_extract_tensor::<f32>().unwrap().1;
+        // Predictions as the graph reads them: in the U-Net's type.
+        let read = |v: f32| F::from_f32(v).to_f32();
+        for win in 0..windows {
+            for r in 0..rows {
+                for i in 0..latent_len {
+                    let mut want = 0.0f32;
+                    for c in 0..rows + items {
+                        let input = if c < rows {
+                            state[(win * rows + c) * latent_len + i]
+                        } else {
+                            read(predictions[(win * items + c - rows) * latent_len + i])
+                        };
+                        want += map[(win * rows + r) * (rows + items) + c] * input;
+                    }
+                    let got = next_state[(win * rows + r) * latent_len + i];
+                    assert!((got - want).abs() < 1e-5, "window {win} row {r} value {i}");
+                }
+            }
+            let first_row = &next_state[win * rows * latent_len..][..latent_len];
+            assert_eq!(&latents[win * latent_len..][..latent_len], first_row);
+            for item in 0..items {
+                let at = (win * items + item) * UNET_CHANNELS * plane;
+                let sample: Vec<f32> = next_sample[at..at + UNET_CHANNELS * plane]
+                    .iter()
+                    .map(|v| v.to_f32())
+                    .collect();
+                let want_latents: Vec<f32> = first_row.iter().map(|&v| read(v)).collect();
+                assert_eq!(&sample[..latent_len], want_latents.as_slice());
+                let cond_at = (win * items + item) * 5 * plane;
+                let want_conditions: Vec<f32> = conditions[cond_at..cond_at + 5 * plane]
+                    .iter()
+                    .map(|&v| read(v))
+                    .collect();
+                assert_eq!(&sample[latent_len..], want_conditions.as_slice());
+            }
+        }
+    }
+
+    #[test]
+    fn the_step_graph_maps_each_windows_rows_and_writes_the_next_unet_input() {
+        check_step_graph::<f32>(false);
+        // The float16 graph (a float16 U-Net's) reads and writes float16 and keeps its state in float32.
+        check_step_graph::<half::f16>(true);
+    }
+}
