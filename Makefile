@@ -76,7 +76,7 @@ gpu-check:
 	$(MAKE) --no-print-directory GPU=1 gpu-check-run
 gpu-check-run: build
 	$(GPU_VENV)/bin/python -c "import onnxruntime as o; print('onnxruntime-gpu', o.__version__, o.get_available_providers())"
-	cargo test --release -j $(CARGO_JOBS) --lib -- onnx::tests providers --nocapture --test-threads=1
+	cargo test --release -j $(CARGO_JOBS) --lib -- onnx::tests providers resident --nocapture --test-threads=1
 
 # The prepared GPU benchmark (scripts/gpu-bench.sh): full-size random-weight model, fp32/fp16,
 # IO binding and CUDA graphs on and off, PNDM 50 and DPM-Solver++ 20, one and all devices.

@@ -310,6 +310,26 @@ pub fn open_session(
     }
 }
 
+/// A session for a small graph built in memory (ort's model editor: the
+/// denoising step of `model/onnx/resident.rs`) on `provider`'s device: the
+/// CPU, or CUDA for both GPU providers (TensorRT would hand such a graph back
+/// to CUDA anyway).
+pub fn open_built_session(
+    model: ort::editor::Model,
+    config: &SessionConfig,
+    provider: Provider,
+    what: &str,
+) -> Result<Session> {
+    let builder = base_builder(environment()?, config)?;
+    let builder = match provider {
+        Provider::Cpu => providers::cpu(builder)?,
+        Provider::Cuda | Provider::TensorRt => providers::cuda(builder, config, GraphRole::Other)?,
+    };
+    model
+        .into_session(&builder)
+        .map_err(|e| EngineError::Runtime(format!("ONNX Runtime cannot open {what}: {e}")))
+}
+
 /// All graph optimisations; the shared thread pool, or a pool of `threads` of the session's own.
 fn base_builder(env: &Environment, config: &SessionConfig) -> Result<SessionBuilder> {
     let runtime_err =

@@ -14,6 +14,8 @@
 //! both the noising timestep and the loop.
 
 mod config;
+mod recipe;
+mod steps;
 
 use std::fmt;
 
@@ -21,6 +23,9 @@ use serde_json::Value;
 
 use super::error::{EngineError, Result};
 pub use config::{BetaSchedule, SchedulerConfig, SolverType, TimestepSpacing, linspace_like_numpy};
+use recipe::Memory;
+pub use recipe::{Combo, StepRecipe, Term, Write};
+use steps::PLMS_WARMUP_SLOT;
 
 /// The denoising scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,18 +70,19 @@ impl fmt::Display for SchedulerKind {
     }
 }
 
-/// The multistep memory of a run; `reset` clears it (diffusers does so in
-/// `set_timesteps`, i.e. once per window).
+/// Where a run stands in its multistep memory; `reset` starts over
+/// (diffusers does so in `set_timesteps`, i.e. once per window). The values
+/// themselves live in `memory` (on the host) or wherever the steps run.
 #[derive(Debug, Clone, Default)]
 struct History {
     /// Steps taken.
     counter: usize,
-    /// PNDM: the last (up to four) noise predictions, oldest first.
-    eps: Vec<Vec<f32>>,
-    /// PNDM: the sample the second (warm-up) step restarts from (one entry, or none).
-    warmup: Vec<Vec<f32>>,
-    /// DPM-Solver++: the last (up to `solver_order`) data predictions.
-    x0_preds: Vec<Vec<f32>>,
+    /// PNDM's predictions, DPM-Solver++'s data predictions: entries held in
+    /// the ring of slots `0..ring_size()`, and the slot the next one goes to.
+    ring_len: usize,
+    ring_head: usize,
+    /// PNDM: whether the warm-up slot holds the sample to restart from.
+    warmup_held: bool,
 }
 
 /// One scheduler for one denoising run (`reset` it before the next one).
@@ -89,6 +95,7 @@ pub struct Scheduler {
     final_alpha_cumprod: f64,
     timesteps: Vec<i64>,
     history: History,
+    memory: Memory,
 }
 
 impl Scheduler {
@@ -123,6 +130,7 @@ impl Scheduler {
             final_alpha_cumprod,
             timesteps,
             history: History::default(),
+            memory: Memory::default(),
         })
     }
 
@@ -200,13 +208,35 @@ impl Scheduler {
     /// full it allocates nothing.
     pub fn step_in_place(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
         same_len("the noise prediction", eps, sample)?;
-        match self.kind {
-            SchedulerKind::Pndm => self.step_plms(eps, t, sample)?,
-            SchedulerKind::Ddim => self.step_ddim(eps, t, sample)?,
-            SchedulerKind::DpmSolverPp => self.step_dpm(eps, t, sample)?,
-        }
-        self.history.counter += 1;
+        let recipe = self.recipe(t)?;
+        self.memory.apply(&recipe, eps, sample);
         Ok(())
+    }
+
+    /// The next step at timestep `t` as linear maps (`recipe.rs`), advancing
+    /// the run; whoever runs the steps keeps the values of its memory slots.
+    pub fn recipe(&mut self, t: i64) -> Result<StepRecipe> {
+        let recipe = match self.kind {
+            SchedulerKind::Pndm => self.plms_recipe(t)?,
+            SchedulerKind::Ddim => self.ddim_recipe(t)?,
+            SchedulerKind::DpmSolverPp => self.dpm_recipe(t)?,
+        };
+        self.history.counter += 1;
+        Ok(recipe)
+    }
+
+    /// The memory slots a run's steps write and read.
+    pub fn memory_slots(&self) -> usize {
+        match self.kind {
+            SchedulerKind::Pndm => PLMS_WARMUP_SLOT + 1,
+            SchedulerKind::Ddim => 1,
+            SchedulerKind::DpmSolverPp => self.config.solver_order,
+        }
+    }
+
+    /// Whether every step is linear (DDIM clipping its x0 is not).
+    pub fn is_linear(&self) -> bool {
+        self.kind != SchedulerKind::Ddim || self.config.clip_sample_range.is_none()
     }
 
     fn alpha_at(&self, t: i64) -> Result<f64> {
@@ -235,164 +265,10 @@ impl Scheduler {
         (self.config.num_train_timesteps / self.steps) as i64
     }
 
-    /// PNDM's linear multistep (PLMS) step with the `skip_prk_steps` warm-up:
-    /// the second call averages the first two predictions and restarts from
-    /// the first call's sample, one stride higher.
-    fn step_plms(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
-        let warmup_second = self.history.counter == 1;
-        let (t, prev_t) = if warmup_second {
-            (t + self.step_ratio(), t)
-        } else {
-            (t, t - self.step_ratio())
-        };
-        let (a_t, a_prev) = (self.alpha_at(t)?, self.alpha_or_final(prev_t)?);
-        let sample_coeff = (a_prev / a_t).sqrt();
-        let denom = a_t * (1.0 - a_prev).sqrt() + (a_t * (1.0 - a_t) * a_prev).sqrt();
-        let eps_coeff = (a_prev - a_t) / denom;
-
-        let h = &mut self.history;
-        if !warmup_second {
-            remember(&mut h.eps, eps, 4);
-        }
-        let restart = if h.eps.len() == 1 && h.counter == 0 {
-            remember(&mut h.warmup, sample, 1);
-            false
-        } else if h.eps.len() == 1 && warmup_second {
-            if h.warmup.is_empty() {
-                return Err(inconsistent("PNDM warm-up"));
-            }
-            true
-        } else {
-            false
-        };
-        let n = h.eps.len();
-        let last = |k: usize| h.eps[n - k].as_slice();
-        let (weights, terms): (&[f64], [&[f32]; 4]) = match n {
-            1 if warmup_second => (&[0.5, 0.5], [eps, last(1), &[], &[]]),
-            1 => (&[1.0], [eps, &[], &[], &[]]),
-            2 => (&[1.5, -0.5], [last(1), last(2), &[], &[]]),
-            3 => (
-                &[23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0],
-                [last(1), last(2), last(3), &[]],
-            ),
-            _ => (
-                &[55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0],
-                [last(1), last(2), last(3), last(4)],
-            ),
-        };
-        let base: Option<&[f32]> = restart.then(|| h.warmup[0].as_slice());
-        for i in 0..sample.len() {
-            let e: f64 = weights
-                .iter()
-                .zip(&terms)
-                .map(|(w, v)| w * v[i] as f64)
-                .sum();
-            let x = base.map_or(sample[i], |b| b[i]) as f64;
-            sample[i] = (sample_coeff * x - eps_coeff * e) as f32;
-        }
-        if restart {
-            h.warmup.clear();
-        }
-        Ok(())
-    }
-
-    /// DDIM with eta 0 (deterministic), optional x0 clipping.
-    fn step_ddim(&self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
-        let (a_t, a_prev) = (
-            self.alpha_at(t)?,
-            self.alpha_or_final(t - self.step_ratio())?,
-        );
-        let (sqrt_a, sqrt_b) = (a_t.sqrt(), (1.0 - a_t).sqrt());
-        let (sqrt_a_prev, sqrt_b_prev) = (a_prev.sqrt(), (1.0 - a_prev).sqrt());
-        let clip = self.config.clip_sample_range;
-        for (x, &e) in sample.iter_mut().zip(eps) {
-            let (xv, e) = (*x as f64, e as f64);
-            let mut x0 = (xv - sqrt_b * e) / sqrt_a;
-            if let Some(range) = clip {
-                x0 = x0.clamp(-range, range);
-            }
-            *x = (sqrt_a_prev * x0 + sqrt_b_prev * e) as f32;
-        }
-        Ok(())
-    }
-
-    /// Multistep DPM-Solver++ in data-prediction form.
-    fn step_dpm(&mut self, eps: &[f32], t: i64, sample: &mut [f32]) -> Result<()> {
-        let n = self.timesteps.len();
-        let index = self.timesteps.iter().position(|&s| s == t).unwrap_or(n - 1);
-        let prev_t = if index == n - 1 {
-            0
-        } else {
-            self.timesteps[index + 1]
-        };
-        let lower_order_final = index == n - 1 && self.config.lower_order_final && n < 15;
-        let (alpha_s, sigma_s) = self.alpha_sigma(t)?;
-        let order = self.config.solver_order;
-        let slot = take_slot(&mut self.history.x0_preds, order, sample.len());
-        for ((m, &x), &e) in slot.iter_mut().zip(sample.iter()).zip(eps) {
-            *m = ((x as f64 - sigma_s * e as f64) / alpha_s) as f32;
-        }
-        let steps_taken = self.history.counter.min(order);
-        let (alpha_t, sigma_t) = self.alpha_sigma(prev_t)?;
-        let lambda = |a: f64, s: f64| a.ln() - s.ln();
-        let lambda_t = lambda(alpha_t, sigma_t);
-        let lambda_s0 = lambda(alpha_s, sigma_s);
-        let hstep = lambda_t - lambda_s0;
-        let decay = (-hstep).exp() - 1.0;
-        let ratio = sigma_t / sigma_s;
-        let first_order = order == 1
-            || steps_taken < 1
-            || lower_order_final
-            || index == 0
-            || self.history.x0_preds.len() < 2;
-        let second_order = if first_order {
-            None
-        } else {
-            let (alpha_s1, sigma_s1) = self.alpha_sigma(self.timesteps[index - 1])?;
-            let r0 = (lambda_s0 - lambda(alpha_s1, sigma_s1)) / hstep;
-            let d1_coeff = match self.config.solver_type {
-                SolverType::Midpoint => -0.5 * alpha_t * decay,
-                SolverType::Heun => alpha_t * (decay / hstep + 1.0),
-            };
-            Some((r0, d1_coeff))
-        };
-        let preds = &self.history.x0_preds;
-        let m0 = &preds[preds.len() - 1];
-        for (i, x) in sample.iter_mut().enumerate() {
-            let m0 = m0[i] as f64;
-            let mut next = ratio * *x as f64 - alpha_t * decay * m0;
-            if let Some((r0, d1_coeff)) = second_order {
-                let m1 = preds[preds.len() - 2][i] as f64;
-                next += d1_coeff * (m0 - m1) / r0;
-            }
-            *x = next as f32;
-        }
-        Ok(())
-    }
-
     fn alpha_sigma(&self, t: i64) -> Result<(f64, f64)> {
         let a = self.alpha_at(t)?;
         Ok((a.sqrt(), (1.0 - a).sqrt()))
     }
-}
-
-/// Appends a copy of `values` to a history of at most `keep` entries, reusing
-/// the oldest entry's buffer once the history is full.
-fn remember(history: &mut Vec<Vec<f32>>, values: &[f32], keep: usize) {
-    take_slot(history, keep, values.len()).copy_from_slice(values);
-}
-
-/// The buffer for the newest entry of a history of at most `keep` entries of
-/// `len` values: a recycled oldest one once the history is full.
-fn take_slot(history: &mut Vec<Vec<f32>>, keep: usize, len: usize) -> &mut [f32] {
-    let mut slot = if history.len() >= keep {
-        history.remove(0)
-    } else {
-        Vec::new()
-    };
-    slot.resize(len, 0.0);
-    history.push(slot);
-    history.last_mut().expect("just pushed")
 }
 
 fn same_len(what: &str, got: &[f32], sample: &[f32]) -> Result<()> {
@@ -405,12 +281,6 @@ fn same_len(what: &str, got: &[f32], sample: &[f32]) -> Result<()> {
             sample.len()
         )))
     }
-}
-
-fn inconsistent(what: &str) -> EngineError {
-    EngineError::InvalidInput(format!(
-        "the scheduler's {what} state is missing: call `reset` before a new run"
-    ))
 }
 
 #[cfg(test)]

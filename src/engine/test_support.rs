@@ -41,3 +41,12 @@ pub(crate) fn tiny_model() -> Arc<Model> {
     Model::shared(&model_options(ExecutionProvider::Cpu))
         .unwrap_or_else(|e| panic!("the tiny model is needed for this test: {e}"))
 }
+
+/// The largest absolute difference between two lists of tensors, element by element.
+pub(crate) fn max_abs_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

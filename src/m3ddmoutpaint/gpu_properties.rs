@@ -107,9 +107,9 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecBoolean::builder("io-binding")
             .nick("IO binding")
-            .blurb("Keep the U-Net's condition, mask and context in ONNX Runtime's memory (the GPU's) for all \
-                    the steps of a window: each step sends only the latents and the timestep (stats: \
-                    transfer-bytes)")
+            .blurb("Keep a window's inputs in ONNX Runtime's memory (the GPU's) for all its steps; on a GPU \
+                    the whole denoising loop stays there, each step sending only its timestep and step map \
+                    and only the final latents coming back (stats: transfer-bytes)")
             .default_value(defaults.io_binding)
             .mutable_ready()
             .build(),

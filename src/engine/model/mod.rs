@@ -145,6 +145,35 @@ pub trait BoundUnet {
     fn transfer_bytes(&self) -> u64;
 }
 
+/// A run of windows whose whole denoising loop stays in ONNX Runtime's memory
+/// (a GPU's): every guidance item of every window in one U-Net call.
+pub struct ResidentConstants<'a> {
+    /// The U-Net's inputs at the first step; `unet.batch` = `windows * items`.
+    pub unet: UnetConstants<'a>,
+    pub windows: usize,
+    /// Guidance items per window.
+    pub items: usize,
+    /// State rows per window: the latents, then the scheduler's memory slots.
+    pub rows: usize,
+    /// `[windows,rows,4,16,h,w]`: row 0 the noisy latents, the others zero.
+    pub state: &'a [f32],
+}
+
+/// The denoising loop of a run of windows on the device: each step runs the
+/// U-Net and then the scheduler step and the guidance formula as one map over
+/// each window's rows and predictions, so that only the map and the timestep
+/// go in at each step and only the final latents come back.
+pub trait ResidentUnet {
+    /// One step at `timestep`: the U-Net on the current latents, then for each
+    /// window `rows' = map · [rows; predictions]` with `maps`
+    /// `[windows,rows,rows+items]` (`StepRecipe::linear_map`).
+    fn step(&mut self, timestep: i64, maps: &[f32], cancel: &Cancel) -> Result<()>;
+    /// The latents after the last step, `[windows,4,16,h,w]`.
+    fn latents(&mut self, out: &mut Vec<f32>) -> Result<()>;
+    /// Bytes copied between host memory and ONNX Runtime's so far.
+    fn transfer_bytes(&self) -> u64;
+}
+
 /// What runs the graphs of a model.
 pub trait GraphBackend: Send + Sync {
     /// Runs `graph` on `inputs` (named as in the manifest), writes its one
@@ -168,6 +197,14 @@ pub trait GraphBackend: Send + Sync {
         &'b self,
         _constants: &UnetConstants<'_>,
     ) -> Result<Option<Box<dyn BoundUnet + 'b>>> {
+        Ok(None)
+    }
+    /// The denoising loop of `constants` on the device, where the backend can
+    /// keep it there; `None`: the steps run on the host.
+    fn bind_resident<'b>(
+        &'b self,
+        _constants: &ResidentConstants<'_>,
+    ) -> Result<Option<Box<dyn ResidentUnet + 'b>>> {
         Ok(None)
     }
 }
@@ -366,6 +403,31 @@ impl Model {
         input_f32("sample", vec![batch, 9, 16, h, w], constants.sample)?;
         input_f32("context", vec![batch, tokens, dim], constants.context)?;
         self.backend.bind_unet(constants)
+    }
+
+    /// The denoising loop of a run of windows kept in ONNX Runtime's memory,
+    /// where the backend does that (IO binding on); `None` otherwise.
+    pub fn bind_resident(
+        &self,
+        constants: &ResidentConstants<'_>,
+    ) -> Result<Option<Box<dyn ResidentUnet + '_>>> {
+        let c = &constants.unet;
+        let (h, w) = c.latent;
+        let (tokens, dim) = c.tokens_dim;
+        input_f32("sample", vec![c.batch, 9, 16, h, w], c.sample)?;
+        input_f32("context", vec![c.batch, tokens, dim], c.context)?;
+        input_f32(
+            "state",
+            vec![constants.windows, constants.rows, 4, 16, h, w],
+            constants.state,
+        )?;
+        if c.batch != constants.windows * constants.items || constants.rows == 0 {
+            return Err(EngineError::InvalidInput(format!(
+                "a resident run of {} windows of {} items cannot have a batch of {} and {} rows",
+                constants.windows, constants.items, c.batch, constants.rows
+            )));
+        }
+        self.backend.bind_resident(constants)
     }
 
     /// The bytes one unbound [`Model::unet`] call hands to the backend and

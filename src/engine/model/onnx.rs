@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
-use super::{BoundUnet, GraphBackend, GraphInput, InputData, Placement, UnetConstants};
+use super::{
+    BoundUnet, GraphBackend, GraphInput, InputData, Placement, ResidentConstants, ResidentUnet,
+    UnetConstants,
+};
 use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{
@@ -21,6 +24,7 @@ use crate::engine::manifest::{
 use crate::engine::runtime::{self, ExecutionProvider, GraphRole, Provider, SessionConfig};
 
 mod binding;
+mod resident;
 
 /// One side of a graph: its name, the session's (name, type) pairs, the manifest's tensors.
 type IoSide<'a> = (&'a str, Vec<(&'a str, &'a ValueType)>, &'a [TensorSpec]);
@@ -198,6 +202,16 @@ impl GraphBackend for OrtBackend {
             return Ok(None);
         }
         binding::bind(self, constants)
+    }
+
+    fn bind_resident<'b>(
+        &'b self,
+        constants: &ResidentConstants<'_>,
+    ) -> Result<Option<Box<dyn ResidentUnet + 'b>>> {
+        if !self.config.gpu.io_binding {
+            return Ok(None);
+        }
+        resident::bind(self, constants)
     }
 }
 

@@ -48,6 +48,21 @@ pub(super) fn combine_predictions<'p>(
     }
 }
 
+/// The same formula as weights over the predictions: eps = Σ w_i · part(i)
+/// (what a device runs, `resident.rs`; the host keeps the official order of
+/// operations in `combine_predictions`).
+pub(super) fn guidance_weights(items: &[Item], (g, gg): (f32, f32)) -> Vec<f64> {
+    let (g, gg) = (g as f64, gg as f64);
+    match items.len() {
+        3 => vec![1.0 - g, g - gg, gg],
+        2 => {
+            let scale = if items[0] == Item::Uncond { g } else { gg };
+            vec![1.0 - scale, scale]
+        }
+        _ => vec![1.0],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +80,26 @@ mod tests {
             &[MaskedZeroContext, MaskedGlobalContext]
         );
         assert_eq!(guidance_items(1.0, 1.0), &[MaskedGlobalContext]);
+    }
+
+    #[test]
+    fn the_weights_are_the_formula() {
+        let predictions = [0.5f32, -1.0, 3.0, 2.0, 0.25, -4.0];
+        for &(g, gg) in &[(2.0f32, 4.0f32), (2.0, 1.0), (1.0, 4.0), (1.0, 1.0)] {
+            let items = guidance_items(g, gg);
+            let mut eps = [0.0; 2];
+            combine_predictions(items, (g, gg), parts(&predictions), &mut eps);
+            let weights = guidance_weights(items, (g, gg));
+            for (v, &want) in eps.iter().enumerate() {
+                let got: f64 = (0..items.len())
+                    .map(|i| weights[i] * predictions[2 * i + v] as f64)
+                    .sum();
+                assert!(
+                    (got - want as f64).abs() < 1e-5,
+                    "{g} {gg}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     /// Item i of predictions laid out one after the other, two values each.

@@ -24,6 +24,7 @@
 
 mod context;
 mod guidance;
+mod resident;
 
 use std::sync::Arc;
 
@@ -145,6 +146,9 @@ pub struct Denoiser {
     step_latents: Vec<f32>,
     /// Bytes the U-Net calls copied between host and ONNX Runtime memory so far.
     transfer_bytes: u64,
+    /// Whether the whole loop of a batch whose items fit one U-Net call runs
+    /// in ONNX Runtime's memory (`resident.rs`): on by default on a GPU.
+    keep_on_device: bool,
 }
 
 /// What every U-Net call of a window shares: the latent size, the fps input
@@ -198,6 +202,7 @@ impl Denoiser {
             windows_per_batch: 1,
             step_latents: Vec::new(),
             transfer_bytes: 0,
+            keep_on_device: on_cuda,
         })
     }
 
@@ -214,6 +219,14 @@ impl Denoiser {
         self.max_batch = items_per_call.max(1);
         self.windows_per_batch = windows_per_batch.max(1);
         self.short_zero_context = self.max_batch == 1;
+    }
+
+    /// Whether a batch whose items fit one U-Net call keeps its whole loop in
+    /// ONNX Runtime's memory, where the backend can (on by default on a GPU;
+    /// on the CPU the same code runs, agreeing with the host's steps to float
+    /// rounding).
+    pub fn set_keep_on_device(&mut self, keep: bool) {
+        self.keep_on_device = keep;
     }
 
     /// Bytes the U-Net calls of this denoiser copied between host memory and
@@ -298,6 +311,9 @@ impl Denoiser {
             fps,
             dim: context.dim,
         };
+        if let Some(done) = self.run_resident(&model, &calls, &shape, &latents, cancel)? {
+            return Ok(done);
+        }
         let mut bound = self.bind_calls(&model, &calls, &shape)?;
         let items = self.items.len();
         for step in 0..self.timesteps.len() {
@@ -406,11 +422,7 @@ impl Denoiser {
         cancel: &Cancel,
     ) -> Result<()> {
         let item_len = UNET_CHANNELS * FRAMES * latent.0 * latent.1;
-        let latent_len = LATENT_CHANNELS * FRAMES * latent.0 * latent.1;
-        let items = self.items.len();
-        for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
-            sample[..latent_len].copy_from_slice(&latents[item / items]);
-        }
+        self.fill_latents(latents, LATENT_CHANNELS * FRAMES * latent.0 * latent.1);
         for (c, prediction) in calls.iter().zip(&mut self.predictions) {
             self.model.unet(
                 &self.sample[c.first * item_len..(c.first + c.n) * item_len],
@@ -426,6 +438,15 @@ impl Denoiser {
             self.transfer_bytes += self.model.unet_transfer_bytes(c.n, latent, (c.tokens, dim));
         }
         Ok(())
+    }
+
+    /// Puts each window's latents in the first channels of its items' U-Net input.
+    fn fill_latents(&mut self, latents: &[Vec<f32>], latent_len: usize) {
+        let item_len = self.sample.len() / self.item_tokens.len().max(1);
+        let items = self.items.len();
+        for (item, sample) in self.sample.chunks_exact_mut(item_len).enumerate() {
+            sample[..latent_len].copy_from_slice(&latents[item / items]);
+        }
     }
 
     /// The condition and mask channels and the context of every batch item of
@@ -543,60 +564,4 @@ pub fn gather_frame(src: &[f32], f: usize, plane: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_scatter_and_gather_in_the_unet_layout() {
-        let plane = 2;
-        let frames: Vec<Vec<f32>> = (0..FRAMES)
-            .map(|f| (0..8).map(|k| (f * 100 + k) as f32).collect())
-            .collect();
-        let refs: [&[f32]; FRAMES] = std::array::from_fn(|f| frames[f].as_slice());
-        let mut tensor = vec![0.0; LATENT_CHANNELS * FRAMES * plane];
-        scatter_frames(&mut tensor, &refs, plane);
-        // Channel 1 of frame 3 sits at (1*16 + 3) * plane.
-        assert_eq!(
-            &tensor[(16 + 3) * plane..(16 + 3) * plane + 2],
-            &[302.0, 303.0]
-        );
-        for (f, frame) in frames.iter().enumerate() {
-            assert_eq!(&gather_frame(&tensor, f, plane), frame);
-        }
-    }
-
-    #[test]
-    fn noise_is_seeded_standard_normal() {
-        let a = window_noise(3, 64);
-        assert_eq!(a.len(), 4 * 16 * 8 * 8);
-        assert_eq!(a, window_noise(3, 64));
-        assert_ne!(a, window_noise(4, 64));
-        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
-        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
-        assert!(
-            mean.abs() < 0.1 && (var - 1.0).abs() < 0.1,
-            "mean {mean} variance {var}"
-        );
-    }
-
-    #[test]
-    fn params_out_of_range_are_refused() {
-        let bad_steps = DenoiseParams {
-            steps: limits::MAX_STEPS + 1,
-            ..DenoiseParams::default()
-        };
-        assert!(
-            bad_steps
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("steps")
-        );
-        let nan = DenoiseParams {
-            guidance_scale: f32::NAN,
-            ..DenoiseParams::default()
-        };
-        assert!(nan.validate().unwrap_err().to_string().contains("finite"));
-        assert!(DenoiseParams::default().validate().is_ok());
-    }
-}
+mod tests;

@@ -10,8 +10,9 @@
 //!
 //! Copies go through ort's `copy_into` (an identity session bound to the
 //! target's device), the same code on the CPU and on CUDA, so the CPU tests
-//! run it. What stays on the host is the scheduler: each step's latents come
-//! from it, and its prediction goes back to it.
+//! run it. Here the scheduler stays on the host: each step's latents come
+//! from it, and its prediction goes back to it; `resident.rs` keeps the
+//! whole loop on the device where all items go in one call (on a GPU).
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,11 +30,14 @@ use crate::engine::model::{BoundUnet, UnetConstants};
 
 /// The shape of a buffer set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    half: bool,
-    batch: usize,
-    latent: (usize, usize),
-    tokens_dim: (usize, usize),
+pub(super) struct Key {
+    pub half: bool,
+    pub batch: usize,
+    pub latent: (usize, usize),
+    pub tokens_dim: (usize, usize),
+    /// A resident run's windows and state rows per window (`resident.rs`); 0 here.
+    pub windows: usize,
+    pub rows: usize,
 }
 
 /// Buffer sets not in use, by shape.
@@ -43,8 +47,71 @@ pub(super) struct BufferPool {
     next_graph_id: AtomicU32,
 }
 
+impl BufferPool {
+    /// A buffer set of `key`'s shape given back earlier, if any.
+    pub(super) fn take<T: 'static>(&self, key: Key) -> Option<T> {
+        let mut free = self.free.lock().unwrap();
+        let at = free.iter().position(|(k, _)| *k == key)?;
+        free.swap_remove(at).1.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Keeps a buffer set for the next window of its shape.
+    pub(super) fn give_back<T: Send + 'static>(&self, key: Key, buffers: T) {
+        self.free.lock().unwrap().push((key, Box::new(buffers)));
+    }
+
+    /// Run options with a CUDA graph id of their own, terminated by a cancel
+    /// request and cleared before each run.
+    pub(super) fn run_options(&self) -> ort::Result<Arc<RunOptions>> {
+        let mut run_options = RunOptions::new()?;
+        let graph_id = self.next_graph_id.fetch_add(1, Ordering::Relaxed);
+        run_options.set("gpu_graph_id", graph_id.to_string())?;
+        Ok(Arc::new(run_options))
+    }
+}
+
+/// A buffer set taken from the pool for one window, given back when dropped.
+pub(super) struct Pooled<'b, T: Send + 'static> {
+    pub backend: &'b OrtBackend,
+    pub key: Key,
+    buffers: Option<T>,
+}
+
+impl<'b, T: Send + 'static> Pooled<'b, T> {
+    /// The pool's buffer set of `key`'s shape, or a new one from `make`.
+    pub(super) fn take(
+        backend: &'b OrtBackend,
+        key: Key,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<Self> {
+        let buffers = match backend.unet_buffers.take::<T>(key) {
+            Some(buffers) => buffers,
+            None => make()?,
+        };
+        Ok(Pooled {
+            backend,
+            key,
+            buffers: Some(buffers),
+        })
+    }
+
+    pub(super) fn buffers(&mut self) -> &mut T {
+        self.buffers.as_mut().expect("buffers until drop")
+    }
+}
+
+impl<T: Send + 'static> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(buffers) = self.buffers.take() {
+            self.backend.unet_buffers.give_back(self.key, buffers);
+        }
+    }
+}
+
 /// The float element types of a U-Net graph.
-trait Float: PrimitiveTensorElementType + Copy + std::fmt::Debug + Send + 'static {
+pub(super) trait Float:
+    PrimitiveTensorElementType + Copy + std::fmt::Debug + Send + 'static
+{
     fn from_f32(v: f32) -> Self;
     fn to_f32(self) -> f32;
 }
@@ -85,33 +152,42 @@ struct Buffers<F: Float> {
 // one owner at a time (the pool's mutex or the window that took it out).
 unsafe impl<F: Float> Send for Buffers<F> {}
 
-/// The bound U-Net of one window; gives its buffers back to the pool when dropped.
+/// The bound U-Net of one window.
 struct Bound<'b, F: Float> {
-    backend: &'b OrtBackend,
-    key: Key,
-    buffers: Option<Buffers<F>>,
+    pooled: Pooled<'b, Buffers<F>>,
     bytes: u64,
 }
 
 /// Binds `constants` for the backend's U-Net, or `None` where this path does
-/// not apply (timestep or fps not int64, or inputs of mixed float types).
+/// not apply (see `bound_float`).
 pub(super) fn bind<'b>(
     backend: &'b OrtBackend,
     constants: &UnetConstants<'_>,
 ) -> Result<Option<Box<dyn BoundUnet + 'b>>> {
+    Ok(match bound_float(backend) {
+        Some(false) => Some(Box::new(Bound::<f32>::new(backend, constants, false)?)),
+        Some(true) => Some(Box::new(Bound::<half::f16>::new(backend, constants, true)?)),
+        None => None,
+    })
+}
+
+/// Whether the U-Net's float inputs are float16 (`Some(true)`) or float32,
+/// or `None` where binding does not apply: timestep or fps not int64, or
+/// sample and context of different float types.
+pub(super) fn bound_float(backend: &OrtBackend) -> Option<bool> {
     let dtype = |name: &str| backend.graphs[Graph::Unet.index()].input_dtype(name);
     let float = dtype("sample");
-    if dtype("context") != float || dtype("timestep") != Some(DType::I64) {
-        return Ok(None);
+    if dtype("context") != float
+        || dtype("timestep") != Some(DType::I64)
+        || dtype("fps") != Some(DType::I64)
+    {
+        return None;
     }
-    if dtype("fps") != Some(DType::I64) {
-        return Ok(None);
-    }
-    Ok(match float {
-        Some(DType::F32) => Some(Box::new(Bound::<f32>::new(backend, constants, false)?)),
-        Some(DType::F16) => Some(Box::new(Bound::<half::f16>::new(backend, constants, true)?)),
+    match float {
+        Some(DType::F32) => Some(false),
+        Some(DType::F16) => Some(true),
         _ => None,
-    })
+    }
 }
 
 impl<'b, F: Float> Bound<'b, F> {
@@ -121,28 +197,20 @@ impl<'b, F: Float> Bound<'b, F> {
             batch: c.batch,
             latent: c.latent,
             tokens_dim: c.tokens_dim,
+            windows: 0,
+            rows: 0,
         };
         let err = |e: ort::Error| backend.run_err(Graph::Unet, e);
-        let pooled = {
-            let mut free = backend.unet_buffers.free.lock().unwrap();
-            let at = free.iter().position(|(k, _)| *k == key);
-            at.map(|at| free.swap_remove(at).1)
-        };
-        let mut buffers = match pooled.and_then(|b| b.downcast::<Buffers<F>>().ok()) {
-            Some(buffers) => *buffers,
-            None => Buffers::<F>::new(backend, key).map_err(err)?,
-        };
+        let mut pooled = Pooled::take(backend, key, || {
+            Buffers::<F>::new(backend, key).map_err(err)
+        })?;
+        let buffers = pooled.buffers();
         let mut bytes = 0;
         bytes += copy_in(&mut buffers.sample, c.sample, 0).map_err(err)?;
         bytes += copy_in(&mut buffers.context, c.context, 0).map_err(err)?;
         let fps = vec![c.fps; c.batch];
         bytes += copy_in(&mut buffers.fps, &fps, 0).map_err(err)?;
-        Ok(Bound {
-            backend,
-            key,
-            buffers: Some(buffers),
-            bytes,
-        })
+        Ok(Bound { pooled, bytes })
     }
 }
 
@@ -151,20 +219,7 @@ impl<F: Float> Buffers<F> {
         let session = backend
             .session(Graph::Unet)
             .map_err(|e| ort::Error::new(e.to_string()))?;
-        let device = if backend.provider.on_device() {
-            Allocator::new(
-                &session,
-                MemoryInfo::new(
-                    AllocationDevice::CUDA,
-                    backend.config.device_id,
-                    AllocatorType::Device,
-                    MemoryType::Default,
-                )?,
-            )?
-        } else {
-            Allocator::default()
-        };
-        let host = Allocator::default();
+        let (device, host) = allocators(backend, &session)?;
         let Key {
             batch,
             latent: (h, w),
@@ -184,13 +239,7 @@ impl<F: Float> Buffers<F> {
         binding.bind_input("timestep", &timestep)?;
         let output_name = Graph::Unet.contract().1[0];
         binding.bind_output(output_name, &mut output)?;
-        let mut run_options = RunOptions::new()?;
-        let graph_id = backend
-            .unet_buffers
-            .next_graph_id
-            .fetch_add(1, Ordering::Relaxed);
-        run_options.set("gpu_graph_id", graph_id.to_string())?;
-        let run_options = Arc::new(run_options);
+        let run_options = backend.unet_buffers.run_options()?;
         Ok(Buffers {
             binding,
             sample,
@@ -208,7 +257,7 @@ impl<F: Float> Buffers<F> {
 /// `at` on; returns the bytes copied. The source is an owned host tensor: ort
 /// copies through an identity session, and a borrowed source would be cloned
 /// through that same session while it is held.
-fn copy_in<T, V>(target: &mut Tensor<T>, values: &[V], at: usize) -> ort::Result<u64>
+pub(super) fn copy_in<T, V>(target: &mut Tensor<T>, values: &[V], at: usize) -> ort::Result<u64>
 where
     T: PrimitiveTensorElementType + std::fmt::Debug + Copy + 'static,
     V: Copy + Into<Convert<T>>,
@@ -232,7 +281,7 @@ where
 }
 
 /// A host value in a tensor's element type.
-struct Convert<T>(T);
+pub(super) struct Convert<T>(T);
 
 impl<F: Float> From<f32> for Convert<F> {
     fn from(v: f32) -> Self {
@@ -254,14 +303,14 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         out: &mut Vec<f32>,
         cancel: &Cancel,
     ) -> Result<()> {
-        let backend = self.backend;
+        let (backend, key) = (self.pooled.backend, self.pooled.key);
         let err = |e: ort::Error| backend.run_err(Graph::Unet, e);
-        let buffers = self.buffers.as_mut().expect("buffers until drop");
+        let buffers = self.pooled.buffers();
         let Key {
             batch,
             latent: (h, w),
             ..
-        } = self.key;
+        } = key;
         let latent_len = 4 * 16 * h * w;
         if latents.len() != batch * latent_len {
             return Err(crate::engine::EngineError::InvalidInput(format!(
@@ -276,17 +325,13 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         }
         let timesteps = vec![timestep; batch];
         self.bytes += copy_in(&mut buffers.timestep, &timesteps, 0).map_err(err)?;
-        {
-            let mut session: std::sync::MutexGuard<'_, Session> = backend.session(Graph::Unet)?;
-            buffers.run_options.unterminate().map_err(err)?;
-            let _in_flight = cancel.track(buffers.run_options.clone())?;
-            session
-                .run_binding_with_options(&buffers.binding, &buffers.run_options)
-                .map_err(|e| match cancel.check() {
-                    Err(cancelled) => cancelled,
-                    Ok(()) => err(e),
-                })?;
-        }
+        run_tracked(
+            &mut *backend.session(Graph::Unet)?,
+            &buffers.binding,
+            &buffers.run_options,
+            cancel,
+            err,
+        )?;
         buffers
             .output
             .copy_into(&mut buffers.host_output)
@@ -303,11 +348,44 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
     }
 }
 
-impl<F: Float> Drop for Bound<'_, F> {
-    fn drop(&mut self) {
-        if let Some(buffers) = self.buffers.take() {
-            let mut free = self.backend.unet_buffers.free.lock().unwrap();
-            free.push((self.key, Box::new(buffers)));
-        }
-    }
+/// The allocators of a binding: the session's device memory (the host's on
+/// the CPU), and the host's.
+pub(super) fn allocators(
+    backend: &OrtBackend,
+    session: &Session,
+) -> ort::Result<(Allocator, Allocator)> {
+    let device = if backend.provider.on_device() {
+        Allocator::new(
+            session,
+            MemoryInfo::new(
+                AllocationDevice::CUDA,
+                backend.config.device_id,
+                AllocatorType::Device,
+                MemoryType::Default,
+            )?,
+        )?
+    } else {
+        Allocator::default()
+    };
+    Ok((device, Allocator::default()))
+}
+
+/// Runs a bound session with `options`, which a cancel request terminates;
+/// a run ended that way is [`crate::engine::EngineError::Cancelled`].
+pub(super) fn run_tracked(
+    session: &mut Session,
+    binding: &IoBinding,
+    options: &Arc<RunOptions>,
+    cancel: &Cancel,
+    err: impl Fn(ort::Error) -> crate::engine::EngineError,
+) -> Result<()> {
+    options.unterminate().map_err(&err)?;
+    let _in_flight = cancel.track(options.clone())?;
+    session
+        .run_binding_with_options(binding, options)
+        .map_err(|e| match cancel.check() {
+            Err(cancelled) => cancelled,
+            Ok(()) => err(e),
+        })?;
+    Ok(())
 }

@@ -14,7 +14,7 @@ use crate::engine::model::{Model, UnetConstants};
 use crate::engine::runtime::{
     CudnnAlgoSearch, ExecutionProvider, GpuOptions, cuda_unavailable_reason,
 };
-use crate::engine::test_support::{model_options, scratch_dir, tiny_model_dir};
+use crate::engine::test_support::{max_abs_difference, model_options, scratch_dir, tiny_model_dir};
 
 /// A U-Net batch of the model's canvas: deterministic sample, context, latents of two steps.
 struct Case {
@@ -116,14 +116,6 @@ fn load(
     Model::load(&options)
 }
 
-fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn the_bound_unet_gives_the_plain_calls_output_and_copies_less() {
     let model = load(ExecutionProvider::Cpu, &tiny_model_dir(), |_| {}).unwrap();
@@ -189,7 +181,7 @@ fn the_bound_unet_on_cuda_agrees_with_the_cpu() {
     let (reference, _) = predictions(&cpu, &case, false);
     for bound in [false, true] {
         let (got, _) = predictions(&cuda, &case, bound);
-        let diff = max_difference(&reference, &got);
+        let diff = max_abs_difference(&reference, &got);
         assert!(diff < 1e-3, "bound {bound}: max difference {diff}");
     }
 }
@@ -207,7 +199,7 @@ fn cuda_graphs_replay_the_bound_unet() {
     let (reference, _) = predictions(&cpu, &case, false);
     // The first window captures, the next ones replay on the same buffers.
     for window in 0..3 {
-        let diff = max_difference(&reference, &predictions(&cuda, &case, true).0);
+        let diff = max_abs_difference(&reference, &predictions(&cuda, &case, true).0);
         assert!(diff < 1e-3, "window {window}: max difference {diff}");
     }
 }
@@ -239,7 +231,7 @@ fn a_float16_model_binds_in_float16_on_cuda() {
     let (bound, bound_bytes) = predictions(&half, &case, true);
     assert_eq!(plain, bound);
     assert!(bound_bytes < plain_bytes);
-    let diff = max_difference(&reference, &bound);
+    let diff = max_abs_difference(&reference, &bound);
     assert!(
         diff < 5e-2,
         "float16 against float32: max difference {diff}"
