@@ -3,11 +3,11 @@
 //! Frames, canvases and latents are allocated on one thread and freed on
 //! another; glibc keeps freed chunks in per-thread heap arenas, whose
 //! fragmentation grows with the length of a run (measured 300 → 3000 frames:
-//! +26 MB peak with the defaults; +4 to +13 MB with only the mmap threshold
-//! below, the arenas' resident size 10 MB higher at the peak while the live heap
-//! differed by 2 MB). Two remedies: blocks from 64 KiB on are mapped (they go
-//! back to the system when freed), and the freed pages inside the arenas are
-//! handed back regularly while the pipeline runs (`malloc_trim`).
+//! +26 MB peak with the defaults; +2 to +13 MB with only the mmap threshold
+//! below, the arenas' resident size ~10 MB higher at the peak while the live
+//! heap differed by 2 MB). Two remedies: blocks from 64 KiB on are mapped (they
+//! go back to the system when freed), and the freed pages inside the arenas are
+//! handed back regularly while the pipeline runs (`malloc_trim`): +1.6 to +4 MB.
 
 /// glibc's `mallopt` parameter for the size from which allocations are mapped.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
