@@ -158,4 +158,12 @@ fn test_plan_mismatches_are_errors() {
 
     let err = ready_error(&properties(&[("write-plan", other.display().to_string())]));
     assert!(err.contains("plan-frames"), "{err}");
+    for cuts in ["12,x", "12,5", "20"] {
+        let err = ready_error(&properties(&[
+            ("write-plan", other.display().to_string()),
+            ("plan-frames", "20".into()),
+            ("plan-cuts", cuts.into()),
+        ]));
+        assert!(err.contains("plan-cuts"), "{cuts}: {err}");
+    }
 }

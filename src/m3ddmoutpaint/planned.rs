@@ -58,6 +58,13 @@ pub fn load_plan(
         if settings.plan_frames == 0 {
             return Err("write-plan needs plan-frames, the stream's frame count".into());
         }
+        let cuts = plan_cuts(settings).map_err(|e| bare(&e))?;
+        let total = settings.plan_frames as usize;
+        if cuts.windows(2).any(|c| c[0] >= c[1]) || cuts.iter().any(|&c| c == 0 || c >= total) {
+            return Err(format!(
+                "plan-cuts {cuts:?} are not ascending frame numbers inside the {total} frames of plan-frames"
+            ));
+        }
         return Ok(None);
     };
     let plan = read_plan(Path::new(path)).map_err(|e| format!("plan-file {e}"))?;
