@@ -146,7 +146,7 @@ fn test_plan_mismatches_are_errors() {
     assert!(err.contains("scene-threshold"), "{err}");
 
     let mut foreign = read_plan(&plan).unwrap();
-    foreign.model_identity = "f".repeat(64);
+    std::sync::Arc::make_mut(&mut foreign.shots[0]).model_identity = "f".repeat(64);
     let other = scratch("foreign.plan");
     write_plan(&other, &foreign).unwrap();
     let err = ready_error(&properties(&[("plan-file", other.display().to_string())]));
@@ -158,4 +158,12 @@ fn test_plan_mismatches_are_errors() {
 
     let err = ready_error(&properties(&[("write-plan", other.display().to_string())]));
     assert!(err.contains("plan-frames"), "{err}");
+    for cuts in ["12,x", "12,5", "20"] {
+        let err = ready_error(&properties(&[
+            ("write-plan", other.display().to_string()),
+            ("plan-frames", "20".into()),
+            ("plan-cuts", cuts.into()),
+        ]));
+        assert!(err.contains("plan-cuts"), "{cuts}: {err}");
+    }
 }

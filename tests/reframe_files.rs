@@ -510,3 +510,29 @@ fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
         );
     }
 }
+
+#[test]
+fn a_scene_cut_with_two_passes_gives_a_plan_per_shot_and_every_frame() {
+    let dir = scratch("two-pass-cut");
+    let input = dir.join("cut.mp4");
+    make_mp4_with_cut(&input, FRAMES, false, Some(FRAMES / 2));
+    let output = dir.join("out.mp4");
+    let run = reframe(
+        &[
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--model",
+            tiny_model().to_str().unwrap(),
+            "--steps",
+            "1",
+            "--scene-threshold",
+            "0.3",
+        ],
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    for pass in ["pass 1 of 2", "pass 2 of 2", "1 scene cut found"] {
+        assert!(run.stderr.contains(pass), "{pass}: {}", run.stderr);
+    }
+    assert_eq!(decode(&output).video_frames, FRAMES, "frames out");
+}

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::engine::pixels::{blur_canvas, color_canvas};
+use crate::engine::scene::CutDetector;
 use crate::engine::stream::StreamStats;
 use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
 
@@ -86,6 +87,8 @@ pub struct FlatFill {
     layout: CanvasLayout,
     kind: FlatKind,
     ready: VecDeque<RgbImage>,
+    /// Reports scene cuts when set (a counting read of m3ddm-reframe's two passes).
+    detector: Option<CutDetector>,
 }
 
 impl FlatFill {
@@ -94,7 +97,14 @@ impl FlatFill {
             layout,
             kind,
             ready: VecDeque::new(),
+            detector: None,
         }
+    }
+
+    /// Reports the frames whose score is above `threshold` (above 0) as scene cuts.
+    pub fn detecting_cuts(mut self, threshold: f64) -> FlatFill {
+        self.detector = (threshold > 0.0).then(|| CutDetector::new(threshold as f32));
+        self
     }
 }
 
@@ -105,7 +115,7 @@ impl CanvasSource for FlatFill {
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
         };
         self.ready.push_back(canvas);
-        Ok(false)
+        Ok(self.detector.as_mut().is_some_and(|d| d.is_cut(&content)))
     }
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
@@ -119,6 +129,9 @@ impl CanvasSource for FlatFill {
     }
     fn reset(&mut self) {
         self.ready.clear();
+        if let Some(detector) = &mut self.detector {
+            detector.reset();
+        }
     }
     fn drop_oldest(&mut self, count: usize) {
         self.ready.drain(..count.min(self.ready.len()));

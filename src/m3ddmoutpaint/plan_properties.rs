@@ -18,13 +18,20 @@ pub fn plan_properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("write-plan")
             .nick("Write a keyframe plan")
-            .blurb("Keyframe pass: collect the frames it reads, run it when frame plan-frames arrives and \
+            .blurb("Keyframe pass: collect the frames it reads, run it (per shot of plan-cuts) when frame plan-frames arrives and \
                     write the plan to this file (the output is then a flat fill, not meant to be kept)")
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt64::builder("plan-frames")
             .nick("Frames of the planned stream")
             .blurb("The stream's exact frame count, for write-plan")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("plan-cuts")
+            .nick("Scene cuts of the planned stream")
+            .blurb("For write-plan: the first frame of each shot after the first (frame numbers from 0, \
+                    separated by commas, e.g. from the scene-cut messages of a reading with \
+                    scene-threshold); each shot gets a plan of its own")
             .mutable_ready()
             .build(),
     ]

@@ -20,7 +20,8 @@ use super::settings::Settings;
 use crate::engine::pixels;
 use crate::engine::stream::StreamStats;
 use crate::engine::twopass::{
-    KeyframeFrames, KeyframePlan, PlannedStream, read_plan, run_keyframe_pass, write_plan,
+    KeyframeFrames, KeyframePlan, ShotKeyframes, ShotPlans, ShotStream, read_plan,
+    run_keyframe_pass, write_plan,
 };
 use crate::engine::window::{Denoiser, window_noise};
 use crate::engine::{self, CanvasLayout, DenoiseParams, EngineError, Model, RgbImage};
@@ -31,7 +32,7 @@ use crate::engine::{self, CanvasLayout, DenoiseParams, EngineError, Model, RgbIm
 pub fn load_plan(
     settings: &Settings,
     models: &[Arc<Model>],
-) -> Result<Option<Arc<KeyframePlan>>, String> {
+) -> Result<Option<Arc<ShotPlans>>, String> {
     let reading = settings.plan_file.as_deref().filter(|p| !p.is_empty());
     let writing = write_target(settings);
     let property = match (reading, &writing) {
@@ -45,7 +46,7 @@ pub fn load_plan(
     }
     if settings.scene_threshold > 0.0 {
         return Err(format!(
-            "{property} and scene-threshold cannot be combined: a plan has no scene cuts (set scene-threshold to 0)"
+            "{property} and scene-threshold cannot be combined: a plan has its shots already (set scene-threshold to 0; write-plan takes the cuts in plan-cuts)"
         ));
     }
     if settings.max_latency > 0 {
@@ -57,6 +58,13 @@ pub fn load_plan(
         if settings.plan_frames == 0 {
             return Err("write-plan needs plan-frames, the stream's frame count".into());
         }
+        let cuts = plan_cuts(settings).map_err(|e| bare(&e))?;
+        let total = settings.plan_frames as usize;
+        if cuts.windows(2).any(|c| c[0] >= c[1]) || cuts.iter().any(|&c| c == 0 || c >= total) {
+            return Err(format!(
+                "plan-cuts {cuts:?} are not ascending frame numbers inside the {total} frames of plan-frames"
+            ));
+        }
         return Ok(None);
     };
     let plan = read_plan(Path::new(path)).map_err(|e| format!("plan-file {e}"))?;
@@ -65,7 +73,7 @@ pub fn load_plan(
             .map_err(|e| format!("plan-file {path}: {}", bare(&e)))?;
     }
     let ours = settings.denoise_params();
-    let theirs = &plan.params;
+    let theirs = plan.params();
     let differences: Vec<String> = [
         ("steps", ours.steps.to_string(), theirs.steps.to_string()),
         (
@@ -111,21 +119,21 @@ fn bare(err: &EngineError) -> String {
 
 /// The streaming pass of a plan, for a stream of `layout` at `fps`.
 pub fn planned_source(
-    plan: &KeyframePlan,
+    plan: &Arc<ShotPlans>,
     models: &[Arc<Model>],
     layout: &CanvasLayout,
     fps: f64,
 ) -> engine::Result<Box<dyn CanvasSource>> {
     plan.check_stream(layout, fps)?;
     Ok(Box::new(PlannedSource {
-        stream: PlannedStream::new(models, plan.clone())?,
+        stream: ShotStream::new(models, Arc::clone(plan))?,
         flushed_mid_stream: false,
     }))
 }
 
 /// The streaming pass behind the element's back-end interface.
 struct PlannedSource {
-    stream: PlannedStream,
+    stream: ShotStream,
     /// A flush after frames went through: the next frame's place in the plan
     /// is unknown, so the run cannot go on.
     flushed_mid_stream: bool,
@@ -153,7 +161,10 @@ impl CanvasSource for PlannedSource {
     }
     fn reset(&mut self) {
         self.flushed_mid_stream |= self.stream.pushed() > 0;
-        self.stream.reset();
+        if self.stream.reset().is_err() {
+            // Cannot happen: the first shot's stream was made before with the same models.
+            self.flushed_mid_stream = true;
+        }
     }
     fn drop_oldest(&mut self, _count: usize) {
         // Deadlines are off with a plan (`load_plan` refuses max-latency).
@@ -192,8 +203,9 @@ pub fn keyframe_source(
         return Ok(None);
     };
     let total = settings.plan_frames as usize;
+    let cuts = plan_cuts(settings)?;
     Ok(Some(Box::new(KeyframeSource {
-        frames: KeyframeFrames::new(*layout, total)?,
+        shots: Some(ShotKeyframes::new(*layout, total, &cuts)?),
         pushed: 0,
         total,
         flat: FlatFill::new(*layout, FlatKind::Color([0, 0, 0])),
@@ -206,10 +218,28 @@ pub fn keyframe_source(
     })))
 }
 
-/// `write-plan`: collects the frames of the keyframe pass, runs it at the
-/// stream's last frame and writes the plan; each frame's canvas is flat.
+/// `plan-cuts`: the first frame of each shot after the first.
+fn plan_cuts(settings: &Settings) -> engine::Result<Vec<usize>> {
+    let text = settings.plan_cuts.as_deref().unwrap_or("");
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse().map_err(|_| {
+                EngineError::InvalidInput(format!(
+                    "plan-cuts `{text}` is not a list of frame numbers separated by commas"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `write-plan`: collects the frames of the keyframe pass shot by shot, runs
+/// each shot's pass at its last frame and writes the plan at the stream's
+/// last frame; each frame's canvas is flat.
 struct KeyframeSource {
-    frames: KeyframeFrames,
+    /// `None` once the plan is written.
+    shots: Option<ShotKeyframes>,
     pushed: usize,
     total: usize,
     flat: FlatFill,
@@ -222,22 +252,37 @@ struct KeyframeSource {
 }
 
 impl KeyframeSource {
-    fn write(&mut self) -> engine::Result<()> {
-        let mut workers = self
-            .models
-            .iter()
-            .map(|model| Denoiser::new(model.clone(), &self.params))
-            .collect::<engine::Result<Vec<_>>>()?;
-        let plan = run_keyframe_pass(
-            &mut workers,
-            &self.frames,
-            &self.layout,
-            &pixels::mask(&self.layout),
-            &window_noise(self.params.seed, self.layout.canvas),
-            (self.fps, &self.params),
-            &engine::Cancel::new(),
-        )?;
-        write_plan(&self.path, &plan)
+    /// Offers a frame; runs a shot's pass at its last frame, and writes the plan at the stream's.
+    fn offer(&mut self, content: Arc<RgbImage>) -> engine::Result<()> {
+        let Some(shots) = self.shots.as_mut() else {
+            return Ok(());
+        };
+        let mut workers = Vec::new();
+        let mut run_shot = |frames: &KeyframeFrames| -> engine::Result<KeyframePlan> {
+            if workers.is_empty() {
+                workers = self
+                    .models
+                    .iter()
+                    .map(|model| Denoiser::new(model.clone(), &self.params))
+                    .collect::<engine::Result<Vec<_>>>()?;
+            }
+            run_keyframe_pass(
+                &mut workers,
+                frames,
+                &self.layout,
+                &pixels::mask(&self.layout),
+                &window_noise(self.params.seed, self.layout.canvas),
+                (self.fps, &self.params),
+                &engine::Cancel::new(),
+            )
+        };
+        shots.offer(content, &mut run_shot)?;
+        if self.pushed == self.total
+            && let Some(shots) = self.shots.take()
+        {
+            write_plan(&self.path, &shots.finish()?)?;
+        }
+        Ok(())
     }
 }
 
@@ -255,11 +300,8 @@ impl CanvasSource for KeyframeSource {
                 self.total
             )));
         }
-        self.frames.offer(self.pushed, content.clone())?;
         self.pushed += 1;
-        if self.pushed == self.total {
-            self.write()?;
-        }
+        self.offer(content.clone())?;
         self.flat.push(content)
     }
     fn chunk_ready(&self) -> bool {

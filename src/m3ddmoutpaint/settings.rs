@@ -53,6 +53,8 @@ pub struct Settings {
     /// Where the keyframe pass writes its plan, and the stream's frame count.
     pub write_plan: Option<String>,
     pub plan_frames: u64,
+    /// `plan-cuts`: the first frames of the shots after the first, for write-plan.
+    pub plan_cuts: Option<String>,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl Default for Settings {
             plan_file: None,
             write_plan: None,
             plan_frames: 0,
+            plan_cuts: None,
         }
     }
 }
@@ -280,6 +283,7 @@ impl Settings {
             "plan-file" => self.plan_file = value.get().expect("type checked upstream"),
             "write-plan" => self.write_plan = value.get().expect("type checked upstream"),
             "plan-frames" => self.plan_frames = value.get().expect("type checked upstream"),
+            "plan-cuts" => self.plan_cuts = value.get().expect("type checked upstream"),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -311,6 +315,7 @@ impl Settings {
             "plan-file" => self.plan_file.to_value(),
             "write-plan" => self.write_plan.to_value(),
             "plan-frames" => self.plan_frames.to_value(),
+            "plan-cuts" => self.plan_cuts.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }

@@ -36,10 +36,12 @@ pub fn new_source(
             stream.set_scene_threshold(settings.scene_threshold as f32);
             Box::new(stream)
         }
-        FillMode::Color => Box::new(FlatFill::new(
-            config.canvas,
-            FlatKind::Color(settings.fill_rgb()),
-        )),
-        _ => Box::new(FlatFill::new(config.canvas, FlatKind::Blur)),
+        FillMode::Color => Box::new(
+            FlatFill::new(config.canvas, FlatKind::Color(settings.fill_rgb()))
+                .detecting_cuts(settings.scene_threshold),
+        ),
+        _ => Box::new(
+            FlatFill::new(config.canvas, FlatKind::Blur).detecting_cuts(settings.scene_threshold),
+        ),
     })
 }

@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::settings::Settings;
 use crate::engine::limits::{self, FALLBACK_FPS};
 use crate::engine::stream::StreamStats;
-use crate::engine::twopass::KeyframePlan;
+use crate::engine::twopass::ShotPlans;
 use crate::engine::{self, EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
@@ -65,7 +65,7 @@ pub struct RunContext {
     pub settings: Settings,
     pub models: Vec<Arc<Model>>,
     /// The keyframe plan of `plan-file` (checked at READY), if set.
-    pub plan: Option<Arc<KeyframePlan>>,
+    pub plan: Option<Arc<ShotPlans>>,
 }
 
 impl RunContext {

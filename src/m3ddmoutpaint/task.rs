@@ -41,7 +41,8 @@ enum Action {
     Frame {
         buffer: gst::Buffer,
         canvas: RgbImage,
-        cut: bool,
+        /// At a scene cut, the frame's number in the stream.
+        cut: Option<u64>,
         /// The first frame of an episode of frames leaving with the blur fill.
         episode_starts: bool,
     },
@@ -104,11 +105,12 @@ impl SrcTask {
                         ["a frame's generated area was not ready by its deadline"]
                     );
                 }
-                if cut {
+                if let Some(frame) = cut {
                     let pts = buffer.pts();
                     gst::info!(CAT, obj = element, "scene cut at {pts:?}");
                     let message = gst::Structure::builder(SCENE_CUT_MESSAGE)
                         .field("pts", pts.map_or(u64::MAX, |t| t.nseconds()))
+                        .field("frame", frame)
                         .build();
                     let _ = element
                         .post_message(gst::message::Element::builder(message).src(element).build());
@@ -207,8 +209,8 @@ impl SrcTask {
         let Some(Pending::Frame(frame)) = state.pending.pop_front() else {
             unreachable!("called with a frame at the head");
         };
-        let cut = state.generator.cuts.front() == Some(&frame.seq);
-        if cut {
+        let cut = (state.generator.cuts.front() == Some(&frame.seq)).then_some(frame.seq);
+        if cut.is_some() {
             state.generator.cuts.pop_front();
         }
         if degraded {

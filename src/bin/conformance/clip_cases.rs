@@ -279,9 +279,15 @@ fn through_file(
         "m3ddm-conformance-{name}-{}.plan",
         std::process::id()
     ));
-    let result = twopass::write_plan(&path, plan).and_then(|()| twopass::read_plan(&path));
+    let result = twopass::ShotPlans::new(vec![plan.clone()])
+        .and_then(|plans| twopass::write_plan(&path, &plans))
+        .and_then(|()| twopass::read_plan(&path));
     let _ = std::fs::remove_file(&path);
-    result.map_err(engine)
+    let mut plans = result.map_err(engine)?;
+    match (plans.shots.pop(), plans.shots.is_empty()) {
+        (Some(shot), true) => Ok(std::sync::Arc::unwrap_or_clone(shot)),
+        _ => Err("the plan file gave back more than the one shot written".into()),
+    }
 }
 
 /// The plan's window order, global frames and image windows against the case's.

@@ -5,23 +5,34 @@
 //! missing-plugin message and the Debian package that provides it).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-use crate::packages;
 use crate::pipeline::Reframe;
 use crate::progress::{Progress, Report};
+use crate::{heap, packages};
 
 /// How long the loop waits for a message before it updates the progress.
 const TICK: Duration = Duration::from_millis(500);
+/// How often freed heap pages go back to the system while the pipeline runs.
+const TRIM_EVERY: Duration = Duration::from_millis(500);
 /// How long a pipeline that failed to start has to say why.
 const START_ERROR_WAIT: Duration = Duration::from_secs(5);
 
 /// Plays the pipeline until EOS or the first error, showing its progress.
 pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
+    run_watching(reframe, input, &mut |_| ())
+}
+
+/// The same; `watch` also sees every element message.
+pub fn run_watching(
+    reframe: &Reframe,
+    input: &Path,
+    watch: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<(), String> {
     let mut progress = Progress::new();
-    let result = play(reframe, input, &mut progress);
+    let result = play(reframe, input, &mut progress, watch);
     match result {
         Ok(()) => progress.finish(&reframe.outpaint),
         Err(_) => progress.abandon(),
@@ -29,13 +40,23 @@ pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
     result
 }
 
-fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), String> {
+fn play(
+    reframe: &Reframe,
+    input: &Path,
+    progress: &mut Progress,
+    watch: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<(), String> {
     let pipeline = &reframe.pipeline;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
     let mut missing_plugins = Vec::new();
     let mut waited = Duration::ZERO;
+    let mut trimmed = Instant::now();
     loop {
+        if trimmed.elapsed() >= TRIM_EVERY {
+            heap::return_freed_pages();
+            trimmed = Instant::now();
+        }
         let Some(message) = bus.timed_pop(gst::ClockTime::try_from(TICK).unwrap()) else {
             waited += TICK;
             if start_failed && waited >= START_ERROR_WAIT {
@@ -50,6 +71,9 @@ fn play(reframe: &Reframe, input: &Path, progress: &mut Progress) -> Result<(), 
                 return Err(error_sentence(reframe, err, &missing_plugins, input));
             }
             gst::MessageView::Element(element) => {
+                if let Some(structure) = element.structure() {
+                    watch(structure);
+                }
                 if let Some(report) = element.structure().and_then(Report::from_message) {
                     progress.report(&report);
                 } else if let Some(missing) = packages::missing_plugin(&message) {

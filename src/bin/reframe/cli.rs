@@ -62,8 +62,8 @@ pub struct Cli {
     pub scene_threshold: Option<f64>,
     /// With --fill outpaint the file is read twice: a keyframe pass over the whole file,
     /// then the output pass holding ~80 frames, which gives the official plan of the whole
-    /// file. --one-pass generates chunk by chunk over --lookahead in one read instead
-    /// (it is also what --scene-threshold uses).
+    /// file (with --scene-threshold, of each shot). --one-pass generates chunk by chunk
+    /// over --lookahead in one read instead.
     #[arg(long)]
     pub one_pass: bool,
     /// Where ONNX Runtime runs the model.
@@ -174,7 +174,7 @@ impl Cli {
             outputs,
             element_properties: properties,
             detects_scene_cuts: scene_threshold.is_some(),
-            two_pass: self.fill == Fill::Outpaint && !self.one_pass && scene_threshold.is_none(),
+            two_pass: self.fill == Fill::Outpaint && !self.one_pass,
         })
     }
 }

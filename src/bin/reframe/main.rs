@@ -11,10 +11,11 @@
 //! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
 //! errors → sentences), `packages` (which Debian package provides a missing
 //! plugin), `streams` (what the input holds), `progress` (the progress bar, or
-//! lines, meanwhile), `twopass` (the keyframe pass before the output pass).
+//! lines, meanwhile), `heap` (glibc heap settings for bounded memory), `twopass` (the keyframe pass before the output pass).
 
 mod bus;
 mod cli;
+mod heap;
 mod outputs;
 mod packages;
 mod pipeline;
@@ -32,32 +33,8 @@ use gst::prelude::*;
 
 use cli::{Cli, Job};
 
-/// glibc's `mallopt` parameter for the size from which allocations are mapped.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const M_MMAP_THRESHOLD: i32 = -3;
-/// Frames and canvases (tens to hundreds of KiB) are allocated on one thread and
-/// freed on another; glibc's adaptive threshold then keeps them in heap arenas,
-/// whose fragmentation grows with the length of a run (300 → 3000 frames:
-/// +26 MB peak). Mapped from 64 KiB on, they go back to the system when freed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MAPPED_FROM_BYTES: i32 = 64 << 10;
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-unsafe extern "C" {
-    fn mallopt(param: i32, value: i32) -> i32;
-}
-
-/// Keeps the tool's peak memory independent of the file's length (see above).
-fn bound_heap_growth() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a glibc allocator parameter; called before any thread starts.
-    unsafe {
-        mallopt(M_MMAP_THRESHOLD, MAPPED_FROM_BYTES);
-    }
-}
-
 fn main() -> ExitCode {
-    bound_heap_growth();
+    heap::map_large_blocks();
     let result = Cli::parse().into_job().and_then(|job| run(&job));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,9 +57,11 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|output| OutputFile::create(&output.path))
         .collect::<Result<Vec<_>, String>>()?;
-    let (_plan, planned_job);
+    let (_plan, planned_job, cuts);
+    let mut planned_cuts = None;
     let job = if job.two_pass {
-        (_plan, planned_job) = twopass::keyframe_pass(job)?;
+        (_plan, planned_job, cuts) = twopass::keyframe_pass(job)?;
+        planned_cuts = Some(cuts as u64);
         &planned_job
     } else {
         job
@@ -103,11 +82,13 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|o| output_size(&o.pad))
         .collect();
-    let scene_cuts = reframe
-        .outpaint
-        .property::<gst::Structure>("stats")
-        .get::<u64>("scene-cuts")
-        .ok();
+    let scene_cuts = planned_cuts.or_else(|| {
+        reframe
+            .outpaint
+            .property::<gst::Structure>("stats")
+            .get::<u64>("scene-cuts")
+            .ok()
+    });
     let _ = reframe.pipeline.set_state(gst::State::Null);
     result?;
     files.into_iter().for_each(OutputFile::keep);

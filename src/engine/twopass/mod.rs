@@ -7,6 +7,9 @@
 //! order, with the keyframe latents as known guides and the plan's global
 //! context, holding only the frames a stride-5 window spans.
 //!
+//! With scene cuts (`shots.rs`), each shot is a clip of its own: a plan per
+//! shot, the shots streamed one after the other.
+//!
 //! Both steps run the windows of the official plan of the whole clip, with the
 //! guides and kept latents that plan gives them, through `clip::run_clip`; a
 //! window's result depends only on its frames, guides, context, noise and fps,
@@ -14,6 +17,7 @@
 
 mod file;
 mod keyframes;
+mod shots;
 mod streaming;
 #[cfg(test)]
 mod tests;
@@ -30,6 +34,7 @@ use super::window::DenoiseParams;
 
 pub use file::{PLAN_FORMAT_VERSION, read_plan, write_plan};
 pub use keyframes::{KeyframeFrames, run_keyframe_pass};
+pub use shots::{ShotKeyframes, ShotPlans, ShotStream};
 pub use streaming::{PlannedStream, Produced};
 
 /// The stride of the keyframe pass: the first stride of the coarse-to-fine plan.

@@ -33,7 +33,8 @@ pub type OnProduced<'a> = dyn FnMut(Produced<'_>) -> Result<()> + Send + 'a;
 
 /// The streaming pass over a [`KeyframePlan`] (see the module notes).
 pub struct PlannedStream {
-    plan: KeyframePlan,
+    /// Shared, not copied: its keyframe latents grow with the clip's length.
+    plan: Arc<KeyframePlan>,
     split: PassSplit,
     workers: Vec<Denoiser>,
     noise: Vec<f32>,
@@ -62,7 +63,8 @@ impl PlannedStream {
     /// The streaming pass of `plan` on `models` (one worker each), with the
     /// plan's denoising parameters and seeded noise. Refuses a plan made with
     /// another model or whose structure does not fit its frame count.
-    pub fn new(models: &[Arc<Model>], plan: KeyframePlan) -> Result<PlannedStream> {
+    pub fn new(models: &[Arc<Model>], plan: impl Into<Arc<KeyframePlan>>) -> Result<PlannedStream> {
+        let plan: Arc<KeyframePlan> = plan.into();
         for model in models {
             plan.check_model(model.manifest())?;
         }
@@ -78,10 +80,11 @@ impl PlannedStream {
     /// The streaming pass with the given workers, pixel mask `[C*C]` and noise.
     pub fn from_parts(
         workers: Vec<Denoiser>,
-        plan: KeyframePlan,
+        plan: impl Into<Arc<KeyframePlan>>,
         mask: Vec<f32>,
         noise: Vec<f32>,
     ) -> Result<PlannedStream> {
+        let plan: Arc<KeyframePlan> = plan.into();
         if workers.is_empty() {
             return Err(EngineError::InvalidInput(
                 "the streaming pass needs at least one model".into(),
@@ -167,6 +170,17 @@ impl PlannedStream {
     /// A counter of the windows finished so far, updated as each finishes.
     pub fn windows_done(&self) -> Arc<AtomicU64> {
         self.windows_done.clone()
+    }
+
+    /// Counts the windows finished in `counter` from now on (one counter
+    /// over several streams).
+    pub fn count_windows_in(&mut self, counter: Arc<AtomicU64>) {
+        self.windows_done = counter;
+    }
+
+    /// The workers, pixel mask and noise, for the stream of another plan.
+    pub fn into_parts(self) -> (Vec<Denoiser>, Vec<f32>, Vec<f32>) {
+        (self.workers, self.mask, self.noise)
     }
 
     /// Sets how each denoiser batches (see `Denoiser::set_batching`).

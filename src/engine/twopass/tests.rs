@@ -152,11 +152,16 @@ fn the_stream_must_match_the_plan() {
 fn the_plan_file_keeps_a_plan_and_refuses_damage() {
     let model = tiny_model();
     let layout = layout(model.canvas());
-    let plan = keyframe_plan(&model, &layout, 52);
+    let plan = ShotPlans::new(vec![
+        keyframe_plan(&model, &layout, 52),
+        keyframe_plan(&model, &layout, 20),
+    ])
+    .unwrap();
     let dir = scratch_dir("plan-file");
     let path = dir.join("clip.plan");
     write_plan(&path, &plan).unwrap();
     assert_eq!(read_plan(&path).unwrap(), plan);
+    assert_eq!(plan.cuts(), vec![52]);
 
     let bytes = std::fs::read(&path).unwrap();
     let mut damaged = bytes.clone();
@@ -170,12 +175,19 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
     assert!(err.contains("truncated"), "{err}");
 
     let mut other_version = bytes.clone();
-    let field = b"\"format_version\":1";
+    let field = b"\"format_version\":2";
     let at = bytes.windows(field.len()).position(|w| w == field).unwrap();
     other_version[at + field.len() - 1] = b'9';
     std::fs::write(&path, &other_version).unwrap();
     let err = read_plan(&path).unwrap_err().to_string();
     assert!(err.contains("version 9"), "{err}");
+    other_version[at + field.len() - 1] = b'1';
+    std::fs::write(&path, &other_version).unwrap();
+    let err = read_plan(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("plan format version 1, this build reads version 2"),
+        "{err}"
+    );
 
     std::fs::write(&path, b"hello").unwrap();
     let err = read_plan(&path).unwrap_err().to_string();
@@ -202,4 +214,94 @@ fn the_streaming_pass_holds_one_stride_five_span() {
         assert!(split.keyframes().len() <= frames / KEYFRAME_STRIDE + 2);
     }
     assert_eq!(PassSplit::new(30).unwrap().keyframes().len(), 0);
+}
+
+/// The frames of a two-shot clip: shot 0 is `content_frame`, shot 1 another picture.
+fn two_shot_frame(layout: &CanvasLayout, k: usize, cut: usize) -> RgbImage {
+    if k < cut {
+        return content_frame(layout, k);
+    }
+    let mut image = content_frame(layout, k - cut);
+    image.data.iter_mut().for_each(|v| *v = 255 - *v / 2);
+    image
+}
+
+#[test]
+fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
+    let model = tiny_model();
+    let layout = layout(model.canvas());
+    let (first, second) = (55, 62); // both with stride-15 windows
+    let total = first + second;
+
+    // Pass 1, shot by shot, given the cut.
+    let mut shots = ShotKeyframes::new(layout, total, &[first]).unwrap();
+    let mut worker = Denoiser::new(model.clone(), &params()).unwrap();
+    let mut run_shot = |frames: &KeyframeFrames| {
+        run_keyframe_pass(
+            std::slice::from_mut(&mut worker),
+            frames,
+            &layout,
+            &pixels::mask(&layout),
+            &window_noise(params().seed, layout.canvas),
+            (30.0, &params()),
+            &Cancel::new(),
+        )
+    };
+    for k in 0..total {
+        let frame = Arc::new(two_shot_frame(&layout, k, first));
+        shots.offer(frame, &mut run_shot).unwrap();
+    }
+    let plans = shots.finish().unwrap();
+    assert_eq!(plans.shots.len(), 2);
+    assert_eq!(plans.cuts(), vec![first]);
+    assert_eq!(plans.total_frames(), total);
+    // Each shot's plan is the plan of that shot alone (its own global frames).
+    let alone = keyframe_plan(&model, &layout, first);
+    assert_eq!(*plans.shots[0], alone);
+
+    // Pass 2 through the shots.
+    let models = std::slice::from_ref(&model);
+    let mut stream = ShotStream::new(models, Arc::new(plans)).unwrap();
+    let cancel = Cancel::new();
+    let mut got = Vec::new();
+    for k in 0..total {
+        stream.push(two_shot_frame(&layout, k, first)).unwrap();
+        if stream.chunk_ready() {
+            got.extend(stream.run_next(false, &cancel).unwrap());
+        }
+    }
+    got.extend(stream.run_next(true, &cancel).unwrap());
+    assert_eq!(got.len(), total);
+    assert_eq!(stream.pending(), 0);
+    assert!(
+        stream.most_held() <= stream.hold(),
+        "{}",
+        stream.most_held()
+    );
+
+    // Each shot through the whole-clip run on its own.
+    let mut expected = Vec::new();
+    for (start, len) in [(0, first), (first, second)] {
+        let mut whole = StreamOutpainter::new(models, params(), layout, 30.0, len).unwrap();
+        for k in start..start + len {
+            whole.push(two_shot_frame(&layout, k, first)).unwrap();
+        }
+        expected.extend(whole.run_next(true, &cancel).unwrap());
+    }
+    assert_eq!(expected.len(), total);
+    for (k, (a, b)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(a, b, "frame {k}");
+    }
+
+    // A stream shorter than the shots is refused with both counts.
+    let mut short = ShotStream::new(models, stream.plans().clone().into()).unwrap();
+    for k in 0..first + 3 {
+        short.push(two_shot_frame(&layout, k, first)).unwrap();
+    }
+    let err = short.run_next(true, &cancel).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("ended after {} frames", first + 3)),
+        "{err}"
+    );
+    assert!(ShotKeyframes::new(layout, 10, &[10]).is_err());
 }
