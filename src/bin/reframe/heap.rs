@@ -9,24 +9,16 @@
 //! go back to the system when freed), and the freed pages inside the arenas are
 //! handed back regularly while the pipeline runs (`malloc_trim`): +1.6 to +4 MB.
 
-/// glibc's `mallopt` parameter for the size from which allocations are mapped.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const M_MMAP_THRESHOLD: i32 = -3;
+/// The size from which allocations are mapped.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MAPPED_FROM_BYTES: i32 = 64 << 10;
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-unsafe extern "C" {
-    fn mallopt(param: i32, value: i32) -> i32;
-    fn malloc_trim(pad: usize) -> i32;
-}
 
 /// Maps large blocks (see the module notes); call before any thread starts.
 pub fn map_large_blocks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a glibc allocator parameter; called before any thread starts.
     unsafe {
-        mallopt(M_MMAP_THRESHOLD, MAPPED_FROM_BYTES);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM_BYTES);
     }
 }
 
@@ -35,6 +27,6 @@ pub fn return_freed_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe (it locks each arena) and frees nothing in use.
     unsafe {
-        malloc_trim(0);
+        libc::malloc_trim(0);
     }
 }
