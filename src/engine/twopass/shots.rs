@@ -241,6 +241,7 @@ impl ShotStream {
                 "the stream has more frames than the {total} the plan is made for"
             )));
         }
+        self.start_next_shot_when_done()?;
         if self.shot_full() {
             self.waiting.push_back(content.into());
         } else {
@@ -261,9 +262,27 @@ impl ShotStream {
         self.pushed - self.returned
     }
 
-    /// True when some window can run, or a finished shot can make way for the next.
+    /// True when `run_next` gives frames: some window can run, or a shot
+    /// whose frames have all come still holds some while the next shot's arrive.
     pub fn chunk_ready(&self) -> bool {
-        self.stream.chunk_ready() || (self.shot_full() && !self.waiting.is_empty())
+        self.stream.chunk_ready()
+            || (self.shot_full()
+                && self.has_next_shot()
+                && self.stream.pending() > 0
+                && !self.waiting.is_empty())
+    }
+
+    fn has_next_shot(&self) -> bool {
+        self.shot + 1 < self.plans.shots.len()
+    }
+
+    /// Moves on to the next shot (with the frames waiting for it) once the
+    /// current one has all its frames in and out.
+    fn start_next_shot_when_done(&mut self) -> Result<()> {
+        while self.shot_full() && self.stream.pending() == 0 && self.has_next_shot() {
+            self.next_shot()?;
+        }
+        Ok(())
     }
 
     pub fn stats(&self) -> &StreamStats {
@@ -289,18 +308,19 @@ impl ShotStream {
             )));
         }
         let mut out = Vec::new();
-        while self.shot_full()
-            && self.shot + 1 < self.plans.shots.len()
-            && (!self.waiting.is_empty() || draining)
-        {
+        self.start_next_shot_when_done()?;
+        while self.shot_full() && self.has_next_shot() && (!self.waiting.is_empty() || draining) {
             out.extend(self.stream.run_next(true, cancel)?);
             self.next_shot()?;
         }
-        let last = self.shot + 1 == self.plans.shots.len();
-        out.extend(self.stream.run_next(draining && last, cancel)?);
+        out.extend(
+            self.stream
+                .run_next(draining && !self.has_next_shot(), cancel)?,
+        );
         self.stats = self.finished_stats.clone();
         self.stats.add(self.stream.stats());
         self.returned += out.len();
+        self.start_next_shot_when_done()?;
         Ok(out)
     }
 

@@ -266,8 +266,19 @@ fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
     let mut got = Vec::new();
     for k in 0..total {
         stream.push(two_shot_frame(&layout, k, first)).unwrap();
-        if stream.chunk_ready() {
-            got.extend(stream.run_next(false, &cancel).unwrap());
+        // As the element does: run while frames are promised, each run giving
+        // some (here the first shot leaves whole before the second's frames come).
+        while stream.chunk_ready() {
+            let frames = stream.run_next(false, &cancel).unwrap();
+            assert!(!frames.is_empty(), "a ready stream gave no frame after {k}");
+            got.extend(frames);
+        }
+        if k + 1 == first {
+            assert_eq!(
+                got.len(),
+                first,
+                "the first shot, once all in, leaves whole"
+            );
         }
     }
     got.extend(stream.run_next(true, &cancel).unwrap());
