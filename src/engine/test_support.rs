@@ -50,3 +50,10 @@ pub(crate) fn max_abs_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Deterministic values in [-1, 1) that vary from element to element and seed to seed.
+pub(crate) fn wave(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|k| (((k * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+        .collect()
+}

@@ -397,11 +397,7 @@ impl Model {
         &self,
         constants: &UnetConstants<'_>,
     ) -> Result<Option<Box<dyn BoundUnet + '_>>> {
-        let (h, w) = constants.latent;
-        let (tokens, dim) = constants.tokens_dim;
-        let batch = constants.batch;
-        input_f32("sample", vec![batch, 9, 16, h, w], constants.sample)?;
-        input_f32("context", vec![batch, tokens, dim], constants.context)?;
+        check_unet_constants(constants)?;
         self.backend.bind_unet(constants)
     }
 
@@ -412,10 +408,8 @@ impl Model {
         constants: &ResidentConstants<'_>,
     ) -> Result<Option<Box<dyn ResidentUnet + '_>>> {
         let c = &constants.unet;
+        check_unet_constants(c)?;
         let (h, w) = c.latent;
-        let (tokens, dim) = c.tokens_dim;
-        input_f32("sample", vec![c.batch, 9, 16, h, w], c.sample)?;
-        input_f32("context", vec![c.batch, tokens, dim], c.context)?;
         input_f32(
             "state",
             vec![constants.windows, constants.rows, 4, 16, h, w],
@@ -476,6 +470,15 @@ impl Model {
 }
 
 /// A float input whose data must fill `shape` exactly.
+/// Checks that the sample and the context of `c` have the values their shapes need.
+fn check_unet_constants(c: &UnetConstants<'_>) -> Result<()> {
+    let (h, w) = c.latent;
+    let (tokens, dim) = c.tokens_dim;
+    input_f32("sample", vec![c.batch, 9, 16, h, w], c.sample)?;
+    input_f32("context", vec![c.batch, tokens, dim], c.context)?;
+    Ok(())
+}
+
 fn input_f32<'a>(name: &'static str, shape: Vec<usize>, data: &'a [f32]) -> Result<GraphInput<'a>> {
     let want: usize = shape.iter().product();
     if data.len() != want {

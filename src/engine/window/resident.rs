@@ -93,13 +93,7 @@ mod tests {
     use super::*;
     use crate::engine::runtime::{ExecutionProvider, cuda_unavailable_reason};
     use crate::engine::scheduler::SchedulerKind;
-    use crate::engine::test_support::{max_abs_difference, model_options, tiny_model};
-
-    fn wave(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|k| (((k * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect()
-    }
+    use crate::engine::test_support::{max_abs_difference, model_options, tiny_model, wave};
 
     /// Runs two windows (the second with guide frames) in one batch; the
     /// latents and the bytes copied.

@@ -278,7 +278,7 @@ fn step_graph(key: &Key) -> ort::Result<EditorModel> {
         graph.add_initializer(name, tensor, false)?;
     }
     let to = |ty: TensorElementType| -> ort::Result<Attribute> {
-        Attribute::new("to", ort_sys_type(ty))
+        Attribute::new("to", onnx_element_type(ty))
     };
     let node = |op: &str, inputs: &[&str], output: &str, attributes: Vec<Attribute>| {
         Node::new(op, ONNX_DOMAIN, output, inputs, [output], attributes)
@@ -364,7 +364,7 @@ fn step_graph(key: &Key) -> ort::Result<EditorModel> {
 }
 
 /// ONNX's number for a tensor element type (the `to` of a Cast).
-fn ort_sys_type(ty: TensorElementType) -> i64 {
+fn onnx_element_type(ty: TensorElementType) -> i64 {
     match ty {
         TensorElementType::Float16 => 10,
         _ => 1,

@@ -14,7 +14,9 @@ use crate::engine::model::{Model, UnetConstants};
 use crate::engine::runtime::{
     CudnnAlgoSearch, ExecutionProvider, GpuOptions, cuda_unavailable_reason,
 };
-use crate::engine::test_support::{max_abs_difference, model_options, scratch_dir, tiny_model_dir};
+use crate::engine::test_support::{
+    max_abs_difference, model_options, scratch_dir, tiny_model_dir, wave,
+};
 
 /// A U-Net batch of the model's canvas: deterministic sample, context, latents of two steps.
 struct Case {
@@ -24,12 +26,6 @@ struct Case {
     latent: (usize, usize),
     tokens_dim: (usize, usize),
     steps: Vec<(Vec<f32>, i64)>,
-}
-
-fn wave(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|k| (((k * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-        .collect()
 }
 
 fn case(model: &Model, batch: usize) -> Case {
