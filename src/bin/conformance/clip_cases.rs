@@ -238,8 +238,8 @@ pub fn clip_two_pass(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
     let plan = through_file(case, &plan)?;
 
     let mut latents: Vec<Option<Vec<f32>>> = vec![None; total];
-    for (&f, latent) in &plan.keyframes {
-        latents[f] = Some(latent.clone());
+    for &f in plan.latents.keyframes() {
+        latents[f] = plan.latents.keyframe(f).map_err(engine)?;
     }
     let [worker] = workers;
     let mut stream = PlannedStream::from_parts(

@@ -5,8 +5,9 @@
 //! indices; the size and sha256 of the data), then the data: little-endian
 //! f32, per shot the 16 global latents then each keyframe's latent in
 //! ascending frame order. Version 2 added the shots (version 1 held one clip).
-//! About 4·4·(C/8)² bytes per
-//! keyframe (16 KiB at canvas 256), i.e. ~1 KiB per source frame.
+//! About 4·4·(C/8)² bytes per keyframe (16 KiB at canvas 256), i.e. ~1 KiB
+//! per source frame; neither writing nor reading holds the data whole (a
+//! plan read leaves the latents in the file: `latents.rs`).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{KeyframePlan, ShotPlans};
+use super::{KeyframePlan, PlanLatents, ShotPlans};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::geometry::{CanvasLayout, Rect};
 use crate::engine::scheduler::SchedulerKind;
@@ -66,24 +67,25 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes `plans` to `path` (replacing it).
+/// Writes `plans` to `path` (replacing it), a latent at a time.
 pub fn write_plan(path: &Path, plans: &ShotPlans) -> Result<()> {
-    let mut data: Vec<u8> = Vec::new();
-    let mut shots = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut data_bytes = 0u64;
     for plan in &plans.shots {
         plan.check_shape()?;
-        let values = plan
-            .global_latents
-            .iter()
-            .chain(plan.keyframes.values().flatten());
-        data.extend(values.flat_map(|v| v.to_le_bytes()));
-        shots.push(shot_header(plan));
+        plan.latents.for_each_latent(|latent| {
+            for v in latent {
+                hasher.update(v.to_le_bytes());
+            }
+            data_bytes += 4 * latent.len() as u64;
+            Ok(())
+        })?;
     }
     let header = Header {
         format_version: PLAN_FORMAT_VERSION,
-        shots,
-        data_bytes: data.len() as u64,
-        data_sha256: hex(&Sha256::digest(&data)),
+        shots: plans.shots.iter().map(|plan| shot_header(plan)).collect(),
+        data_bytes,
+        data_sha256: hex(&hasher.finalize()),
     };
     let json = serde_json::to_vec(&header)
         .map_err(|e| EngineError::InvalidInput(format!("cannot describe the plan: {e}")))?;
@@ -98,7 +100,12 @@ pub fn write_plan(path: &Path, plans: &ShotPlans) -> Result<()> {
     out.write_all(&(json.len() as u32).to_le_bytes())
         .map_err(io)?;
     out.write_all(&json).map_err(io)?;
-    out.write_all(&data).map_err(io)?;
+    for plan in &plans.shots {
+        plan.latents.for_each_latent(|latent| {
+            let bytes: Vec<u8> = latent.iter().flat_map(|v| v.to_le_bytes()).collect();
+            out.write_all(&bytes).map_err(io)
+        })?;
+    }
     out.flush().map_err(io)
 }
 
@@ -115,13 +122,15 @@ fn shot_header(plan: &KeyframePlan) -> ShotHeader {
         global_guidance_scale: plan.params.global_guidance_scale,
         seed: plan.params.seed,
         model_identity: plan.model_identity.clone(),
-        latent_len: plan.global_latents.len() / crate::engine::planner::GLOBAL_FRAMES,
-        keyframes: plan.keyframes.keys().copied().collect(),
+        latent_len: plan.latent_len(),
+        keyframes: plan.latents.keyframes().to_vec(),
     }
 }
 
 /// Reads a plan file written by [`write_plan`], with a sentence naming the
-/// problem for a file that is not one, of another version, or damaged.
+/// problem for a file that is not one, of another version, or damaged. The
+/// latents stay in the file (read when needed); the whole file is read once
+/// here, to check its sha256.
 pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let bad = |why: String| EngineError::InvalidInput(format!("{}: {why}", path.display()));
     let mut file =
@@ -151,61 +160,63 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     }
     let header: Header = serde_json::from_value(version)
         .map_err(|e| bad(format!("the header is incomplete: {e}")))?;
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)
+    let data_start = (MAGIC.len() + 4 + json.len()) as u64;
+    let mut hasher = Sha256::new();
+    let data_len = std::io::copy(&mut file, &mut hasher)
         .map_err(|e| bad(format!("cannot read the plan's data: {e}")))?;
-    if data.len() as u64 != header.data_bytes {
+    if data_len != header.data_bytes {
         return Err(bad(format!(
-            "the data has {} bytes, the header says {} (a truncated file?)",
-            data.len(),
+            "the data has {data_len} bytes, the header says {} (a truncated file?)",
             header.data_bytes
         )));
     }
-    if hex(&Sha256::digest(&data)) != header.data_sha256 {
+    if hex(&hasher.finalize()) != header.data_sha256 {
         return Err(bad(
             "the data does not match its sha256 (a damaged file)".into()
         ));
     }
-    let values: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let mut rest = values.as_slice();
+    let file = std::sync::Arc::new(file);
+    let mut first_byte = data_start;
+    let data_end = data_start + data_len;
     let mut shots = Vec::new();
     for (k, shot) in header.shots.into_iter().enumerate() {
         let latent_len = shot.latent_len;
-        let global_len = crate::engine::planner::GLOBAL_FRAMES * latent_len;
-        let len = global_len + shot.keyframes.len() * latent_len;
-        if latent_len == 0 || rest.len() < len {
+        let latents = (crate::engine::planner::GLOBAL_FRAMES + shot.keyframes.len()) as u64;
+        let bytes = latents * 4 * latent_len as u64;
+        if latent_len == 0 || data_end - first_byte < bytes {
             return Err(bad(format!(
                 "the data ends inside shot {k}'s 16 global latents and {} keyframe latents of {latent_len}",
                 shot.keyframes.len()
             )));
         }
-        let (ours, after) = rest.split_at(len);
-        rest = after;
-        let plan = shot_plan(shot, ours).map_err(|e| bad(e.to_string()))?;
+        if !shot.keyframes.is_sorted_by(|a, b| a < b) {
+            return Err(bad(format!(
+                "shot {k}'s keyframes are not in ascending order"
+            )));
+        }
+        let latents = PlanLatents::in_file(
+            file.clone(),
+            path,
+            first_byte,
+            latent_len,
+            shot.keyframes.clone(),
+        );
+        first_byte += bytes;
+        let plan = shot_plan(shot, latents).map_err(|e| bad(e.to_string()))?;
         plan.check_shape().map_err(|e| bad(e.to_string()))?;
         shots.push(plan);
     }
-    if !rest.is_empty() {
+    if first_byte != data_end {
         return Err(bad(format!(
             "{} values after the last shot's latents",
-            rest.len()
+            (data_end - first_byte) / 4
         )));
     }
     ShotPlans::new(shots).map_err(|e| bad(e.to_string()))
 }
 
-/// A shot's plan from its header and its latents (global, then keyframes).
-fn shot_plan(header: ShotHeader, values: &[f32]) -> Result<KeyframePlan> {
-    let global_len = crate::engine::planner::GLOBAL_FRAMES * header.latent_len;
-    let keyframes = header
-        .keyframes
-        .iter()
-        .zip(values[global_len..].chunks_exact(header.latent_len))
-        .map(|(&f, latent)| (f, latent.to_vec()))
-        .collect();
+/// A shot's plan from its header and its latents.
+fn shot_plan(header: ShotHeader, latents: PlanLatents) -> Result<KeyframePlan> {
     Ok(KeyframePlan {
         total_frames: header.total_frames,
         fps: header.fps.unwrap_or(f64::NAN),
@@ -222,7 +233,6 @@ fn shot_plan(header: ShotHeader, values: &[f32]) -> Result<KeyframePlan> {
             seed: header.seed,
         },
         model_identity: header.model_identity,
-        global_latents: values[..global_len].to_vec(),
-        keyframes,
+        latents,
     })
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{KeyframePlan, PassSplit, model_identity};
+use super::{KeyframePlan, PassSplit, PlanLatents, model_identity};
 use crate::engine::cancel::Cancel;
 use crate::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use crate::engine::error::{EngineError, Result};
@@ -79,8 +79,7 @@ pub fn run_keyframe_pass(
         layout: *layout,
         params: params.clone(),
         model_identity: model_identity(model.manifest()),
-        global_latents,
-        keyframes,
+        latents: PlanLatents::held(global_latents, keyframes),
     })
 }
 

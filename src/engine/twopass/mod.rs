@@ -17,12 +17,13 @@
 
 mod file;
 mod keyframes;
+mod latents;
 mod shots;
 mod streaming;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
@@ -34,6 +35,7 @@ use super::window::DenoiseParams;
 
 pub use file::{PLAN_FORMAT_VERSION, read_plan, write_plan};
 pub use keyframes::{KeyframeFrames, run_keyframe_pass};
+pub use latents::PlanLatents;
 pub use shots::{ShotKeyframes, ShotPlans, ShotStream};
 pub use streaming::{PlannedStream, Produced};
 
@@ -50,11 +52,10 @@ pub struct KeyframePlan {
     pub params: DenoiseParams,
     /// The model it was made with ([`model_identity`]).
     pub model_identity: String,
-    /// The scaled latents `[16,4,C/8,C/8]` of the 16 global frames.
-    pub global_latents: Vec<f32>,
-    /// Per keyframe (a frame whose latent the keyframe pass produced), its
-    /// scaled latent `[4,C/8,C/8]`.
-    pub keyframes: BTreeMap<usize, Vec<f32>>,
+    /// The scaled latents `[16,4,C/8,C/8]` of the 16 global frames and, per
+    /// keyframe (a frame whose latent the keyframe pass produced), its scaled
+    /// latent `[4,C/8,C/8]`.
+    pub latents: PlanLatents,
 }
 
 impl KeyframePlan {
@@ -94,15 +95,20 @@ impl KeyframePlan {
         Ok(())
     }
 
+    /// The values of one latent of the plan's canvas, `4·(C/8)²`.
+    pub fn latent_len(&self) -> usize {
+        let side = (self.layout.canvas / crate::engine::limits::LATENT_FACTOR) as usize;
+        crate::engine::window::LATENT_CHANNELS * side * side
+    }
+
     /// Checks the plan's structure: the keyframes of the official plan of its
     /// frame count, latents of the canvas's size.
     pub fn check_shape(&self) -> Result<()> {
         let split = PassSplit::new(self.total_frames)?;
-        let side = (self.layout.canvas / crate::engine::limits::LATENT_FACTOR) as usize;
-        let latent_len = crate::engine::window::LATENT_CHANNELS * side * side;
+        let latent_len = self.latent_len();
         let bad = |s: String| Err(EngineError::InvalidInput(s));
         let expected = split.keyframes();
-        let ours: BTreeSet<usize> = self.keyframes.keys().copied().collect();
+        let ours: BTreeSet<usize> = self.latents.keyframes().iter().copied().collect();
         if ours != expected {
             return bad(format!(
                 "the plan's {} keyframes are not those of a clip of {} frames ({} keyframes)",
@@ -111,17 +117,9 @@ impl KeyframePlan {
                 expected.len()
             ));
         }
-        if self.global_latents.len() != crate::engine::planner::GLOBAL_FRAMES * latent_len {
+        if let Err(why) = self.latents.check_lengths(latent_len) {
             return bad(format!(
-                "the plan's global latents have {} values, a {} canvas needs {}",
-                self.global_latents.len(),
-                self.layout.canvas,
-                crate::engine::planner::GLOBAL_FRAMES * latent_len
-            ));
-        }
-        if let Some((f, _)) = self.keyframes.iter().find(|(_, l)| l.len() != latent_len) {
-            return bad(format!(
-                "the plan's latent of frame {f} does not fit a {} canvas",
+                "{why}: the plan's latents do not fit a {} canvas ({latent_len} values each)",
                 self.layout.canvas
             ));
         }

@@ -202,7 +202,7 @@ impl PlannedStream {
             let guided = (0..win.frames.len()).all(|p| {
                 let f = win.frames[p];
                 !win.guides[p]
-                    || self.plan.keyframes.contains_key(&f)
+                    || self.plan.latents.has_keyframe(f)
                     || self.latents.contains_key(&f)
                     || will_exist.contains(&f)
             });
@@ -244,7 +244,7 @@ impl PlannedStream {
             let context = GuidanceContext::from_latents(
                 &model,
                 &constants,
-                &self.plan.global_latents,
+                &self.plan.latents.global()?,
                 cancel,
             )?;
             self.constants = Some((constants, context));
@@ -256,12 +256,10 @@ impl PlannedStream {
             let win = &plan.windows[w];
             for (p, &f) in win.frames.iter().enumerate() {
                 if win.guides[p] && known[f].is_none() {
-                    known[f] = self
-                        .plan
-                        .keyframes
-                        .get(&f)
-                        .or_else(|| self.latents.get(&f))
-                        .cloned();
+                    known[f] = match self.plan.latents.keyframe(f)? {
+                        Some(latent) => Some(latent),
+                        None => self.latents.get(&f).cloned(),
+                    };
                 }
             }
         }

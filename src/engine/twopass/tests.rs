@@ -80,7 +80,7 @@ fn two_passes_equal_the_whole_clip_run() {
     let frames = 80; // strides 15, 5 and 1; a padded last window of each
     let plan = keyframe_plan(&model, &layout, frames);
     assert_eq!(
-        plan.keyframes.keys().copied().collect::<Vec<_>>(),
+        plan.latents.keyframes().to_vec(),
         vec![0, 15, 30, 45, 60, 75, 79]
     );
 
@@ -160,8 +160,27 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
     let dir = scratch_dir("plan-file");
     let path = dir.join("clip.plan");
     write_plan(&path, &plan).unwrap();
-    assert_eq!(read_plan(&path).unwrap(), plan);
+    let read = read_plan(&path).unwrap();
+    assert_eq!(read, plan);
     assert_eq!(plan.cuts(), vec![52]);
+
+    // The latents stay in the file: read when asked for, an error naming the
+    // file when it was cut short since.
+    let (first, last) = (&read.shots[0].latents, &read.shots[1].latents);
+    let keyframe = *first.keyframes().last().unwrap();
+    assert_eq!(
+        first.keyframe(keyframe).unwrap(),
+        plan.shots[0].latents.keyframe(keyframe).unwrap()
+    );
+    assert_eq!(first.keyframe(keyframe + 1).unwrap(), None);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    let err = last.global().unwrap_err().to_string();
+    assert!(
+        err.contains("cannot read the plan file") && err.contains("clip.plan"),
+        "{err}"
+    );
+    std::fs::write(&path, &bytes).unwrap();
 
     let bytes = std::fs::read(&path).unwrap();
     let mut damaged = bytes.clone();
