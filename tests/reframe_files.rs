@@ -298,6 +298,20 @@ fn bad_inputs_are_refused_with_a_sentence() {
         with(&[input, out, "--aspect", "9x16"]),
         "is not an aspect ratio like 9/16",
     );
+    let absent = dir.join("absent.plan");
+    refused(
+        vec![
+            input.into(),
+            out.into(),
+            "--model".into(),
+            tiny_model().to_str().unwrap().into(),
+            "--output-pass-plan".into(),
+            absent.to_str().unwrap().into(),
+            "--output-pass-cuts".into(),
+            "0".into(),
+        ],
+        "cannot open the plan file",
+    );
     refused(
         with(&[input, out, "--aspect", "0/16"]),
         "is not an aspect ratio like 9/16",
@@ -473,6 +487,10 @@ fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
     let frames = 64; // strides 15, 5 and 1
     make_mp4(&input, frames, true);
     let source = decode(&input);
+    // The keyframe pass's plan lives in TMPDIR until the output pass (a fresh
+    // image of the program) has used it.
+    let temp = dir.join("tmp");
+    std::fs::create_dir_all(&temp).unwrap();
     let run_to = |output: &Path, extra: &[&str]| {
         let model = tiny_model();
         let mut args = vec![
@@ -488,7 +506,7 @@ fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
             "1/1",
         ];
         args.extend_from_slice(extra);
-        let run = reframe(&args, &[]);
+        let run = reframe(&args, &[("TMPDIR", temp.to_str().unwrap())]);
         assert!(run.success, "{}", run.stderr);
         run
     };
@@ -497,6 +515,12 @@ fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
     for pass in ["pass 1 of 2: keyframes of 64 frames", "pass 2 of 2"] {
         assert!(run.stderr.contains(pass), "{}", run.stderr);
     }
+    let plans: Vec<_> = std::fs::read_dir(&temp)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "plan"))
+        .collect();
+    assert!(plans.is_empty(), "the run left {plans:?}");
     // One read with a lookahead over the whole file runs the same official plan.
     let one = dir.join("one.mp4");
     let run = run_to(&one, &["--one-pass", "--lookahead", "64"]);

@@ -73,6 +73,13 @@ pub struct Cli {
     /// Triton serving the model's repository): grpc://HOST:PORT, comma-separated.
     #[arg(long, value_name = "URLS")]
     pub inference_server: Option<String>,
+    /// (Internal) The output pass of a two-pass run, which the tool runs in a fresh
+    /// process image (`twopass.rs`): the plan the keyframe pass wrote, removed at the end.
+    #[arg(long, hide = true, value_name = "PLAN", requires = "output_pass_cuts")]
+    pub output_pass_plan: Option<PathBuf>,
+    /// (Internal) The scene cuts the keyframe pass found.
+    #[arg(long, hide = true, value_name = "N", requires = "output_pass_plan")]
+    pub output_pass_cuts: Option<u64>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +126,17 @@ pub struct Job {
     pub detects_scene_cuts: bool,
     /// Whether the file is read twice: a keyframe pass, then the output pass with its plan.
     pub two_pass: bool,
+    /// When this process is the output pass of a two-pass run, the keyframe pass's plan.
+    pub planned: Option<Planned>,
+}
+
+/// What the keyframe pass of a two-pass run hands to its output pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// The plan file (temporary: the output pass removes it).
+    pub plan: PathBuf,
+    /// The scene cuts found.
+    pub cuts: u64,
 }
 
 impl Cli {
@@ -175,6 +193,10 @@ impl Cli {
             element_properties: properties,
             detects_scene_cuts: scene_threshold.is_some(),
             two_pass: self.fill == Fill::Outpaint && !self.one_pass,
+            planned: self
+                .output_pass_plan
+                .zip(self.output_pass_cuts)
+                .map(|(plan, cuts)| Planned { plan, cuts }),
         })
     }
 }

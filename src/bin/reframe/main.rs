@@ -11,7 +11,8 @@
 //! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
 //! errors → sentences), `packages` (which Debian package provides a missing
 //! plugin), `streams` (what the input holds), `progress` (the progress bar, or
-//! lines, meanwhile), `heap` (glibc heap settings for bounded memory), `twopass` (the keyframe pass before the output pass).
+//! lines, meanwhile), `heap` (glibc heap settings for bounded memory), `twopass` (the keyframe
+//! pass, then the output pass in a fresh image of the program).
 
 mod bus;
 mod cli;
@@ -57,12 +58,18 @@ fn run(job: &Job) -> Result<(), String> {
         .iter()
         .map(|output| OutputFile::create(&output.path))
         .collect::<Result<Vec<_>, String>>()?;
-    let (_plan, planned_job, cuts);
+    let (_plan, planned_job);
     let mut planned_cuts = None;
-    let job = if job.two_pass {
-        (_plan, planned_job, cuts) = twopass::keyframe_pass(job)?;
-        planned_cuts = Some(cuts as u64);
+    let job = if let Some(planned) = &job.planned {
+        _plan = twopass::PlanFile::adopt(planned.plan.clone());
+        planned_cuts = Some(planned.cuts);
+        planned_job = twopass::output_pass(job, &planned.plan)?;
         &planned_job
+    } else if job.two_pass {
+        let (plan, cuts) = twopass::keyframe_pass(job)?;
+        // Only returns when the program cannot start again (then `files` are removed);
+        // the fresh image writes them.
+        return Err(twopass::continue_in_fresh_process(plan, cuts));
     } else {
         job
     };

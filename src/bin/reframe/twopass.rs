@@ -4,11 +4,13 @@
 //! positions over the real count) and, with `--scene-threshold`, the scene
 //! cuts found (each shot gets a plan of its own), then the keyframe pass runs the element
 //! with `write-plan` (outputs discarded, nothing encoded) and writes the plan
-//! to a temporary file; the output pass then runs with `plan-file`. Each read
-//! goes through the same pipeline into the element, so every pass sees the
-//! same frames.
+//! to a temporary file; the output pass then runs with `plan-file`, in a fresh
+//! image of the program (`exec`, same process). Each read goes through the
+//! same pipeline into the element, so every pass sees the same frames.
 
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,16 +25,22 @@ pub struct PlanFile {
     path: PathBuf,
 }
 
+impl PlanFile {
+    /// The plan a keyframe pass of this run wrote (`--output-pass-plan`).
+    pub fn adopt(path: PathBuf) -> PlanFile {
+        PlanFile { path }
+    }
+}
+
 impl Drop for PlanFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Counts the frames (and finds the cuts) and runs the keyframe pass; the job
-/// of the output pass then has the plan (`plan-file`). Also gives the number
-/// of scene cuts found.
-pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, Job, usize), String> {
+/// Counts the frames (and finds the cuts) and runs the keyframe pass: the plan
+/// it wrote and the number of scene cuts found.
+pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, u64), String> {
     eprintln!(
         "pass 1 of 2: counting the frames of {}",
         job.input.display()
@@ -44,19 +52,10 @@ pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, Job, usize), String> {
     let plan = PlanFile {
         path: std::env::temp_dir().join(format!("m3ddm-reframe-{}.plan", std::process::id())),
     };
-    let path = plan
-        .path
-        .to_str()
-        .ok_or("the temporary folder's path is not UTF-8")?
-        .to_owned();
+    let path = plan_path(&plan.path)?;
     eprintln!("pass 1 of 2: keyframes of {frames} frames");
-    // The plan has the shots: the later reads do not look for cuts.
-    let mut planned = job.clone();
-    planned
-        .element_properties
-        .retain(|(name, _)| *name != "scene-threshold");
-    let mut pass = planned.clone();
-    pass.element_properties.push(("write-plan", path.clone()));
+    let mut pass = without_cut_detection(job);
+    pass.element_properties.push(("write-plan", path));
     let cut_list: Vec<String> = cuts.iter().map(u64::to_string).collect();
     pass.element_properties
         .push(("plan-cuts", cut_list.join(",")));
@@ -69,10 +68,69 @@ pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, Job, usize), String> {
             job.input.display()
         ));
     }
-    let mut output_pass = planned;
-    output_pass.element_properties.push(("plan-file", path));
+    Ok((plan, cuts.len() as u64))
+}
+
+/// The job of the output pass: `job` with the plan at `plan`.
+pub fn output_pass(job: &Job, plan: &Path) -> Result<Job, String> {
+    let mut output_pass = without_cut_detection(job);
+    output_pass
+        .element_properties
+        .push(("plan-file", plan_path(plan)?));
+    Ok(output_pass)
+}
+
+/// Runs the output pass in a fresh image of this program, with the arguments
+/// of this run and the plan: the keyframe pass's heap (its freed but kept
+/// pages, which grow with the file's length) is gone, so the output pass's
+/// memory does not depend on the length (README "Long files"). Returns only
+/// when the program cannot be started again.
+pub fn continue_in_fresh_process(plan: PlanFile, cuts: u64) -> String {
     eprintln!("pass 2 of 2: the outputs");
-    Ok((plan, output_pass, cuts.len()))
+    // The output pass owns the plan from here on.
+    let plan = std::mem::ManuallyDrop::new(plan);
+    // `/proc/self/exe` runs this program even when its file has been replaced.
+    let program = Path::new("/proc/self/exe");
+    let program = if program.exists() {
+        program.to_owned()
+    } else {
+        match std::env::current_exe() {
+            Ok(path) => path,
+            Err(err) => return format!("cannot find this program to run the output pass: {err}"),
+        }
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "m3ddm-reframe".into());
+    let err = Command::new(&program)
+        .arg0(arg0)
+        .args(args)
+        .arg("--output-pass-plan")
+        .arg(&plan.path)
+        .arg("--output-pass-cuts")
+        .arg(cuts.to_string())
+        .exec();
+    let _ = std::fs::remove_file(&plan.path);
+    format!(
+        "cannot start {} again for the output pass: {err}",
+        program.display()
+    )
+}
+
+/// The plan's path as the element's property takes it.
+fn plan_path(path: &Path) -> Result<String, String> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the plan's path {} is not UTF-8", path.display()))
+}
+
+/// `job` without scene-cut detection: the plan has the shots, the later reads
+/// do not look for cuts.
+fn without_cut_detection(job: &Job) -> Job {
+    let mut planned = job.clone();
+    planned
+        .element_properties
+        .retain(|(name, _)| *name != "scene-threshold");
+    planned
 }
 
 /// The frames the element gets from the file and the frames that start a new
