@@ -16,6 +16,7 @@ pub mod runtime;
 pub mod scene;
 pub mod scheduler;
 pub mod stream;
+mod stream_stats;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod twopass;

@@ -32,7 +32,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::CAT;
-use super::caps;
 use super::config::OutputShape;
 use super::errors::engine_error_message;
 use super::frames::ContentScaler;
@@ -528,34 +527,7 @@ impl ElementImpl for M3ddmOutpaint {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps::template_caps();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::with_gtype(
-                    "src_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Request,
-                    &caps,
-                    OutputPad::static_type(),
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
+        pads::templates()
     }
 
     fn request_new_pad(

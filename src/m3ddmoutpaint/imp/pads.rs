@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The element's source pads: the functions every output pad has, the
 //! request pads `src_%u` (one more output each, announced to GstChildProxy so
-//! that `src_0::aspect=…` works from gst-launch) and their release.
+//! that `src_0::aspect=…` works from gst-launch) and their release; the pad
+//! templates.
+
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
@@ -9,6 +12,7 @@ use gst::subclass::prelude::*;
 
 use super::M3ddmOutpaint;
 use crate::m3ddmoutpaint::CAT;
+use crate::m3ddmoutpaint::caps;
 use crate::m3ddmoutpaint::outputpad::{OutputPad, pad_number};
 
 impl M3ddmOutpaint {
@@ -127,4 +131,36 @@ impl ChildProxyImpl for M3ddmOutpaint {
     fn child_by_name(&self, name: &str) -> Option<glib::Object> {
         self.obj().static_pad(name).map(|pad| pad.upcast())
     }
+}
+
+/// The pad templates: `sink`, `src` and the request pads `src_%u`, all of the template caps.
+pub(super) fn templates() -> &'static [gst::PadTemplate] {
+    static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+        let caps = caps::template_caps();
+        vec![
+            gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap(),
+            gst::PadTemplate::with_gtype(
+                "src_%u",
+                gst::PadDirection::Src,
+                gst::PadPresence::Request,
+                &caps,
+                OutputPad::static_type(),
+            )
+            .unwrap(),
+            gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap(),
+        ]
+    });
+    PAD_TEMPLATES.as_ref()
 }
