@@ -310,32 +310,13 @@ impl ClipFrames for ChunkFrames<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::geometry::{Ratio, canvas_layout};
-    use crate::engine::test_support::tiny_model;
+    use crate::engine::test_support::{
+        moving_column_frame as content_frame, one_step_params, portrait_layout as layout,
+        tiny_model,
+    };
 
     fn params() -> DenoiseParams {
-        DenoiseParams {
-            steps: 1,
-            seed: 7,
-            ..DenoiseParams::default()
-        }
-    }
-
-    fn layout(canvas: u32) -> CanvasLayout {
-        canvas_layout(64, 36, Ratio::new(9, 16).unwrap(), canvas).unwrap()
-    }
-
-    /// Frame k: a flat colour plus a moving bright column, at the content size.
-    fn content_frame(layout: &CanvasLayout, k: usize) -> RgbImage {
-        let (w, h) = (layout.content.width(), layout.content.height());
-        let mut image =
-            RgbImage::filled(w, h, [(k * 13 % 256) as u8, 90, (255 - k * 7 % 256) as u8]);
-        let x = (k as u32 * 3) % w;
-        for y in 0..h {
-            let at = ((y * w + x) * 3) as usize;
-            image.data[at..at + 3].copy_from_slice(&[250, 250, 250]);
-        }
-        image
+        one_step_params(7)
     }
 
     fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {

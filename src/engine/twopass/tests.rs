@@ -11,31 +11,14 @@ use crate::engine::geometry::{Ratio, canvas_layout};
 use crate::engine::model::Model;
 use crate::engine::pixels::{self, RgbImage};
 use crate::engine::stream::StreamOutpainter;
-use crate::engine::test_support::{scratch_dir, tiny_model};
+use crate::engine::test_support::{
+    moving_column_frame as content_frame, one_step_params, portrait_layout as layout, scratch_dir,
+    tiny_model,
+};
 use crate::engine::window::{Denoiser, window_noise};
 
 fn params() -> DenoiseParams {
-    DenoiseParams {
-        steps: 1,
-        seed: 11,
-        ..DenoiseParams::default()
-    }
-}
-
-fn layout(canvas: u32) -> CanvasLayout {
-    canvas_layout(64, 36, Ratio::new(9, 16).unwrap(), canvas).unwrap()
-}
-
-/// Frame k: a colour ramp over time plus a moving dark row.
-fn content_frame(layout: &CanvasLayout, k: usize) -> RgbImage {
-    let (w, h) = (layout.content.width(), layout.content.height());
-    let mut image = RgbImage::filled(w, h, [(k * 5 % 256) as u8, 120, (k * 11 % 256) as u8]);
-    let y = (k as u32 * 2) % h;
-    for x in 0..w {
-        let at = ((y * w + x) * 3) as usize;
-        image.data[at..at + 3].copy_from_slice(&[10, 10, 10]);
-    }
-    image
+    one_step_params(11)
 }
 
 fn keyframe_plan(model: &Arc<Model>, layout: &CanvasLayout, frames: usize) -> KeyframePlan {
