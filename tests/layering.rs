@@ -27,7 +27,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["model"],
     &["window"],
     &["clip"],
-    &["stream"],
+    &["stream", "stream_stats"],
     &["twopass"],
 ];
 
