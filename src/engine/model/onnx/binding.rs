@@ -138,10 +138,7 @@ impl Float for half::f16 {
 /// the copies go through, and the run options of its CUDA graph.
 struct Buffers<F: Float> {
     binding: IoBinding,
-    sample: Tensor<F>,
-    context: Tensor<F>,
-    fps: Tensor<i64>,
-    timestep: Tensor<i64>,
+    inputs: UnetInputs<F>,
     output: Tensor<F>,
     host_output: Tensor<F>,
     /// Its CUDA graph id; terminated by a cancel request, cleared before each run.
@@ -205,12 +202,53 @@ impl<'b, F: Float> Bound<'b, F> {
             Buffers::<F>::new(backend, key).map_err(err)
         })?;
         let buffers = pooled.buffers();
-        let mut bytes = 0;
-        bytes += copy_in(&mut buffers.sample, c.sample, 0).map_err(err)?;
-        bytes += copy_in(&mut buffers.context, c.context, 0).map_err(err)?;
-        let fps = vec![c.fps; c.batch];
-        bytes += copy_in(&mut buffers.fps, &fps, 0).map_err(err)?;
+        let bytes = buffers.inputs.copy_window(c).map_err(err)?;
         Ok(Bound { pooled, bytes })
+    }
+}
+
+/// The U-Net's four inputs in the session's memory, bound by name: what the
+/// bound U-Net here and the resident loop (`resident.rs`) both feed it.
+pub(super) struct UnetInputs<F: Float> {
+    /// `[batch, 9, 16, h, w]`: noisy latents, condition latents, mask.
+    pub sample: Tensor<F>,
+    context: Tensor<F>,
+    fps: Tensor<i64>,
+    pub timestep: Tensor<i64>,
+}
+
+impl<F: Float> UnetInputs<F> {
+    /// The inputs of `key`'s shape, allocated with `device` and bound to `binding`.
+    pub(super) fn bound(
+        device: &Allocator,
+        binding: &mut IoBinding,
+        key: &Key,
+    ) -> ort::Result<Self> {
+        let Key {
+            batch,
+            latent: (h, w),
+            tokens_dim: (tokens, dim),
+            ..
+        } = *key;
+        let inputs = UnetInputs {
+            sample: Tensor::<F>::new(device, [batch, 9, 16, h, w])?,
+            context: Tensor::<F>::new(device, [batch, tokens, dim])?,
+            fps: Tensor::<i64>::new(device, [batch])?,
+            timestep: Tensor::<i64>::new(device, [batch])?,
+        };
+        binding.bind_input("sample", &inputs.sample)?;
+        binding.bind_input("context", &inputs.context)?;
+        binding.bind_input("fps", &inputs.fps)?;
+        binding.bind_input("timestep", &inputs.timestep)?;
+        Ok(inputs)
+    }
+
+    /// Copies in what stays the same for a window: its sample (the first
+    /// step's), context and fps; the bytes copied.
+    pub(super) fn copy_window(&mut self, c: &UnetConstants<'_>) -> ort::Result<u64> {
+        Ok(copy_in(&mut self.sample, c.sample, 0)?
+            + copy_in(&mut self.context, c.context, 0)?
+            + copy_in(&mut self.fps, &vec![c.fps; c.batch], 0)?)
     }
 }
 
@@ -223,29 +261,18 @@ impl<F: Float> Buffers<F> {
         let Key {
             batch,
             latent: (h, w),
-            tokens_dim: (tokens, dim),
             ..
         } = key;
         let latents = [batch, 4, 16, h, w];
-        let sample = Tensor::<F>::new(&device, [batch, 9, 16, h, w])?;
-        let context = Tensor::<F>::new(&device, [batch, tokens, dim])?;
-        let fps = Tensor::<i64>::new(&device, [batch])?;
-        let timestep = Tensor::<i64>::new(&device, [batch])?;
         let mut output = Tensor::<F>::new(&device, latents)?;
         let mut binding = session.create_binding()?;
-        binding.bind_input("sample", &sample)?;
-        binding.bind_input("context", &context)?;
-        binding.bind_input("fps", &fps)?;
-        binding.bind_input("timestep", &timestep)?;
+        let inputs = UnetInputs::bound(&device, &mut binding, &key)?;
         let output_name = Graph::Unet.contract().1[0];
         binding.bind_output(output_name, &mut output)?;
         let run_options = backend.unet_buffers.run_options()?;
         Ok(Buffers {
             binding,
-            sample,
-            context,
-            fps,
-            timestep,
+            inputs,
             output,
             host_output: Tensor::<F>::new(&host, latents)?,
             run_options,
@@ -321,10 +348,11 @@ impl<F: Float> BoundUnet for Bound<'_, F> {
         }
         let item_len = 9 * 16 * h * w;
         for (item, values) in latents.chunks_exact(latent_len).enumerate() {
-            self.bytes += copy_in(&mut buffers.sample, values, item * item_len).map_err(err)?;
+            self.bytes +=
+                copy_in(&mut buffers.inputs.sample, values, item * item_len).map_err(err)?;
         }
         let timesteps = vec![timestep; batch];
-        self.bytes += copy_in(&mut buffers.timestep, &timesteps, 0).map_err(err)?;
+        self.bytes += copy_in(&mut buffers.inputs.timestep, &timesteps, 0).map_err(err)?;
         run_tracked(
             &mut *backend.session(Graph::Unet)?,
             &buffers.binding,

@@ -28,7 +28,9 @@ use ort::session::{IoBinding, RunOptions, Session};
 use ort::value::{Outlet, Shape, SymbolicDimensions, Tensor, TensorElementType, ValueType};
 
 use super::OrtBackend;
-use super::binding::{Float, Key, Pooled, allocators, bound_float, copy_in, run_tracked};
+use super::binding::{
+    Float, Key, Pooled, UnetInputs, allocators, bound_float, copy_in, run_tracked,
+};
 use crate::engine::cancel::Cancel;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::Graph;
@@ -46,10 +48,7 @@ struct Buffers<F: Float> {
     step_session: Session,
     /// Binding `i` reads state `i` and writes state `1 - i`.
     step_bindings: [IoBinding; 2],
-    sample: Tensor<F>,
-    context: Tensor<F>,
-    fps: Tensor<i64>,
-    timestep: Tensor<i64>,
+    inputs: UnetInputs<F>,
     conditions: Tensor<F>,
     states: [Tensor<f32>; 2],
     map: Tensor<f32>,
@@ -111,10 +110,8 @@ impl<'b, F: Float> Resident<'b, F> {
             .copied()
             .collect();
         let mut bytes = 0;
-        bytes += copy_in(&mut buffers.sample, c.unet.sample, 0).map_err(err)?;
+        bytes += buffers.inputs.copy_window(&c.unet).map_err(err)?;
         bytes += copy_in(&mut buffers.conditions, &conditions, 0).map_err(err)?;
-        bytes += copy_in(&mut buffers.context, c.unet.context, 0).map_err(err)?;
-        bytes += copy_in(&mut buffers.fps, &vec![c.unet.fps; c.unet.batch], 0).map_err(err)?;
         bytes += copy_in(&mut buffers.states[0], c.state, 0).map_err(err)?;
         Ok(Resident {
             pooled,
@@ -131,7 +128,6 @@ impl<F: Float> Buffers<F> {
         let Key {
             batch,
             latent: (h, w),
-            tokens_dim: (tokens, dim),
             windows,
             rows,
             ..
@@ -151,10 +147,8 @@ impl<F: Float> Buffers<F> {
         let new = |dims: &[usize]| Tensor::<F>::new(&device, dims.to_vec());
         let new_f32 = |dims: &[usize]| Tensor::<f32>::new(&device, dims.to_vec());
         let build = || -> ort::Result<Self> {
-            let mut sample = new(&[batch, UNET_CHANNELS, FRAMES, h, w])?;
-            let context = new(&[batch, tokens, dim])?;
-            let fps = Tensor::<i64>::new(&device, [batch])?;
-            let timestep = Tensor::<i64>::new(&device, [batch])?;
+            let mut unet_binding = unet.create_binding()?;
+            let mut inputs = UnetInputs::bound(&device, &mut unet_binding, &key)?;
             let mut predictions = new(&[batch, LATENT_CHANNELS, FRAMES, h, w])?;
             let conditions = new(&[batch, UNET_CHANNELS - LATENT_CHANNELS, FRAMES, h, w])?;
             let mut states = [
@@ -164,11 +158,6 @@ impl<F: Float> Buffers<F> {
             let map = new_f32(&[windows, rows, rows + items])?;
             let latents_shape = [windows, LATENT_CHANNELS, FRAMES, h, w];
             let mut latents = new_f32(&latents_shape)?;
-            let mut unet_binding = unet.create_binding()?;
-            unet_binding.bind_input("sample", &sample)?;
-            unet_binding.bind_input("context", &context)?;
-            unet_binding.bind_input("fps", &fps)?;
-            unet_binding.bind_input("timestep", &timestep)?;
             unet_binding.bind_output(Graph::Unet.contract().1[0], &mut predictions)?;
             let [first, second] = &mut states;
             let step_binding = |from: &Tensor<f32>,
@@ -187,17 +176,14 @@ impl<F: Float> Buffers<F> {
                 Ok(binding)
             };
             let step_bindings = [
-                step_binding(first, second, &mut sample, &mut latents)?,
-                step_binding(second, first, &mut sample, &mut latents)?,
+                step_binding(first, second, &mut inputs.sample, &mut latents)?,
+                step_binding(second, first, &mut inputs.sample, &mut latents)?,
             ];
             Ok(Buffers {
                 unet_binding,
                 step_session,
                 step_bindings,
-                sample,
-                context,
-                fps,
-                timestep,
+                inputs,
                 conditions,
                 states,
                 map,
@@ -383,7 +369,8 @@ impl<F: Float> ResidentUnet for Resident<'_, F> {
                 maps.len()
             )));
         }
-        self.bytes += copy_in(&mut buffers.timestep, &vec![timestep; key.batch], 0).map_err(err)?;
+        self.bytes +=
+            copy_in(&mut buffers.inputs.timestep, &vec![timestep; key.batch], 0).map_err(err)?;
         self.bytes += copy_in(&mut buffers.map, maps, 0).map_err(err)?;
         run_tracked(
             &mut *backend.session(Graph::Unet)?,
