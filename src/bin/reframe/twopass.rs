@@ -87,8 +87,8 @@ pub fn output_pass(job: &Job, plan: &Path) -> Result<Job, String> {
 /// when the program cannot be started again.
 pub fn continue_in_fresh_process(plan: PlanFile, cuts: u64) -> String {
     eprintln!("pass 2 of 2: the outputs");
-    // The output pass owns the plan from here on.
-    let plan = std::mem::ManuallyDrop::new(plan);
+    // `exec` does not return when it succeeds: `plan` is not dropped, the output
+    // pass owns the file; when it fails, dropping `plan` removes it.
     // `/proc/self/exe` runs this program even when its file has been replaced.
     let program = Path::new("/proc/self/exe");
     let program = if program.exists() {
@@ -109,7 +109,6 @@ pub fn continue_in_fresh_process(plan: PlanFile, cuts: u64) -> String {
         .arg("--output-pass-cuts")
         .arg(cuts.to_string())
         .exec();
-    let _ = std::fs::remove_file(&plan.path);
     format!(
         "cannot start {} again for the output pass: {err}",
         program.display()
