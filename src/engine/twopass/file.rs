@@ -179,10 +179,10 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let mut first_byte = data_start;
     let data_end = data_start + data_len;
     let mut shots = Vec::new();
-    for (k, shot) in header.shots.into_iter().enumerate() {
+    for (k, mut shot) in header.shots.into_iter().enumerate() {
         let latent_len = shot.latent_len;
-        let latents = (crate::engine::planner::GLOBAL_FRAMES + shot.keyframes.len()) as u64;
-        let bytes = latents * 4 * latent_len as u64;
+        let latent_count = (crate::engine::planner::GLOBAL_FRAMES + shot.keyframes.len()) as u64;
+        let bytes = latent_count * 4 * latent_len as u64;
         if latent_len == 0 || data_end - first_byte < bytes {
             return Err(bad(format!(
                 "the data ends inside shot {k}'s 16 global latents and {} keyframe latents of {latent_len}",
@@ -199,7 +199,7 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
             path,
             first_byte,
             latent_len,
-            shot.keyframes.clone(),
+            std::mem::take(&mut shot.keyframes),
         );
         first_byte += bytes;
         let plan = shot_plan(shot, latents).map_err(|e| bad(e.to_string()))?;
