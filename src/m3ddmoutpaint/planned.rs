@@ -21,7 +21,7 @@ use crate::engine::pixels;
 use crate::engine::stream::StreamStats;
 use crate::engine::twopass::{
     KeyframeFrames, KeyframePlan, ShotKeyframes, ShotPlans, ShotStream, read_plan,
-    run_keyframe_pass, write_plan,
+    run_keyframe_pass, shot_lengths, write_plan,
 };
 use crate::engine::window::{Denoiser, window_noise};
 use crate::engine::{self, CanvasLayout, DenoiseParams, EngineError, Model, RgbImage};
@@ -59,12 +59,8 @@ pub fn load_plan(
             return Err("write-plan needs plan-frames, the stream's frame count".into());
         }
         let cuts = plan_cuts(settings).map_err(|e| bare(&e))?;
-        let total = settings.plan_frames as usize;
-        if cuts.windows(2).any(|c| c[0] >= c[1]) || cuts.iter().any(|&c| c == 0 || c >= total) {
-            return Err(format!(
-                "plan-cuts {cuts:?} are not ascending frame numbers inside the {total} frames of plan-frames"
-            ));
-        }
+        shot_lengths(settings.plan_frames as usize, &cuts)
+            .map_err(|e| format!("plan-cuts with plan-frames: {}", bare(&e)))?;
         return Ok(None);
     };
     let plan = read_plan(Path::new(path)).map_err(|e| format!("plan-file {e}"))?;

@@ -36,7 +36,7 @@ use super::window::DenoiseParams;
 pub use file::{PLAN_FORMAT_VERSION, read_plan, write_plan};
 pub use keyframes::{KeyframeFrames, run_keyframe_pass};
 pub use latents::PlanLatents;
-pub use shots::{ShotKeyframes, ShotPlans, ShotStream};
+pub use shots::{ShotKeyframes, ShotPlans, ShotStream, shot_lengths};
 pub use streaming::{PlannedStream, Produced};
 
 /// The stride of the keyframe pass: the first stride of the coarse-to-fine plan.

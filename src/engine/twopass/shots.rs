@@ -113,6 +113,22 @@ pub struct ShotKeyframes {
     plans: Vec<KeyframePlan>,
 }
 
+/// The frames of each shot of a clip of `total_frames` frames whose shots
+/// start at `cuts`; an error unless the cuts are ascending frame indices
+/// inside the clip (none for one shot).
+pub fn shot_lengths(total_frames: usize, cuts: &[usize]) -> Result<Vec<usize>> {
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cuts.iter().copied())
+        .chain(std::iter::once(total_frames))
+        .collect();
+    if bounds.windows(2).any(|b| b[0] >= b[1]) {
+        return Err(EngineError::InvalidInput(format!(
+            "the cuts {cuts:?} do not split a clip of {total_frames} frames into shots"
+        )));
+    }
+    Ok(bounds.windows(2).map(|b| b[1] - b[0]).collect())
+}
+
 /// Runs the keyframe pass of one shot over its frames.
 pub type RunShot<'a> = dyn FnMut(&KeyframeFrames) -> Result<KeyframePlan> + 'a;
 
@@ -120,16 +136,7 @@ impl ShotKeyframes {
     /// A clip of `total_frames` frames whose shots start at `cuts` (frame
     /// indices, ascending, each inside the clip; none for one shot).
     pub fn new(layout: CanvasLayout, total_frames: usize, cuts: &[usize]) -> Result<ShotKeyframes> {
-        let bounds: Vec<usize> = std::iter::once(0)
-            .chain(cuts.iter().copied())
-            .chain(std::iter::once(total_frames))
-            .collect();
-        if bounds.windows(2).any(|b| b[0] >= b[1]) {
-            return Err(EngineError::InvalidInput(format!(
-                "the cuts {cuts:?} do not split a clip of {total_frames} frames into shots"
-            )));
-        }
-        let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
+        let lengths = shot_lengths(total_frames, cuts)?;
         Ok(ShotKeyframes {
             layout,
             frames: KeyframeFrames::new(layout, lengths[0])?,
