@@ -2,7 +2,8 @@
 //! Harness tests of the two passes in the element (tiny model, 1 step):
 //! `write-plan` then `plan-file` gives the frames of the whole-clip run
 //! (lookahead over the whole stream), the latency query reports the plan's
-//! smaller hold, and every mismatch (settings, model, file, layout, frame
+//! smaller hold, a plan of two shots gives each shot as a clip of its own,
+//! and every mismatch (settings, model, file, layout, frame
 //! count) is an error naming it.
 
 mod common;
@@ -29,21 +30,29 @@ fn properties(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
 
 /// Pass 1 over `frames` 64×`height` RGB frames: writes the plan to `path`.
 fn write_plan_of(path: &Path, frames: u64, height: u32) {
-    let props = properties(&[
+    write_shots_plan_of(path, frames, height, &[]);
+}
+
+/// Pass 1 over `frames` 64×`height` RGB frames whose shots start at `cuts`.
+fn write_shots_plan_of(path: &Path, frames: u64, height: u32, cuts: &[u64]) {
+    let mut extra = vec![
         ("write-plan", path.display().to_string()),
         ("plan-frames", frames.to_string()),
-    ]);
+    ];
+    if !cuts.is_empty() {
+        let cuts: Vec<String> = cuts.iter().map(u64::to_string).collect();
+        extra.push(("plan-cuts", cuts.join(",")));
+    }
+    let props = properties(&extra);
     let _ = std::fs::remove_file(path);
     let run = run_stream(&as_refs(&props), "RGB", 64, height, frames);
     assert_eq!(run.outputs.len(), frames as usize);
     assert!(path.is_file(), "pass 1 wrote no plan");
 }
 
-#[test]
-fn test_two_passes_equal_the_whole_clip_run() {
-    let frames = 64; // strides 15, 5 and 1
-    let plan = scratch("equal.plan");
-    write_plan_of(&plan, frames, 36);
+/// Pass 2 with the plan at `plan` over `frames` 64×36 RGB frames; every
+/// frame out, in order, the source exact, at 9:16.
+fn run_planned(plan: &Path, frames: u64) -> StreamRun {
     let planned = run_stream(
         &as_refs(&properties(&[("plan-file", plan.display().to_string())])),
         "RGB",
@@ -52,18 +61,50 @@ fn test_two_passes_equal_the_whole_clip_run() {
         frames,
     );
     check_stream(&planned, (9, 16));
+    planned
+}
+
+/// The two runs gave the same frames, byte for byte.
+fn assert_same_frames(got: &[gst::Buffer], expected: &[gst::Buffer]) {
+    assert_eq!(got.len(), expected.len());
+    for (k, (a, b)) in got.iter().zip(expected).enumerate() {
+        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
+        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
+    }
+}
+
+#[test]
+fn test_two_passes_equal_the_whole_clip_run() {
+    let frames = 64; // strides 15, 5 and 1
+    let plan = scratch("equal.plan");
+    write_plan_of(&plan, frames, 36);
+    let planned = run_planned(&plan, frames);
     assert_eq!(
         planned.stats.get::<u64>("frames-generated").unwrap(),
         frames
     );
     let whole = run_stream(&as_refs(&properties(&[])), "RGB", 64, 36, frames);
-    for (k, (a, b)) in planned.outputs.iter().zip(&whole.outputs).enumerate() {
-        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
-        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
-    }
+    assert_same_frames(&planned.outputs, &whole.outputs);
     // The plan's stride-5 and stride-1 windows only: fewer than the whole run's.
     let windows = |run: &StreamRun| run.stats.get::<u64>("windows-run").unwrap();
     assert!(windows(&planned) < windows(&whole));
+}
+
+#[test]
+fn test_a_plan_of_two_shots_gives_each_shot_as_a_clip_of_its_own() {
+    // Both shots long enough for keyframe windows (50 frames and more).
+    let (first, frames) = (50, 102);
+    let plan = scratch("shots.plan");
+    write_shots_plan_of(&plan, frames, 36, &[first]);
+    let planned = run_planned(&plan, frames);
+    // Each shot alone as a stream, its whole clip held (lookahead 226).
+    let info = video_info("RGB", 64, 36);
+    let shot_alone = |shot: std::ops::Range<u64>| {
+        let inputs = shot.map(|i| make_frame(&info, i, 0)).collect();
+        run_buffers(&as_refs(&properties(&[])), info.clone(), inputs).outputs
+    };
+    let alone = [shot_alone(0..first), shot_alone(first..frames)].concat();
+    assert_same_frames(&planned.outputs, &alone);
 }
 
 #[test]

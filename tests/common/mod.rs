@@ -242,12 +242,24 @@ pub fn run_stream(
     height: u32,
     frames: u64,
 ) -> StreamRun {
-    let started = Instant::now();
-    let mut h = harness(properties);
+    init();
     let in_info = video_info(format, width, height);
+    let inputs: Vec<gst::Buffer> = (0..frames).map(|i| make_frame(&in_info, i, 0)).collect();
+    run_buffers(properties, in_info, inputs)
+}
+
+/// Pushes `inputs` (frames of `in_info`) and EOS, and collects every output
+/// buffer (then checks that EOS follows and nothing more).
+pub fn run_buffers(
+    properties: &[(&str, &str)],
+    in_info: gst_video::VideoInfo,
+    inputs: Vec<gst::Buffer>,
+) -> StreamRun {
+    let started = Instant::now();
+    let frames = inputs.len();
+    let mut h = harness(properties);
     h.play();
     h.set_src_caps(in_info.to_caps().unwrap());
-    let inputs: Vec<gst::Buffer> = (0..frames).map(|i| make_frame(&in_info, i, 0)).collect();
     for buffer in &inputs {
         assert_eq!(h.push(buffer.clone()), Ok(gst::FlowSuccess::Ok));
     }
