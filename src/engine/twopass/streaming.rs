@@ -192,13 +192,17 @@ impl PlannedStream {
 
     /// The remaining windows that can run now, in plan order: their frames
     /// have arrived and each guide's latent exists or comes from one before it.
+    /// Called whenever frames arrive: a window still waiting for frames (most
+    /// of a long file's) costs one comparison, its guides are not looked up.
     fn runnable(&self) -> Vec<usize> {
         let plan = &self.split.plan;
         let mut will_exist: BTreeSet<usize> = BTreeSet::new();
         let mut batch = Vec::new();
         for &w in &self.remaining {
             let win = &plan.windows[w];
-            let arrived = win.frames.iter().all(|&f| f < self.pushed);
+            if !win.frames.iter().all(|&f| f < self.pushed) {
+                continue;
+            }
             let guided = (0..win.frames.len()).all(|p| {
                 let f = win.frames[p];
                 !win.guides[p]
@@ -206,7 +210,7 @@ impl PlannedStream {
                     || self.latents.contains_key(&f)
                     || will_exist.contains(&f)
             });
-            if arrived && guided {
+            if guided {
                 batch.push(w);
                 (0..win.frames.len())
                     .filter(|&p| win.keeps[p])
