@@ -197,11 +197,15 @@ fn test_a_size_fixed_downstream_composes_at_that_size() {
         h.push(make_frame(&info, i, 0)).unwrap();
     }
     h.push_event(gst::event::Eos::new());
+    let outputs: Vec<gst::Buffer> = (0..3)
+        .map(|_| pull_within(&mut h, std::time::Duration::from_secs(30)).unwrap())
+        .collect();
+    // The element's task sends its caps before its first buffer, not before
+    // the push above returns: read them once a buffer has come.
     let caps = h.sinkpad().unwrap().current_caps().unwrap();
     let out = gst_video::VideoInfo::from_caps(&caps).unwrap();
     assert_eq!((out.width(), out.height()), (90, 160));
-    for _ in 0..3 {
-        let buffer = pull_within(&mut h, std::time::Duration::from_secs(30)).unwrap();
+    for buffer in &outputs {
         assert_eq!(buffer.size(), out.size());
     }
 }

@@ -95,9 +95,14 @@ pub fn run_outputs(
         if let Some((name, after)) = setup.release
             && k == after
         {
-            // Once `after` frames came out of `src`, the output and its branch go.
+            // Once `after` frames came out of every output (through its queue:
+            // a branch set to NULL drops what its queue still holds), the
+            // output and its branch go.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while collected["src"].lock().unwrap().0.len() < after {
+            while collected
+                .values()
+                .any(|store| store.lock().unwrap().0.len() < after)
+            {
                 assert!(std::time::Instant::now() < deadline, "no frame came out");
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
