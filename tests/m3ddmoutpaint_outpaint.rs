@@ -471,10 +471,7 @@ fn test_a_device_list_gives_the_frames_of_one_device_and_spreads_the_windows() {
     };
     let one = run("0");
     let two = run("0,1");
-    for (k, (a, b)) in one.outputs.iter().zip(&two.outputs).enumerate() {
-        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
-        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
-    }
+    assert_same_frames(&one.outputs, &two.outputs);
     let per_device = two.stats.get::<gst::Array>("windows-per-device").unwrap();
     let per_device: Vec<u64> = per_device.iter().map(|v| v.get::<u64>().unwrap()).collect();
     assert_eq!(per_device.len(), 2);

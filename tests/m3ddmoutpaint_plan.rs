@@ -64,15 +64,6 @@ fn run_planned(plan: &Path, frames: u64) -> StreamRun {
     planned
 }
 
-/// The two runs gave the same frames, byte for byte.
-fn assert_same_frames(got: &[gst::Buffer], expected: &[gst::Buffer]) {
-    assert_eq!(got.len(), expected.len());
-    for (k, (a, b)) in got.iter().zip(expected).enumerate() {
-        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
-        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
-    }
-}
-
 #[test]
 fn test_two_passes_equal_the_whole_clip_run() {
     let frames = 64; // strides 15, 5 and 1

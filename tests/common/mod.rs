@@ -285,6 +285,15 @@ pub fn run_buffers(
     }
 }
 
+/// Two runs gave the same frames, byte for byte.
+pub fn assert_same_frames(got: &[gst::Buffer], expected: &[gst::Buffer]) {
+    assert_eq!(got.len(), expected.len());
+    for (k, (a, b)) in got.iter().zip(expected).enumerate() {
+        let (a, b) = (a.map_readable().unwrap(), b.map_readable().unwrap());
+        assert!(a.as_slice() == b.as_slice(), "frame {k} differs");
+    }
+}
+
 /// Every output: the input's PTS, duration and flags in order, the source
 /// bit-exact at one place for all frames, and the output at `aspect` (display).
 pub fn check_stream(run: &StreamRun, aspect: (u32, u32)) {
