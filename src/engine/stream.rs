@@ -20,7 +20,6 @@ use super::model::Model;
 use super::pixels::tensor::rgb_from_chw;
 use super::pixels::{self, CanvasInputs, RgbImage};
 use super::planner::{self, ChunkPlan, ChunkPlanner};
-use super::scene::CutDetector;
 use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
 pub use super::stream_stats::StreamStats;
@@ -47,8 +46,6 @@ pub struct StreamOutpainter {
     constants: Option<WindowConstants>,
     noise: Vec<f32>,
     stats: StreamStats,
-    /// Finds the frames that start a new shot (never, with a threshold of 0).
-    detector: CutDetector,
     /// The plan of the last chunk run.
     last_chunk: Option<ChunkPlan>,
     /// Windows finished so far, counted as they finish.
@@ -90,33 +87,35 @@ impl StreamOutpainter {
             mask: pixels::mask(&layout),
             constants: None,
             stats: StreamStats::default(),
-            detector: CutDetector::new(0.0),
             last_chunk: None,
             windows_done: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// Ends a chunk at every scene cut, a cut being a frame whose score
-    /// (`scene.rs`, 0..1) is above `threshold`; 0 disables it (the default).
-    pub fn set_scene_threshold(&mut self, threshold: f32) {
-        self.detector = CutDetector::new(threshold);
+    /// Queues one frame: the source scaled to `layout.content` (packed RGB).
+    /// Cheap.
+    pub fn push(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<()> {
+        self.queue_frame(content.into(), false)
     }
 
-    /// Queues one frame: the source scaled to `layout.content` (packed RGB).
-    /// Cheap. Returns whether the frame starts a new shot.
-    pub fn push(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<bool> {
-        let content: Arc<RgbImage> = content.into();
+    /// Queues the first frame of a new shot (a scene cut, found by the
+    /// caller's `scene::CutDetector`): it ends the chunk before it, and the
+    /// shot gets a plan of its own.
+    pub fn push_shot_start(&mut self, content: impl Into<Arc<RgbImage>>) -> Result<()> {
+        self.queue_frame(content.into(), true)
+    }
+
+    fn queue_frame(&mut self, content: Arc<RgbImage>, starts_shot: bool) -> Result<()> {
         pixels::check_rgb(&content)?;
-        let cut = self.detector.is_cut(&content);
         self.queue
             .push_back(pixels::canvas_inputs(&content, &self.layout));
-        if cut {
+        if starts_shot {
             self.planner.push_cut();
             self.stats.cuts += 1;
         } else {
             self.planner.push();
         }
-        Ok(cut)
+        Ok(())
     }
 
     /// A counter of the windows finished so far, updated as each finishes
@@ -279,7 +278,6 @@ impl StreamOutpainter {
         self.queue.clear();
         self.planner.reset();
         self.carried = None;
-        self.detector.reset();
     }
 }
 
@@ -466,20 +464,21 @@ mod tests {
         let mut stream =
             StreamOutpainter::new(std::slice::from_ref(&model), params(), layout, 30.0, 64)
                 .unwrap();
-        stream.set_scene_threshold(0.2);
         let cancel = Cancel::new();
         let (w, h) = (layout.content.width(), layout.content.height());
         let mut plans = Vec::new();
-        let mut cuts = Vec::new();
         for k in 0..30usize {
             // Shot A: the moving column; shot B (from frame 20): a dark flat picture.
-            let frame = if k < 20 {
-                content_frame(&layout, k)
+            if k < 20 {
+                stream.push(content_frame(&layout, k)).unwrap();
+            } else if k == 20 {
+                stream
+                    .push_shot_start(RgbImage::filled(w, h, [10, 20, 60]))
+                    .unwrap();
             } else {
-                RgbImage::filled(w, h, [10, 20, 40 + k as u8])
-            };
-            if stream.push(frame).unwrap() {
-                cuts.push(k);
+                stream
+                    .push(RgbImage::filled(w, h, [10, 20, 40 + k as u8]))
+                    .unwrap();
             }
             while stream.chunk_ready() {
                 stream.run_next(false, &cancel).unwrap();
@@ -490,7 +489,6 @@ mod tests {
             stream.run_next(true, &cancel).unwrap();
             plans.push(stream.last_chunk().unwrap().clone());
         }
-        assert_eq!(cuts, vec![20]);
         assert_eq!(stream.stats().cuts, 1);
         let shots: Vec<_> = plans.iter().map(|p| p.new_frames.clone()).collect();
         assert_eq!(shots, vec![0..20, 20..30]);

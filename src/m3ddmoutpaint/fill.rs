@@ -11,14 +11,14 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::engine::pixels::{blur_canvas, color_canvas};
-use crate::engine::scene::CutDetector;
 use crate::engine::stream::StreamStats;
 use crate::engine::{self, CanvasLayout, RgbImage, StreamOutpainter};
 
 /// Content images in, one generated canvas per frame out, in order.
 pub trait CanvasSource: Send {
-    /// Queues the content image of the next frame; true when it starts a new shot.
-    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool>;
+    /// Queues the content image of the next frame; `starts_shot` at a scene
+    /// cut (a back-end that plans chunks starts a new plan there).
+    fn push(&mut self, content: Arc<RgbImage>, starts_shot: bool) -> engine::Result<()>;
     /// True when `run_next(false, ..)` has a full chunk to run.
     fn chunk_ready(&self) -> bool;
     /// The canvases of the oldest frames; with `draining`, of whatever is queued.
@@ -42,8 +42,11 @@ pub trait CanvasSource: Send {
 }
 
 impl CanvasSource for StreamOutpainter {
-    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
-        StreamOutpainter::push(self, content)
+    fn push(&mut self, content: Arc<RgbImage>, starts_shot: bool) -> engine::Result<()> {
+        match starts_shot {
+            true => self.push_shot_start(content),
+            false => StreamOutpainter::push(self, content),
+        }
     }
     fn chunk_ready(&self) -> bool {
         StreamOutpainter::chunk_ready(self)
@@ -87,8 +90,6 @@ pub struct FlatFill {
     layout: CanvasLayout,
     kind: FlatKind,
     ready: VecDeque<RgbImage>,
-    /// Reports scene cuts when set (a counting read of m3ddm-reframe's two passes).
-    detector: Option<CutDetector>,
 }
 
 impl FlatFill {
@@ -97,25 +98,18 @@ impl FlatFill {
             layout,
             kind,
             ready: VecDeque::new(),
-            detector: None,
         }
-    }
-
-    /// Reports the frames whose score is above `threshold` (above 0) as scene cuts.
-    pub fn detecting_cuts(mut self, threshold: f64) -> FlatFill {
-        self.detector = (threshold > 0.0).then(|| CutDetector::new(threshold as f32));
-        self
     }
 }
 
 impl CanvasSource for FlatFill {
-    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>, _starts_shot: bool) -> engine::Result<()> {
         let canvas = match self.kind {
             FlatKind::Blur => blur_canvas(&content, &self.layout),
             FlatKind::Color(rgb) => color_canvas(rgb, self.layout.canvas),
         };
         self.ready.push_back(canvas);
-        Ok(self.detector.as_mut().is_some_and(|d| d.is_cut(&content)))
+        Ok(())
     }
     fn chunk_ready(&self) -> bool {
         !self.ready.is_empty()
@@ -129,9 +123,6 @@ impl CanvasSource for FlatFill {
     }
     fn reset(&mut self) {
         self.ready.clear();
-        if let Some(detector) = &mut self.detector {
-            detector.reset();
-        }
     }
     fn drop_oldest(&mut self, count: usize) {
         self.ready.drain(..count.min(self.ready.len()));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Pixels between GStreamer buffers and the engine: the input frame scaled to
-//! the canvas content box (packed RGB, what the engine sees), and an output
+//! the canvas content box (packed RGB, what the engine sees) and, when scene
+//! cuts are looked for, to the detector's fixed RGB square; and an output
 //! frame composed from a generated canvas: its crop scaled to the frame, the
 //! source's planes copied bit-exact into their box (or, when downstream fixed
 //! a smaller or larger frame, the source scaled straight into its box of that
@@ -10,6 +11,7 @@ use gst_video::prelude::*;
 
 use super::config::{OutputConfig, StreamConfig};
 use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
+use crate::engine::scene::ANALYSIS_SIDE;
 use crate::engine::{Rect, RgbImage};
 
 /// A packed RGB frame of `width × height` with the timing of `like`
@@ -48,45 +50,39 @@ fn converter(
     })
 }
 
-/// Scales input frames to the content box of the canvas, as packed RGB.
-pub struct ContentScaler {
-    in_info: gst_video::VideoInfo,
-    content_info: gst_video::VideoInfo,
+/// One input frame as the back-end and the scene-cut detector read it.
+pub struct ScaledFrame {
+    /// The source scaled to the canvas content box.
+    pub content: RgbImage,
+    /// The whole source scaled to the detector's `ANALYSIS_SIDE²` square,
+    /// when scene cuts are looked for.
+    pub cut_image: Option<RgbImage>,
+}
+
+/// A converter into packed RGB frames of one size.
+struct RgbScaler {
+    info: gst_video::VideoInfo,
     converter: gst_video::VideoConverter,
 }
 
-impl ContentScaler {
-    pub fn new(config: &StreamConfig) -> Result<ContentScaler, String> {
-        let content = config.canvas.content;
-        let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
-        let converter = converter(
-            &config.in_info,
-            &content_info,
-            gst_video::VideoConverterConfig::new(),
-        )?;
-        Ok(ContentScaler {
-            in_info: config.in_info.clone(),
-            content_info,
-            converter,
-        })
+impl RgbScaler {
+    fn new(from: &gst_video::VideoInfo, info: gst_video::VideoInfo) -> Result<Self, String> {
+        let converter = converter(from, &info, gst_video::VideoConverterConfig::new())?;
+        Ok(RgbScaler { info, converter })
     }
 
-    /// The content image of one input buffer.
-    pub fn scale(&self, input: &gst::BufferRef) -> Result<RgbImage, String> {
-        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
-            .map_err(|_| {
-                format!(
-                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
-                    input.size()
-                )
-            })?;
-        let scratch = gst::Buffer::with_size(self.content_info.size())
-            .map_err(|err| format!("cannot allocate a content frame: {err}"))?;
-        let mut scratch = gst_video::VideoFrame::from_buffer_writable(scratch, &self.content_info)
-            .map_err(|_| "cannot map a content frame".to_string())?;
+    /// `input` converted.
+    fn convert(
+        &self,
+        input: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    ) -> Result<RgbImage, String> {
+        let scratch = gst::Buffer::with_size(self.info.size())
+            .map_err(|err| format!("cannot allocate a scaled frame: {err}"))?;
+        let mut scratch = gst_video::VideoFrame::from_buffer_writable(scratch, &self.info)
+            .map_err(|_| "cannot map a scaled frame".to_string())?;
         self.converter
-            .frame_ref(&input, &mut scratch.as_mut_video_frame_ref());
-        let (width, height) = (self.content_info.width(), self.content_info.height());
+            .frame_ref(input, &mut scratch.as_mut_video_frame_ref());
+        let (width, height) = (self.info.width(), self.info.height());
         let row_bytes = width as usize * 3;
         let stride = scratch.plane_stride()[0] as usize;
         let plane = scratch.plane_data(0).map_err(|err| err.to_string())?;
@@ -99,6 +95,51 @@ impl ContentScaler {
             height,
             data,
         })
+    }
+}
+
+/// Scales input frames to the content box of the canvas, as packed RGB, and
+/// (for the scene-cut detector) to a fixed square.
+pub struct ContentScaler {
+    in_info: gst_video::VideoInfo,
+    content: RgbScaler,
+    cut_image: Option<RgbScaler>,
+}
+
+impl ContentScaler {
+    /// With `detects_cuts`, each frame also gets its square for the detector.
+    pub fn new(config: &StreamConfig, detects_cuts: bool) -> Result<ContentScaler, String> {
+        let content = config.canvas.content;
+        let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
+        let cut_image = if detects_cuts {
+            let side = ANALYSIS_SIDE as u32;
+            let info = rgb_info(side, side, &config.in_info)?;
+            Some(RgbScaler::new(&config.in_info, info)?)
+        } else {
+            None
+        };
+        Ok(ContentScaler {
+            in_info: config.in_info.clone(),
+            content: RgbScaler::new(&config.in_info, content_info)?,
+            cut_image,
+        })
+    }
+
+    /// The content image of one input buffer (and its square for the detector).
+    pub fn scale(&self, input: &gst::BufferRef) -> Result<ScaledFrame, String> {
+        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
+            .map_err(|_| {
+                format!(
+                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
+                    input.size()
+                )
+            })?;
+        let content = self.content.convert(&input)?;
+        let cut_image = match &self.cut_image {
+            Some(scaler) => Some(scaler.convert(&input)?),
+            None => None,
+        };
+        Ok(ScaledFrame { content, cut_image })
     }
 }
 

@@ -3,7 +3,9 @@
 //! the frames the task hands it into canvases, in order. It runs the engine's
 //! chunks with no lock held; a flush (a new epoch, its cancel flag set) stops a
 //! chunk within one model call and makes the back-end drop what it held. A
-//! failure is left in the state for the task to report.
+//! failure is left in the state for the task to report. It also runs the
+//! scene-cut detector on the frames' squares, in stream order, and tells
+//! the back-end where shots start.
 //!
 //! When frames have a deadline (live safety), a chunk starts early enough for
 //! its oldest frame to make it (from the measured cost of a chunk), and frames
@@ -22,6 +24,7 @@ use super::CAT;
 use super::fill::CanvasSource;
 use super::source::new_source;
 use super::state::{GenInput, Shared, State};
+use crate::engine::scene::CutDetector;
 use crate::engine::stream::StreamStats;
 use crate::engine::{EngineError, RgbImage};
 
@@ -43,6 +46,8 @@ struct Worker {
     shared: Arc<Shared>,
     element: glib::WeakRef<gst::Element>,
     source: Option<Box<dyn CanvasSource>>,
+    /// Finds the frames that start a shot (with `scene-threshold` above 0).
+    detector: Option<CutDetector>,
     /// The sequence numbers and arrival times of the frames inside `source`, oldest first.
     held: VecDeque<(u64, Instant)>,
     epoch: u64,
@@ -58,6 +63,7 @@ impl Worker {
             shared,
             element,
             source: None,
+            detector: None,
             held: VecDeque::new(),
             epoch: 0,
             windows_seen: StreamStats::default(),
@@ -91,6 +97,9 @@ impl Worker {
                 self.failed = false;
                 if let Some(source) = self.source.as_mut() {
                     source.reset();
+                }
+                if let Some(detector) = self.detector.as_mut() {
+                    detector.reset();
                 }
             }
             if !self.failed {
@@ -170,25 +179,44 @@ impl Worker {
                     let source = new_source(&run, &config.config)?;
                     self.shared.lock().generator.windows_done = source.windows_done();
                     self.source = Some(source);
+                    self.detector = run
+                        .detects_cuts()
+                        .then(|| CutDetector::new(run.settings.scene_threshold as f32));
                     self.held.clear();
                     self.windows_seen = StreamStats::default();
                 }
                 GenInput::Frame {
                     seq,
                     content,
+                    cut_image,
                     arrived,
                 } => {
+                    let starts_shot = self.starts_shot(seq, cut_image.as_ref());
                     let source = self.source.as_mut().ok_or_else(|| {
                         EngineError::InvalidInput("a frame arrived before its caps".into())
                     })?;
-                    if source.push(content)? {
-                        self.shared.lock().generator.cuts.push_back(seq);
+                    source.push(content, starts_shot)?;
+                    if starts_shot {
+                        let mut state = self.shared.lock();
+                        state.generator.cuts.push_back(seq);
+                        state.stats.scene_cuts += 1;
                     }
                     self.held.push_back((seq, arrived));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether frame `seq`, of this square, starts a new shot (its score is
+    /// in the debug log, for choosing a threshold).
+    fn starts_shot(&mut self, seq: u64, cut_image: Option<&RgbImage>) -> bool {
+        let (Some(detector), Some(image)) = (self.detector.as_mut(), cut_image) else {
+            return false;
+        };
+        let score = detector.score(image);
+        gst::log!(CAT, "frame {seq}: scene-cut score {score:.4}");
+        detector.is_cut(score)
     }
 
     /// Runs the next chunk and hands its canvases to the task.

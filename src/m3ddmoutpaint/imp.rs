@@ -73,7 +73,7 @@ impl M3ddmOutpaint {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let content = scaler.scale(&buffer).map_err(|err| {
+        let scaled = scaler.scale(&buffer).map_err(|err| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
             gst::FlowError::Error
         })?;
@@ -82,7 +82,8 @@ impl M3ddmOutpaint {
         gst::trace!(CAT, imp = self, "queueing buffer {:?}", buffer.pts());
         state.queue.push_back(Item::Frame {
             buffer,
-            content,
+            content: scaled.content,
+            cut_image: scaled.cut_image,
             arrived: std::time::Instant::now(),
         });
         state.frames_held += 1;
@@ -194,7 +195,7 @@ impl M3ddmOutpaint {
             gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{err}"));
             return false;
         }
-        let scaler = match ContentScaler::new(config) {
+        let scaler = match ContentScaler::new(config, run.detects_cuts()) {
             Ok(scaler) => scaler,
             Err(err) => {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));

@@ -136,14 +136,14 @@ struct PlannedSource {
 }
 
 impl CanvasSource for PlannedSource {
-    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
+    /// The plan has its shots: no cut is looked for (READY refuses scene-threshold).
+    fn push(&mut self, content: Arc<RgbImage>, _starts_shot: bool) -> engine::Result<()> {
         if self.flushed_mid_stream {
             return Err(EngineError::InvalidInput(
                 "a flush (seek) in the middle of a planned stream: the frames' places in the plan are lost".into(),
             ));
         }
-        self.stream.push(content)?;
-        Ok(false)
+        self.stream.push(content)
     }
     fn chunk_ready(&self) -> bool {
         self.stream.chunk_ready()
@@ -283,7 +283,7 @@ impl KeyframeSource {
 }
 
 impl CanvasSource for KeyframeSource {
-    fn push(&mut self, content: Arc<RgbImage>) -> engine::Result<bool> {
+    fn push(&mut self, content: Arc<RgbImage>, starts_shot: bool) -> engine::Result<()> {
         if self.flushed_mid_stream {
             return Err(EngineError::InvalidInput(
                 "a flush (seek) in the middle of the keyframe pass: the frames' places are lost"
@@ -298,7 +298,7 @@ impl CanvasSource for KeyframeSource {
         }
         self.pushed += 1;
         self.offer(content.clone())?;
-        self.flat.push(content)
+        self.flat.push(content, starts_shot)
     }
     fn chunk_ready(&self) -> bool {
         self.flat.chunk_ready()

@@ -485,8 +485,8 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
             .nick("Scene threshold")
             .blurb("Scene-cut sensitivity (0-1; 0 = off): a frame whose change from the one before scores \
                     above it starts a new shot, with a plan and global frames of its own; each cut is \
-                    counted in stats and posted as an m3ddmoutpaint-scene-cut element message; 0.3 suits \
-                    edited content")
+                    counted in stats and posted as an m3ddmoutpaint-scene-cut element message; 0.08 finds \
+                    the cuts of edited footage and none in continuous shots (README, Scene cuts)")
             .minimum(0.0)
             .maximum(1.0)
             .default_value(0.0)

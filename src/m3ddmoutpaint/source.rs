@@ -25,23 +25,17 @@ pub fn new_source(
         FillMode::Outpaint if let Some(plan) = &run.plan => {
             planned_source(plan, &run.models, &config.canvas, fps)?
         }
-        FillMode::Outpaint if !run.models.is_empty() => {
-            let mut stream = StreamOutpainter::new(
-                &run.models,
-                settings.denoise_params(),
-                config.canvas,
-                fps,
-                settings.lookahead as usize,
-            )?;
-            stream.set_scene_threshold(settings.scene_threshold as f32);
-            Box::new(stream)
-        }
-        FillMode::Color => Box::new(
-            FlatFill::new(config.canvas, FlatKind::Color(settings.fill_rgb()))
-                .detecting_cuts(settings.scene_threshold),
-        ),
-        _ => Box::new(
-            FlatFill::new(config.canvas, FlatKind::Blur).detecting_cuts(settings.scene_threshold),
-        ),
+        FillMode::Outpaint if !run.models.is_empty() => Box::new(StreamOutpainter::new(
+            &run.models,
+            settings.denoise_params(),
+            config.canvas,
+            fps,
+            settings.lookahead as usize,
+        )?),
+        FillMode::Color => Box::new(FlatFill::new(
+            config.canvas,
+            FlatKind::Color(settings.fill_rgb()),
+        )),
+        _ => Box::new(FlatFill::new(config.canvas, FlatKind::Blur)),
     })
 }

@@ -76,6 +76,12 @@ impl RunContext {
             .map_or(crate::engine::limits::FLAT_CANVAS, |model| model.canvas())
     }
 
+    /// Whether scene cuts are looked for (`scene-threshold` above 0; READY
+    /// refuses it with a plan, which has its shots already).
+    pub fn detects_cuts(&self) -> bool {
+        self.settings.scene_threshold > 0.0
+    }
+
     /// Whether frames go through the model (and wait for a chunk).
     pub fn generates(&self) -> bool {
         self.settings.fill_mode == FillMode::Outpaint && !self.models.is_empty()
@@ -168,10 +174,11 @@ pub enum DrainPoint {
 /// What the sink side hands to the task, in stream order.
 pub enum Item {
     /// An input buffer (held as it is), its content image for the back-end,
-    /// and when it arrived.
+    /// its square for the scene-cut detector, and when it arrived.
     Frame {
         buffer: gst::Buffer,
         content: RgbImage,
+        cut_image: Option<RgbImage>,
         arrived: Instant,
     },
     /// A serialized event that keeps its place among the frames.
@@ -218,6 +225,8 @@ pub enum GenInput {
     Frame {
         seq: u64,
         content: Arc<RgbImage>,
+        /// Its square for the scene-cut detector, when cuts are looked for.
+        cut_image: Option<RgbImage>,
         arrived: Instant,
     },
 }
@@ -300,6 +309,8 @@ pub struct Stats {
     /// Frames that left with a generated canvas, and with the blur fill because theirs was late.
     pub frames_generated: u64,
     pub frames_degraded: u64,
+    /// Frames that start a new shot (scene cuts found).
+    pub scene_cuts: u64,
     /// Windows run, their time, and how many on each device.
     pub windows: StreamStats,
 }
@@ -478,7 +489,7 @@ impl State {
                 "mean-chunk-time",
                 self.stats.mean_chunk_time().as_nanos() as u64,
             )
-            .field("scene-cuts", windows.cuts)
+            .field("scene-cuts", self.stats.scene_cuts)
             .field("provider", provider)
             .field("transfer-bytes", windows.transfer_bytes)
             .field(

@@ -467,6 +467,7 @@ fn take_item(state: &mut State, item: Item) {
         Item::Frame {
             buffer,
             content,
+            cut_image,
             arrived,
         } => {
             let seq = state.next_seq;
@@ -483,6 +484,7 @@ fn take_item(state: &mut State, item: Item) {
             state.generator.input.push_back(GenInput::Frame {
                 seq,
                 content,
+                cut_image,
                 arrived,
             });
             state.generator.in_flight += 1;

@@ -20,12 +20,8 @@ const TRIM_EVERY: Duration = Duration::from_millis(500);
 /// How long a pipeline that failed to start has to say why.
 const START_ERROR_WAIT: Duration = Duration::from_secs(5);
 
-/// Plays the pipeline until EOS or the first error, showing its progress.
-pub fn run(reframe: &Reframe, input: &Path) -> Result<(), String> {
-    run_watching(reframe, input, &mut |_| ())
-}
-
-/// The same; `watch` also sees every element message.
+/// Plays the pipeline until EOS or the first error, showing its progress;
+/// `watch` sees every element message.
 pub fn run_watching(
     reframe: &Reframe,
     input: &Path,

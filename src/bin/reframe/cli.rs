@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use gstm3ddm::engine::scene::RECOMMENDED_THRESHOLD;
 
 use crate::outputs::{self, AspectRatio, Container, Output};
 
@@ -56,8 +57,10 @@ pub struct Cli {
     /// Seed of the initial noise (the same seed gives the same output).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Scene-cut sensitivity from 0 to 1 (0 = off; 0.3 suits edited content): a cut starts
-    /// a new generation plan (--fill outpaint only); the cuts are counted at the end.
+    /// Scene-cut sensitivity from 0 to 1 (0 = off): a cut starts a new generation plan
+    /// (--fill outpaint only, where it is on by default at 0.08, the threshold that finds
+    /// the cuts of real edited clips and none in continuous shots; README "Scene cuts");
+    /// the cuts found are listed at the end.
     #[arg(long, value_name = "X", value_parser = parse_scene_threshold, allow_negative_numbers = true)]
     pub scene_threshold: Option<f64>,
     /// With --fill outpaint the file is read twice: a keyframe pass over the whole file,
@@ -77,9 +80,10 @@ pub struct Cli {
     /// process image (`twopass.rs`): the plan the keyframe pass wrote, removed at the end.
     #[arg(long, hide = true, value_name = "PLAN", requires = "output_pass_cuts")]
     pub output_pass_plan: Option<PathBuf>,
-    /// (Internal) The scene cuts the keyframe pass found.
-    #[arg(long, hide = true, value_name = "N", requires = "output_pass_plan")]
-    pub output_pass_cuts: Option<u64>,
+    /// (Internal) The scene cuts the keyframe pass found: frame numbers separated by
+    /// commas, or `-` for none.
+    #[arg(long, hide = true, value_name = "FRAMES", requires = "output_pass_plan", value_parser = parse_cut_list)]
+    pub output_pass_cuts: Option<CutList>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +115,56 @@ fn parse_scene_threshold(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("`{text}` is not a scene threshold from 0 to 1 (0 = off)"))
 }
 
+/// The frames that start a new shot, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CutList(pub Vec<u64>);
+
+impl CutList {
+    /// As `--output-pass-cuts` takes it.
+    pub fn argument(&self) -> String {
+        match self.0.is_empty() {
+            true => "-".to_string(),
+            false => self.frames(),
+        }
+    }
+
+    /// The frame numbers separated by commas.
+    pub fn frames(&self) -> String {
+        let frames: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        frames.join(", ")
+    }
+
+    /// Adds the frame of an element message that is a scene cut.
+    pub fn note(&mut self, message: &gst::StructureRef) {
+        if message.name() == "m3ddmoutpaint-scene-cut"
+            && let Ok(frame) = message.get::<u64>("frame")
+        {
+            self.0.push(frame);
+        }
+    }
+
+    /// "N scene cuts found" and, when there are some, at which frames.
+    pub fn summary(&self) -> String {
+        match self.0.len() {
+            0 => "no scene cut found".to_string(),
+            1 => format!("1 scene cut found, at frame {}", self.frames()),
+            n => format!("{n} scene cuts found, at frames {}", self.frames()),
+        }
+    }
+}
+
+/// `--output-pass-cuts`: frame numbers separated by commas, or `-`.
+fn parse_cut_list(text: &str) -> Result<CutList, String> {
+    if text == "-" {
+        return Ok(CutList::default());
+    }
+    text.split(',')
+        .map(|frame| frame.trim().parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map(CutList)
+        .map_err(|_| format!("`{text}` is not a list of frame numbers"))
+}
+
 /// A checked command line.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -136,7 +190,7 @@ pub struct Planned {
     /// The plan file (temporary: the output pass removes it).
     pub plan: PathBuf,
     /// The scene cuts found.
-    pub cuts: u64,
+    pub cuts: CutList,
 }
 
 impl Cli {
@@ -159,7 +213,13 @@ impl Cli {
             }
             (None, _) => {}
         }
-        let scene_threshold = self.scene_threshold.filter(|&x| x > 0.0);
+        // On by default with outpaint (README "Scene cuts": the measurements).
+        let default_threshold = match self.fill {
+            Fill::Outpaint => RECOMMENDED_THRESHOLD,
+            Fill::Blur | Fill::Color => 0.0,
+        };
+        let scene_threshold =
+            Some(self.scene_threshold.unwrap_or(default_threshold)).filter(|&x| x > 0.0);
         if let (Some(threshold), Fill::Blur | Fill::Color) = (scene_threshold, self.fill) {
             return Err(format!(
                 "--scene-threshold {threshold} needs --fill outpaint: blur and color \
@@ -363,6 +423,50 @@ mod tests {
         ])
         .unwrap();
         assert!(!off.detects_scene_cuts);
+    }
+
+    #[test]
+    fn outpaint_looks_for_cuts_by_default_and_0_turns_it_off() {
+        let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
+        let default = job(&["in.mp4", "out.mp4", "--model", tiny]).unwrap();
+        assert!(default.detects_scene_cuts);
+        let threshold = RECOMMENDED_THRESHOLD.to_string();
+        assert!(
+            default
+                .element_properties
+                .contains(&("scene-threshold", threshold))
+        );
+        let off = job(&[
+            "in.mp4",
+            "out.mp4",
+            "--model",
+            tiny,
+            "--scene-threshold",
+            "0",
+        ])
+        .unwrap();
+        assert!(!off.detects_scene_cuts);
+        assert!(
+            off.element_properties
+                .iter()
+                .all(|(name, _)| *name != "scene-threshold")
+        );
+        let blur = job(&["in.mp4", "out.mp4", "--fill", "blur"]).unwrap();
+        assert!(!blur.detects_scene_cuts);
+    }
+
+    #[test]
+    fn cut_lists_go_to_the_output_pass_and_read_back() {
+        for cuts in [vec![], vec![30], vec![30, 76, 242]] {
+            let list = CutList(cuts);
+            assert_eq!(parse_cut_list(&list.argument()), Ok(list.clone()));
+        }
+        assert_eq!(
+            CutList(vec![30, 76]).summary(),
+            "2 scene cuts found, at frames 30, 76"
+        );
+        assert_eq!(CutList(vec![]).summary(), "no scene cut found");
+        assert!(parse_cut_list("3,x").is_err());
     }
 
     #[test]

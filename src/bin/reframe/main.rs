@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use gst::prelude::*;
 
-use cli::{Cli, Job};
+use cli::{Cli, CutList, Job};
 
 fn main() -> ExitCode {
     heap::map_large_blocks();
@@ -62,14 +62,14 @@ fn run(job: &Job) -> Result<(), String> {
     let mut planned_cuts = None;
     let job = if let Some(planned) = &job.planned {
         _plan = twopass::PlanFile::adopt(planned.plan.clone());
-        planned_cuts = Some(planned.cuts);
+        planned_cuts = Some(planned.cuts.clone());
         planned_job = twopass::output_pass(job, &planned.plan)?;
         &planned_job
     } else if job.two_pass {
         let (plan, cuts) = twopass::keyframe_pass(job)?;
         // Only returns when the program cannot start again (then `files` are removed);
         // the fresh image writes them.
-        return Err(twopass::continue_in_fresh_process(plan, cuts));
+        return Err(twopass::continue_in_fresh_process(plan, &cuts));
     } else {
         job
     };
@@ -83,19 +83,16 @@ fn run(job: &Job) -> Result<(), String> {
             output.shape
         );
     }
-    let result = bus::run(&reframe, &job.input);
+    let mut found_cuts = CutList::default();
+    let result = bus::run_watching(&reframe, &job.input, &mut |message| {
+        found_cuts.note(message)
+    });
     let sizes: Vec<Option<String>> = reframe
         .outputs
         .iter()
         .map(|o| output_size(&o.pad))
         .collect();
-    let scene_cuts = planned_cuts.or_else(|| {
-        reframe
-            .outpaint
-            .property::<gst::Structure>("stats")
-            .get::<u64>("scene-cuts")
-            .ok()
-    });
+    let scene_cuts = planned_cuts.unwrap_or(found_cuts);
     let _ = reframe.pipeline.set_state(gst::State::Null);
     result?;
     files.into_iter().for_each(OutputFile::keep);
@@ -109,9 +106,8 @@ fn run(job: &Job) -> Result<(), String> {
             streams.audio_outcome()
         );
     }
-    if let (true, Some(cuts)) = (job.detects_scene_cuts, scene_cuts) {
-        let plural = if cuts == 1 { "" } else { "s" };
-        eprintln!("{cuts} scene cut{plural} found");
+    if job.detects_scene_cuts {
+        eprintln!("{}", scene_cuts.summary());
     }
     Ok(())
 }

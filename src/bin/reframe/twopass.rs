@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gst::prelude::*;
 
 use crate::bus;
-use crate::cli::Job;
+use crate::cli::{CutList, Job};
 use crate::pipeline::{self, Outputs};
 
 /// The temporary plan file of a run, removed when dropped.
@@ -39,8 +39,8 @@ impl Drop for PlanFile {
 }
 
 /// Counts the frames (and finds the cuts) and runs the keyframe pass: the plan
-/// it wrote and the number of scene cuts found.
-pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, u64), String> {
+/// it wrote and the scene cuts found.
+pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, CutList), String> {
     eprintln!(
         "pass 1 of 2: counting the frames of {}",
         job.input.display()
@@ -56,7 +56,7 @@ pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, u64), String> {
     eprintln!("pass 1 of 2: keyframes of {frames} frames");
     let mut pass = without_cut_detection(job);
     pass.element_properties.push(("write-plan", path));
-    let cut_list: Vec<String> = cuts.iter().map(u64::to_string).collect();
+    let cut_list: Vec<String> = cuts.0.iter().map(u64::to_string).collect();
     pass.element_properties
         .push(("plan-cuts", cut_list.join(",")));
     pass.element_properties
@@ -68,7 +68,7 @@ pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, u64), String> {
             job.input.display()
         ));
     }
-    Ok((plan, cuts.len() as u64))
+    Ok((plan, cuts))
 }
 
 /// The job of the output pass: `job` with the plan at `plan`.
@@ -85,7 +85,7 @@ pub fn output_pass(job: &Job, plan: &Path) -> Result<Job, String> {
 /// pages, which grow with the file's length) is gone, so the output pass's
 /// memory does not depend on the length (README "Long files"). Returns only
 /// when the program cannot be started again.
-pub fn continue_in_fresh_process(plan: PlanFile, cuts: u64) -> String {
+pub fn continue_in_fresh_process(plan: PlanFile, cuts: &CutList) -> String {
     eprintln!("pass 2 of 2: the outputs");
     // `exec` does not return when it succeeds: `plan` is not dropped, the output
     // pass owns the file; when it fails, dropping `plan` removes it.
@@ -107,7 +107,7 @@ pub fn continue_in_fresh_process(plan: PlanFile, cuts: u64) -> String {
         .arg("--output-pass-plan")
         .arg(&plan.path)
         .arg("--output-pass-cuts")
-        .arg(cuts.to_string())
+        .arg(cuts.argument())
         .exec();
     format!(
         "cannot start {} again for the output pass: {err}",
@@ -134,31 +134,29 @@ fn without_cut_detection(job: &Job) -> Job {
 
 /// The frames the element gets from the file and the frames that start a new
 /// shot, from its scene-cut messages when the job looks for cuts (the element
-/// fills the frames with a flat colour: no model runs).
-fn count_frames(job: &Job) -> Result<(u64, Vec<u64>), String> {
+/// fills the frames with a flat colour: no model runs; the detector reads the
+/// source frames alone, so it finds what an outpainting run finds).
+fn count_frames(job: &Job) -> Result<(u64, CutList), String> {
     let mut counting = job.clone();
     counting
         .element_properties
         .push(("fill-mode", "color".to_owned()));
     let count = Arc::new(AtomicU64::new(0));
     let counter = count.clone();
-    let mut cuts = Vec::new();
-    let mut watch = |message: &gst::StructureRef| {
-        if message.name() == "m3ddmoutpaint-scene-cut"
-            && let Ok(frame) = message.get::<u64>("frame")
-        {
-            cuts.push(frame);
-        }
-    };
-    run_discarded(&counting, &mut watch, move |outpaint| {
-        let sink = outpaint
-            .static_pad("sink")
-            .expect("the element has a sink pad");
-        sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    })?;
+    let mut cuts = CutList::default();
+    run_discarded(
+        &counting,
+        &mut |message| cuts.note(message),
+        move |outpaint| {
+            let sink = outpaint
+                .static_pad("sink")
+                .expect("the element has a sink pad");
+            sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        },
+    )?;
     Ok((count.load(Ordering::Relaxed), cuts))
 }
 
