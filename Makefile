@@ -138,7 +138,7 @@ conformance: build
 	$(PROJECT)/target/release/m3ddm-conformance $(CASES)
 
 # Minutes, so not in `make test`: a 3000-frame and a 300-frame file through both passes of
-# m3ddm-reframe (tiny model, 1 step); every frame out, the long one's peak RSS no higher.
+# m3ddm-reframe (tiny model, 1 step); every frame out, the long one's peak RSS within 3 %.
 long-file: build
 	cargo test --release -j $(CARGO_JOBS) --test long_file -- --ignored --nocapture
 

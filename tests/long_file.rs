@@ -2,9 +2,12 @@
 //! `make long-file` (minutes; not part of `make test`): a 3000-frame file and a
 //! 300-frame file (160×90, canvas 128, the tiny model, 1 step) through both
 //! passes of `m3ddm-reframe`. Every frame must come out, and the long file's
-//! peak resident memory must be no higher than the short file's: the output
+//! peak resident memory must stay within 3 % of the short file's: the output
 //! pass holds at most ~80 frames whatever the length, and the keyframe pass
-//! keeps one frame in 15 at the content size.
+//! keeps one frame in 15 at the content size. (3 %, not "no higher": the
+//! 300-frame file ends before ONNX Runtime's code pages and the encoder's
+//! buffers level off, and the containers' sample tables grow with the length;
+//! README "Long files" has the measurements.)
 
 // Only some of the shared media helpers are used here.
 #[allow(dead_code)]
@@ -55,13 +58,20 @@ fn peak_rss_of(frames: u64) -> u64 {
     rss
 }
 
+/// How much higher the long file's peak may be, in percent of the short one's.
+const PEAK_MARGIN_PERCENT: u64 = 3;
+
 #[test]
 #[ignore = "minutes: run by make long-file"]
 fn a_long_file_runs_in_the_memory_of_a_short_one() {
     let short = peak_rss_of(300);
     let long = peak_rss_of(3000);
+    eprintln!(
+        "3000 / 300 frames: {:.2} % higher",
+        (long as f64 / short as f64 - 1.0) * 100.0
+    );
     assert!(
-        long <= short,
-        "3000 frames peaked at {long} kB, 300 frames at {short} kB"
+        long * 100 <= short * (100 + PEAK_MARGIN_PERCENT),
+        "3000 frames peaked at {long} kB, more than {PEAK_MARGIN_PERCENT} % above 300 frames' {short} kB"
     );
 }
