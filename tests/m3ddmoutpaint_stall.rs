@@ -102,7 +102,10 @@ fn a_full_audio_queue_gives_one_warning_and_every_frame() {
         "queue",
         &format!("stall-timeout={STALL_TIMEOUT_MS}"),
     );
-    eprintln!("default queues: {:?}, warnings {:?}", run.took, run.warnings);
+    eprintln!(
+        "default queues: {:?}, warnings {:?}",
+        run.took, run.warnings
+    );
     assert_eq!(run.warnings.len(), 1, "one warning: {:?}", run.warnings);
     let warning = &run.warnings[0];
     for needed in ["another branch", "queue", "lookahead", "7.5 s"] {

@@ -39,7 +39,9 @@ pub fn spawn(shared: Arc<Shared>, element: &gst::Element) -> std::io::Result<Joi
 /// What the generator does next.
 enum Work {
     Take(Vec<GenInput>),
-    Run { draining: bool },
+    Run {
+        draining: bool,
+    },
     /// Nothing arrived for `stall-timeout`: the frames held run as a chunk.
     Stalled,
 }
@@ -156,7 +158,10 @@ impl Worker {
             let lookahead = state.run.as_ref().map_or(0, |run| run.settings.lookahead);
             (first, self.held.len(), lookahead, state.fps)
         };
-        gst::debug!(CAT, "no input for stall-timeout: running the {held} frames held");
+        gst::debug!(
+            CAT,
+            "no input for stall-timeout: running the {held} frames held"
+        );
         let Some(element) = self.element.upgrade().filter(|_| first) else {
             return;
         };
@@ -164,13 +169,11 @@ impl Worker {
         gst::element_warning!(
             element,
             gst::StreamError::Failed,
-            (
-                "No frame arrived for stall-timeout while {held} of lookahead={lookahead} frames were held: \
+            ("No frame arrived for stall-timeout while {held} of lookahead={lookahead} frames were held: \
                  another branch of the pipeline is full (a queue after a demuxer or tee) and blocks upstream. \
                  Give the queues of the other branches at least lookahead / framerate = {seconds:.1} s \
                  (e.g. queue max-size-time=0 max-size-bytes=0 max-size-buffers=0) or set a smaller lookahead; \
-                 meanwhile the frames held run as a shorter chunk whenever this happens"
-            ),
+                 meanwhile the frames held run as a shorter chunk whenever this happens"),
             ["stall-timeout=0 waits instead"]
         );
     }
