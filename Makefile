@@ -4,6 +4,7 @@
 #   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts and 20,000 mutated manifests
 #               and plan files each (make test runs 300, 24 and 300)
 #   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
+#   make model  the published M3DDM (MODEL=m3ddm-plus: M3DDM+) from the Hugging Face Hub, exported
 #   make eval   the papers' outpainting protocol through the element (DATA=DIR; README "Quality in numbers")
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
@@ -38,7 +39,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
+.PHONY: model eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
 
 all: build
 
@@ -175,6 +176,17 @@ bench: build serving-venv
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 	cargo run --release --example bench -- $(BENCH_ARGS)
 	cargo run --release --example bench_remote
+
+# The published model in one command (models/README.md, "make model"): downloads the
+# checkpoint and the SD 1.5 VAE from the Hugging Face Hub (huggingface_hub's cache, HF_HOME,
+# HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE), exports and checks it. MODEL=m3ddm|m3ddm-plus,
+# PRECISION=fp32|fp16 (fp16 with GPU=1), OUT=DIR (default: the named-model directory that
+# model-path=MODEL and m3ddm-reframe --model MODEL read), FORCE=1 replaces an existing one.
+MODEL ?= m3ddm
+PRECISION ?= $(if $(filter 1,$(GPU)),fp16,fp32)
+model: venv
+	PYTHONPATH=models $(PY) -m m3ddm_export --from-hub $(MODEL) --precision $(PRECISION) \
+		$(if $(OUT),--out $(OUT)) $(if $(CANVAS),--canvas $(CANVAS)) $(if $(FORCE),--force) $(MODEL_ARGS)
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
 tiny-model: venv
