@@ -2,7 +2,7 @@
 //! The pipeline of one run:
 //!
 //! ```text
-//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! m3ddmoutpaint
+//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! deinterlace ! m3ddmoutpaint
 //!                    │        m3ddmoutpaint.src   ─ queue ! x264enc ! queue ! mux ! filesink   (first output)
 //!                    │        m3ddmoutpaint.src_0 ─ queue ! x264enc ! queue ! mux ! filesink   (second, …)
 //!                    ├ audio the muxers take ─ tee ─ queue ! mux   (one queue per output; copied as it is)
@@ -230,11 +230,14 @@ fn build_video_chain(
             .field("format", "I420")
             .build(),
     );
+    // The element takes progressive frames only: an interlaced source is
+    // deinterlaced (one frame per field); progressive frames pass untouched.
+    let deinterlace = make("deinterlace", None)?;
     let outpaint = make("m3ddmoutpaint", Some("outpaint"))?;
     for (name, value) in &job.element_properties {
         set_property_from_str(&outpaint, name, value)?;
     }
-    add_chain(pipeline, &[&head, &i420, &outpaint])?;
+    add_chain(pipeline, &[&head, &i420, &deinterlace, &outpaint])?;
     Ok((head, outpaint))
 }
 
