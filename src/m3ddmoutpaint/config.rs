@@ -112,7 +112,7 @@ pub fn reduced(num: u64, den: u64) -> Option<Ratio> {
     let divisor = gcd(num, den).max(1);
     let (num, den) = (num / divisor, den / divisor);
     let fits = |v: u64| (1..=i32::MAX as u64).contains(&v);
-    (fits(num) && fits(den)).then(|| Ratio {
+    (fits(num) && fits(den)).then_some(Ratio {
         num: num as u32,
         den: den as u32,
     })
