@@ -8,7 +8,7 @@
 //! dropped and GAP cleared; anamorphic PAL (720×576 at 64/45) reframed for a
 //! 1080×1920 downstream, with or without square pixels, displays at 9:16; a
 //! rotate-90 orientation tag turns the frames upright before reframing and
-//! leaves as rotate-0.
+//! leaves as rotate-0 (a rotate-0 tag changes nothing).
 
 mod common;
 
@@ -337,4 +337,25 @@ fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
             "stored ({x}, {y})"
         );
     }
+}
+
+#[test]
+fn test_a_rotate_0_tag_leaves_the_frames_as_they_are() {
+    let mut h = harness(BLUR);
+    h.play();
+    let in_info = video_info("RGB", 64, 36);
+    h.set_src_caps(in_info.to_caps().unwrap());
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::ImageOrientation>(&"rotate-0", gst::TagMergeMode::Replace);
+    assert!(h.push_event(gst::event::Tag::new(tags)));
+    let input = make_frame(&in_info, 0, 0);
+    assert_eq!(h.push(input.clone()), Ok(gst::FlowSuccess::Ok));
+    let output = pull_within(&mut h, std::time::Duration::from_secs(30)).expect("a frame");
+    let caps = h.sinkpad().unwrap().current_caps().unwrap();
+    let out_info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    assert_eq!((out_info.width(), out_info.height()), (64, 114), "{caps}");
+    let at = locate_source(&in_info, &input, &out_info, &output).expect("the source as it is");
+    assert!(source_is_exact(&in_info, &input, &out_info, &output, at));
 }

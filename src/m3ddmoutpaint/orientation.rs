@@ -12,7 +12,8 @@ use gst_video::prelude::*;
 
 use super::metas::copy_metas_without_geometry;
 
-/// The orientation the last tag asked for, and the rotator of the current caps.
+/// The turn the last orientation tag asked for (none for rotate-0), and the
+/// rotator of the current caps.
 #[derive(Debug, Default)]
 pub struct Upright {
     pub method: Option<Method>,

@@ -24,7 +24,9 @@ impl M3ddmOutpaint {
         let Some(method) = method_of_tags(tag.tag()) else {
             return self.enqueue(Item::Event(event));
         };
-        let changed = self.upright.lock().unwrap().method.replace(method) != Some(method);
+        // rotate-0 turns nothing: like no tag (no needless reconfiguration).
+        let turn = (method != gst_video::VideoOrientationMethod::Identity).then_some(method);
+        let changed = std::mem::replace(&mut self.upright.lock().unwrap().method, turn) != turn;
         if changed {
             gst::info!(CAT, imp = self, "turning the frames upright: {method:?}");
             if let Some(caps) = self.sinkpad.current_caps()
@@ -43,10 +45,7 @@ impl M3ddmOutpaint {
     /// frames when a tag turns them (the rotator kept for the chain).
     pub(super) fn upright_caps(&self, caps: &gst::Caps) -> Result<gst::Caps, String> {
         let mut upright = self.upright.lock().unwrap();
-        let method = upright
-            .method
-            .filter(|&m| m != gst_video::VideoOrientationMethod::Identity);
-        let Some(method) = method else {
+        let Some(method) = upright.method else {
             upright.rotator = None;
             return Ok(caps.clone());
         };
