@@ -113,6 +113,11 @@ fn test_every_property_is_documented() {
         "n-threads",
         "inference-server",
         "inference-timeout",
+        "inference-tls-ca",
+        "inference-tls-cert",
+        "inference-tls-key",
+        "inference-headers-file",
+        "inference-headers-env",
         "stall-timeout",
     ] {
         let pspec = element

@@ -40,6 +40,7 @@ use super::negotiate::{self, Refusal};
 use super::outputpad::{OutputPad, pad_number};
 use super::planned;
 use super::progress::Progress;
+use super::security_properties;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
 use super::task::SrcTask;
@@ -365,6 +366,9 @@ impl M3ddmOutpaint {
         };
         let options =
             options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
+        if let Some(first) = options.first() {
+            security_properties::warn_unencrypted(self.obj().upcast_ref(), &first.remote.servers);
+        }
         let mut models = Vec::with_capacity(options.len());
         for device in &options {
             gst::info!(

@@ -32,6 +32,7 @@ mod outputpad;
 mod plan_properties;
 mod planned;
 mod progress;
+mod security_properties;
 mod settings;
 mod source;
 mod state;
