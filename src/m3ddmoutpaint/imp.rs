@@ -34,6 +34,7 @@ use gst::subclass::prelude::*;
 use super::CAT;
 use super::config::OutputShape;
 use super::errors::engine_error_message;
+use super::formats;
 use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
@@ -213,12 +214,23 @@ impl M3ddmOutpaint {
         }
         let live = self.upstream_is_live();
         let total = self.stream_length(config.fps(), live);
-        {
+        let hdr = formats::hdr_transfer(&config.in_info);
+        let tell_hdr = {
             let mut state = self.shared.lock();
+            let tell = hdr.filter(|_| !state.told_sdr_canvas);
+            state.told_sdr_canvas |= tell.is_some();
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
             state.progress = Progress::new(total);
             state.refresh_deadline();
+            tell
+        };
+        if let Some(transfer) = tell_hdr {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("the input's transfer is {transfer}: the fill is made from an 8-bit RGB canvas of its coded values, as if SDR; the source keeps its depth")
+            );
         }
         self.enqueue(Item::Drain(DrainPoint::Caps(configured)))
     }
