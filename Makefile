@@ -1,8 +1,10 @@
 # m3ddmoutpaint — set-up, build, tests, demo and benchmarks.
 #   make demo   installs what is missing, builds, and writes demo-out/demo-9x16.mp4
 #   make test   installs what is missing, builds, runs every test and the conformance cases
-#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts (make test runs 300 and 24)
+#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts and 20,000 mutated manifests
+#               and plan files each (make test runs 300, 24 and 300)
 #   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
+#   make model  the published M3DDM (MODEL=m3ddm-plus: M3DDM+) from the Hugging Face Hub, exported
 #   make eval   the papers' outpainting protocol through the element (DATA=DIR; README "Quality in numbers")
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
@@ -37,7 +39,7 @@ APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.
 	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
+.PHONY: model eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean
 
 all: build
 
@@ -120,13 +122,15 @@ test-python: serving-venv
 	cd models && M3DDM_GOLDEN=$(abspath $(CASES)) PYTHONPATH=. $(PY) -m pytest -q tests
 
 # The fuzz test (tests/fuzz) with many more cases than make test runs: blur and
-# outpaint (tiny model) case counts, and a seed (a number, by default the time; or random).
+# outpaint (tiny model) case counts, mutated manifests and plan files (each parser),
+# and a seed (a number, by default the time; or random).
 FUZZ_CASES_BLUR ?= 10000
 FUZZ_CASES_OUTPAINT ?= 300
+FUZZ_CASES_PARSERS ?= 20000
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: build
 	M3DDM_FUZZ_CASES_BLUR=$(FUZZ_CASES_BLUR) M3DDM_FUZZ_CASES_OUTPAINT=$(FUZZ_CASES_OUTPAINT) \
-	M3DDM_FUZZ_SEED=$(FUZZ_SEED) G_DEBUG=fatal_warnings \
+	M3DDM_FUZZ_CASES_PARSERS=$(FUZZ_CASES_PARSERS) M3DDM_FUZZ_SEED=$(FUZZ_SEED) G_DEBUG=fatal_warnings \
 	cargo test --release -j $(CARGO_JOBS) --test fuzz -- --test-threads=1 --nocapture fuzz_
 
 # Long runs with peak RSS per tenth (tests/soak.rs): 10,000 frames in outpaint
@@ -172,6 +176,17 @@ bench: build serving-venv
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 	cargo run --release --example bench -- $(BENCH_ARGS)
 	cargo run --release --example bench_remote
+
+# The published model in one command (models/README.md, "make model"): downloads the
+# checkpoint and the SD 1.5 VAE from the Hugging Face Hub (huggingface_hub's cache, HF_HOME,
+# HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE), exports and checks it. MODEL=m3ddm|m3ddm-plus,
+# PRECISION=fp32|fp16 (fp16 with GPU=1), OUT=DIR (default: the named-model directory that
+# model-path=MODEL and m3ddm-reframe --model MODEL read), FORCE=1 replaces an existing one.
+MODEL ?= m3ddm
+PRECISION ?= $(if $(filter 1,$(GPU)),fp16,fp32)
+model: venv
+	PYTHONPATH=models $(PY) -m m3ddm_export --from-hub $(MODEL) --precision $(PRECISION) \
+		$(if $(OUT),--out $(OUT)) $(if $(CANVAS),--canvas $(CANVAS)) $(if $(FORCE),--force) $(MODEL_ARGS)
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
 tiny-model: venv

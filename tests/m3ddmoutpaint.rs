@@ -48,6 +48,7 @@ fn test_property_defaults() {
     assert_eq!(element.property::<u64>("seed"), 0);
     assert_eq!(element.property::<Option<String>>("inference-server"), None);
     assert_eq!(element.property::<u32>("inference-timeout"), 60_000);
+    assert_eq!(element.property::<u32>("stall-timeout"), 3000);
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn test_properties_round_trip() {
         ("n-threads", "2"),
         ("inference-server", "grpc://gpu1:8001,grpc://gpu2:8001"),
         ("inference-timeout", "2500"),
+        ("stall-timeout", "0"),
     ];
     for (name, value) in values {
         element.set_property_from_str(name, value);
@@ -111,6 +113,7 @@ fn test_every_property_is_documented() {
         "n-threads",
         "inference-server",
         "inference-timeout",
+        "stall-timeout",
     ] {
         let pspec = element
             .find_property(name)

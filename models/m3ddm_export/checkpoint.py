@@ -36,9 +36,13 @@ class Source:
 
     path: str
     sha256: str
+    hub: dict | None = None  # repository, revision, commit, licence and file hashes (--from-hub)
 
     def to_json(self) -> dict:
-        return {"path": self.path, "sha256": self.sha256}
+        entry = {"path": self.path, "sha256": self.sha256}
+        if self.hub is not None:
+            entry["hub"] = self.hub
+        return entry
 
 
 def sha256_of(path: Path) -> str:
@@ -112,9 +116,10 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     return module.eval()
 
 
-def load_unet(directory: Path) -> tuple[UNet3D, UNetConfig, Source]:
+def load_unet(directory: Path, weights: Path | None = None) -> tuple[UNet3D, UNetConfig, Source]:
+    """The U-Net of a checkpoint directory (`weights`: the file to read, else the first of WEIGHT_FILES)."""
     conf = UNetConfig.from_dict(read_config(directory, "U-Net"))
-    weights = find_weights(directory, "U-Net")
+    weights = weights or find_weights(directory, "U-Net")
     state = read_state_dict(weights, "U-Net")
     with torch.device("meta"):
         module = UNet3D(conf)
@@ -148,10 +153,10 @@ def rename_deprecated_attention(state: dict[str, torch.Tensor], expected: dict[s
     return renamed
 
 
-def load_vae(directory: Path) -> tuple[nn.Module, dict, Source]:
+def load_vae(directory: Path, weights: Path | None = None) -> tuple[nn.Module, dict, Source]:
     config = read_config(directory, "VAE")
     check_vae_config(config)
-    weights = find_weights(directory, "VAE")
+    weights = weights or find_weights(directory, "VAE")
     state = read_state_dict(weights, "VAE")
     with torch.device("meta"):
         module = build_vae(config)

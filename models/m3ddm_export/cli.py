@@ -2,6 +2,8 @@
 
     python -m m3ddm_export --unet DIR --vae DIR --out OUT [--precision fp32|fp16] [--canvas 256] [--force]
                            [--triton-repo REPO [TRITON OPTIONS]]
+    python -m m3ddm_export --from-hub m3ddm|m3ddm-plus [--out OUT] [--unet-repo R] [--vae-repo R] [--revision REV]
+                           [--vae-revision REV] [--precision ...] [--canvas 256] [--force] [--triton-repo ...]
     python -m m3ddm_export --random-tiny SEED --out OUT [--precision ...] [--canvas 128] [--force] [--triton-repo ...]
     python -m m3ddm_export triton-repo --model DIR --out REPO [--force] [TRITON OPTIONS]
     python -m m3ddm_export check-manifest CASE_JSON
@@ -20,6 +22,8 @@ import sys
 from pathlib import Path
 
 from .errors import ExportError
+from .hub import HUB_MODELS, SD15_VAE_REPO, DownloadInterrupted
+from .model_dirs import named_model_dir
 
 PROG = "m3ddm_export"
 EXIT_REFUSED = 1
@@ -41,10 +45,21 @@ def export_parser() -> argparse.ArgumentParser:
                                    "python -m m3ddm_export check-manifest CASE_JSON")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--unet", type=Path, help="checkpoint directory of the M3DDM U-Net (config.json + weights)")
+    source.add_argument("--from-hub", metavar="NAME", choices=sorted(HUB_MODELS),
+                        help="download the published checkpoint NAME (m3ddm or m3ddm-plus) and the SD 1.5 VAE "
+                             "from the Hugging Face Hub (cache, HF_HOME, HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE "
+                             "as huggingface_hub reads them); --out defaults to the named-model directory")
     source.add_argument("--random-tiny", type=int, metavar="SEED",
                         help="write a tiny random-weight model of the same architecture instead")
     parser.add_argument("--vae", type=Path, help="the Stable Diffusion 1.5 VAE directory (config.json + weights)")
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--out", type=Path, help="model directory to write (with --from-hub: by default "
+                                                  "$M3DDM_MODELS_DIR/NAME, else $XDG_DATA_HOME or ~/.local/share, "
+                                                  "then m3ddmoutpaint/models/NAME)")
+    hub = parser.add_argument_group("--from-hub")
+    hub.add_argument("--unet-repo", help="the U-Net's repository instead of NAME's (owner/name)")
+    hub.add_argument("--vae-repo", help=f"the VAE's repository (default {SD15_VAE_REPO})")
+    hub.add_argument("--revision", default="main", help="branch, tag or commit of the U-Net's repository (main)")
+    hub.add_argument("--vae-revision", default="main", help="branch, tag or commit of the VAE's repository (main)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                         help="fp32 graphs for CPU, fp16 for the GPU (default fp32)")
     parser.add_argument("--canvas", type=int, default=None,
@@ -109,8 +124,16 @@ def run_export(argv: list[str]) -> int:
     parser = export_parser()
     args = parser.parse_args(argv)
     repo_options = triton_options(parser, args)
+    if args.from_hub is None and (args.unet_repo or args.vae_repo):
+        parser.error("--unet-repo and --vae-repo go with --from-hub")
+    if args.out is None:
+        if args.from_hub is None:
+            parser.error("the following arguments are required: --out")
+        args.out = named_model_dir(args.from_hub)
     if args.triton_repo is not None and args.triton_repo.exists() and not args.force:
         raise ExportError(f"The output directory {args.triton_repo} already exists; pass --force to overwrite it.")
+    if args.from_hub is not None and args.vae is not None:
+        raise ExportError("--vae cannot be combined with --from-hub, which downloads the VAE (see --vae-repo).")
     if args.unet is not None and args.vae is None:
         raise ExportError("--vae is required with --unet (the Stable Diffusion 1.5 VAE directory).")
     if args.random_tiny is not None and args.vae is not None:
@@ -128,6 +151,9 @@ def run_export(argv: list[str]) -> int:
         unet, conf, vae, vae_config = random_tiny(args.random_tiny)
         sources = source_entry(None, None, args.random_tiny)
         canvas = args.canvas or TINY_CANVAS
+    elif args.from_hub is not None:
+        unet, conf, vae, vae_config, sources = load_from_hub(args)
+        canvas = args.canvas or 256
     else:
         unet, conf, unet_source = load_unet(args.unet)
         vae, vae_config, vae_source = load_vae(args.vae)
@@ -139,6 +165,22 @@ def run_export(argv: list[str]) -> int:
     if args.triton_repo is not None:
         write_repo(args.out, args.triton_repo, repo_options, args.force)
     return 0
+
+
+def load_from_hub(args: argparse.Namespace):
+    """Downloads (or finds in the cache) the checkpoints of --from-hub and loads them."""
+    from .checkpoint import load_unet, load_vae
+    from .export import source_entry
+    from .hub import fetch_checkpoints
+    model = HUB_MODELS[args.from_hub]
+    unet_dir, vae_dir = fetch_checkpoints(args.unet_repo or model.unet_repo, args.vae_repo or model.vae_repo,
+                                          args.revision, args.vae_revision, args.precision, args.out)
+    unet, conf, unet_source = load_unet(unet_dir.directory, unet_dir.weights)
+    vae, vae_config, vae_source = load_vae(vae_dir.directory, vae_dir.weights)
+    unet_source.hub, vae_source.hub = unet_dir.provenance, vae_dir.provenance
+    sources = source_entry(unet_source, vae_source, None)
+    sources["model"] = args.from_hub
+    return unet, conf, vae, vae_config, sources
 
 
 def run_triton_repo(argv: list[str]) -> int:
@@ -174,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "triton-repo":
             return run_triton_repo(argv[1:])
         return run_export(argv)
+    except DownloadInterrupted as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 130
     except ExportError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_REFUSED

@@ -29,9 +29,9 @@ def golden() -> Path:
     return root
 
 
-def run_exporter(*args: str) -> subprocess.CompletedProcess:
-    """`python -m m3ddm_export ARGS` as a user runs it (models/ on PYTHONPATH)."""
-    env = dict(os.environ, PYTHONPATH=str(MODELS_DIR))
+def run_exporter(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m m3ddm_export ARGS` as a user runs it (models/ on PYTHONPATH), in `env` or this one."""
+    env = dict(env if env is not None else os.environ, PYTHONPATH=str(MODELS_DIR))
     return subprocess.run([sys.executable, "-m", "m3ddm_export", *args], env=env, capture_output=True, text=True)
 
 

@@ -18,6 +18,57 @@ pub fn template_caps() -> gst::Caps {
         .build()
 }
 
+/// The sink pad template: the template caps, then the same in the
+/// `format:Interlaced` feature (one field per buffer), which the element lets
+/// in only to refuse it with a sentence naming `deinterlace` (see
+/// [`interlaced_caps`]).
+pub fn sink_template_caps() -> gst::Caps {
+    let mut caps = template_caps();
+    caps.merge(interlaced_caps());
+    caps
+}
+
+/// Raw video in the `format:Interlaced` feature (the sink pad template's second part).
+fn interlaced_caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .features([gst_video::CAPS_FEATURE_FORMAT_INTERLACED])
+        .format_list(FORMATS)
+        .build()
+}
+
+/// `caps` followed by the same structures in the `format:Interlaced` feature:
+/// the sink pad offers those last, so that a source which has nothing but such
+/// fields links, and its caps are refused with the element's error naming
+/// `deinterlace` (no source picks them while it can give progressive frames).
+pub fn with_interlaced_fields(caps: gst::Caps) -> gst::Caps {
+    let mut fields = gst::Caps::new_empty();
+    {
+        let fields = fields.get_mut().expect("a new caps is writable");
+        for structure in caps.iter() {
+            fields.append_structure_full(
+                structure.to_owned(),
+                Some(gst::CapsFeatures::new([
+                    gst_video::CAPS_FEATURE_FORMAT_INTERLACED,
+                ])),
+            );
+        }
+    }
+    let mut caps = caps;
+    caps.merge(fields);
+    caps
+}
+
+/// Whether raw video in these caps features is let through accept-caps: system
+/// memory, or interlaced fields there (refused later with a sentence).
+pub fn accepted_features(features: Option<&gst::CapsFeaturesRef>) -> bool {
+    features.is_none_or(|f| {
+        f.iter().all(|feature| {
+            feature == gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY
+                || feature == gst_video::CAPS_FEATURE_FORMAT_INTERLACED
+        })
+    })
+}
+
 /// The caps on the other pad for `caps` on the pad of `direction`, for an
 /// output of `shape`: format, framerate and pixel-aspect-ratio pass through; an
 /// input of fixed size and format gives its output at full resolution first,

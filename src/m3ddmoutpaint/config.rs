@@ -168,6 +168,13 @@ fn input_info(in_caps: &gst::CapsRef) -> Result<gst_video::VideoInfo, String> {
             names_of_formats()
         ));
     }
+    if in_info.interlace_mode() != gst_video::VideoInterlaceMode::Progressive {
+        return Err(format!(
+            "cannot handle interlaced video (interlace-mode={}): m3ddmoutpaint makes progressive \
+             frames only; put deinterlace before it (… ! deinterlace ! m3ddmoutpaint)",
+            in_info.interlace_mode().to_str()
+        ));
+    }
     let (width, height) = (in_info.width(), in_info.height());
     if width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE {
         return Err(format!(

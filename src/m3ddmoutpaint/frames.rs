@@ -13,6 +13,7 @@ use gst_video::prelude::*;
 
 use super::config::{OutputConfig, StreamConfig};
 use super::formats::{composing_format, plane_layout, repack_options, with_format};
+use super::metas::{Placement, carry_metas};
 use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
 use crate::engine::scene::ANALYSIS_SIDE;
 use crate::engine::{Rect, RgbImage};
@@ -255,7 +256,7 @@ impl Compositor {
     }
 
     /// The output frame of `input` whose new area comes from `canvas`; it
-    /// carries the input's timestamps, duration and flags.
+    /// carries the input's timestamps, duration, flags and metas (`metas.rs`).
     pub fn compose(
         &self,
         canvas: &RgbImage,
@@ -310,6 +311,12 @@ impl Compositor {
                 ..,
             )
             .map_err(|err| format!("cannot copy the input's timestamps: {err}"))?;
+        let placement = Placement {
+            input: (self.in_info.width(), self.in_info.height()),
+            output: (self.work_info.width(), self.work_info.height()),
+            source: self.source,
+        };
+        carry_metas(input, output.make_mut(), &placement);
         Ok(output)
     }
 

@@ -39,7 +39,11 @@ pub fn spawn(shared: Arc<Shared>, element: &gst::Element) -> std::io::Result<Joi
 /// What the generator does next.
 enum Work {
     Take(Vec<GenInput>),
-    Run { draining: bool },
+    Run {
+        draining: bool,
+    },
+    /// Nothing arrived for `stall-timeout`: the frames held run as a chunk.
+    Stalled,
 }
 
 struct Worker {
@@ -76,6 +80,10 @@ impl Worker {
             let result = match work {
                 Work::Take(inputs) => self.take(inputs),
                 Work::Run { draining } => self.run_chunk(draining),
+                Work::Stalled => {
+                    self.announce_stall();
+                    self.run_chunk(true)
+                }
             };
             if let Err(err) = result {
                 self.fail(err);
@@ -124,12 +132,50 @@ impl Worker {
                         }
                         timeout = Some(start - now);
                     }
+                    if let Some(stall) = state.stall_deadline() {
+                        let now = Instant::now();
+                        if now >= stall {
+                            return Some(Work::Stalled);
+                        }
+                        timeout = timeout.into_iter().chain([stall - now]).min();
+                    }
                 }
                 state = shared.wait(state, timeout);
                 continue;
             }
             state = shared.wait(state, None);
         }
+    }
+
+    /// Counts a stall and, the first time in a run, posts the warning that
+    /// names its cause and remedy.
+    fn announce_stall(&self) {
+        let (first, held, lookahead, fps) = {
+            let mut state = self.shared.lock();
+            state.stats.stalls += 1;
+            let first = !state.stall_warned;
+            state.stall_warned = true;
+            let lookahead = state.run.as_ref().map_or(0, |run| run.settings.lookahead);
+            (first, self.held.len(), lookahead, state.fps)
+        };
+        gst::debug!(
+            CAT,
+            "no input for stall-timeout: running the {held} frames held"
+        );
+        let Some(element) = self.element.upgrade().filter(|_| first) else {
+            return;
+        };
+        let seconds = f64::from(lookahead) / fps.unwrap_or(crate::engine::limits::FALLBACK_FPS);
+        gst::element_warning!(
+            element,
+            gst::StreamError::Failed,
+            ("No frame arrived for stall-timeout while {held} of lookahead={lookahead} frames were held: \
+                 another branch of the pipeline is full (a queue after a demuxer or tee) and blocks upstream. \
+                 Give the queues of the other branches at least lookahead / framerate = {seconds:.1} s \
+                 (e.g. queue max-size-time=0 max-size-bytes=0 max-size-buffers=0) or set a smaller lookahead; \
+                 meanwhile the frames held run as a shorter chunk whenever this happens"),
+            ["stall-timeout=0 waits instead"]
+        );
     }
 
     /// Drops the held frames that already left without their canvas.

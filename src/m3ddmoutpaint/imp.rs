@@ -89,6 +89,7 @@ impl M3ddmOutpaint {
         });
         state.frames_held += 1;
         state.stats.frames_in += 1;
+        state.last_activity = std::time::Instant::now();
         self.shared.notify();
         while state.srcresult.is_ok() && state.frames_held >= state.max_held {
             state = self.shared.wait(state, None);

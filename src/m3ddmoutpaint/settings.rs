@@ -3,7 +3,6 @@
 //! `Settings` they are stored in, and the check made when the element goes to
 //! READY (a bad value becomes an error message that names the property).
 
-use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ use crate::engine::{self, limits};
 pub const DEFAULT_FILL_MODE: FillMode = FillMode::Outpaint;
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
 pub const DEFAULT_SCHEDULER: Scheduler = Scheduler::Pndm;
+/// How long held frames wait for more input by default before they run as a chunk.
+pub const DEFAULT_STALL_TIMEOUT_MS: u32 = 3000;
 
 /// Every property value, as set by the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,8 @@ pub struct Settings {
     pub scene_threshold: f64,
     /// The longest a frame may stay (ns; 0: unbounded, or the reported latency when live).
     pub max_latency: u64,
+    /// How long held frames wait for input before they run as a chunk (ms; 0: as long as it takes).
+    pub stall_timeout: u32,
     pub inference_server: Option<String>,
     pub inference_timeout: u32,
     /// `cudnn-algo-search`, `cuda-graphs`, `io-binding`, `tensorrt-cache`.
@@ -78,6 +81,7 @@ impl Default for Settings {
             aspect_set: false,
             scene_threshold: 0.0,
             max_latency: 0,
+            stall_timeout: DEFAULT_STALL_TIMEOUT_MS,
             inference_server: None,
             inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
             gpu: GpuSettings::default(),
@@ -151,7 +155,10 @@ impl Settings {
                  (a folder with manifest.json written by m3ddm_export), or use fill-mode=blur or color"
                 .to_string()));
         };
-        let model_dir = PathBuf::from(path);
+        let model_dir = match engine::model_dirs::resolve_model(path) {
+            Ok(dir) => dir,
+            Err(err) => return Some(Err(format!("model-path={path}: {err}"))),
+        };
         if !model_dir.is_dir() {
             return Some(Err(format!("model-path {path} is not a directory")));
         }
@@ -274,6 +281,7 @@ impl Settings {
             "expand" => self.expand = value.get().expect("type checked upstream"),
             "scene-threshold" => self.scene_threshold = value.get().expect("type checked upstream"),
             "max-latency" => self.max_latency = value.get().expect("type checked upstream"),
+            "stall-timeout" => self.stall_timeout = value.get().expect("type checked upstream"),
             "inference-server" => {
                 self.inference_server = value.get().expect("type checked upstream")
             }
@@ -310,6 +318,7 @@ impl Settings {
             "expand" => self.expand.to_value(),
             "scene-threshold" => self.scene_threshold.to_value(),
             "max-latency" => self.max_latency.to_value(),
+            "stall-timeout" => self.stall_timeout.to_value(),
             "inference-server" => self.inference_server.to_value(),
             "inference-timeout" => self.inference_timeout.to_value(),
             "plan-file" => self.plan_file.to_value(),
@@ -387,7 +396,9 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("model-path")
             .nick("Model path")
             .blurb("Directory of an exported M3DDM model (manifest.json and the ONNX graphs written by \
-                    m3ddm_export); required by fill-mode=outpaint")
+                    m3ddm_export), or the name of one made by `make model`: m3ddm or m3ddm-plus (in \
+                    $M3DDM_MODELS_DIR, else $XDG_DATA_HOME or ~/.local/share, under m3ddmoutpaint/models); \
+                    required by fill-mode=outpaint")
             .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
@@ -500,6 +511,15 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
                     query answers it. 0 = unbounded; in a live pipeline, frames that downstream reports late \
                     (QoS) leave with the blur fill the same way")
             .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("stall-timeout")
+            .nick("Stall timeout")
+            .blurb("Milliseconds the element waits, holding frames for a chunk, with no frame arriving and \
+                    none leaving: then it posts one warning (another branch of the pipeline is full: give its \
+                    queues at least lookahead / framerate, or lower lookahead) and runs the frames it holds \
+                    as a chunk, as at EOS, so that the pipeline moves on. 0 = wait as long as it takes")
+            .default_value(DEFAULT_STALL_TIMEOUT_MS)
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("inference-server")

@@ -97,6 +97,16 @@ impl RunContext {
         }
     }
 
+    /// How long held frames wait with nothing arriving or leaving before they
+    /// run as a chunk (`stall-timeout`): only for the chunked run of the
+    /// lookahead (the passes of a plan need their frames as planned).
+    pub fn stall_timeout(&self) -> Option<Duration> {
+        let settings = &self.settings;
+        let planned = self.plan.is_some() || settings.write_plan.is_some();
+        (self.generates() && !planned && settings.stall_timeout > 0)
+            .then(|| Duration::from_millis(settings.stall_timeout.into()))
+    }
+
     /// Frames a generating run holds: the lookahead, or with a plan the
     /// frames its streaming pass holds at most (one more, so that the frame
     /// that completes a stride-5 window always gets in).
@@ -311,6 +321,8 @@ pub struct Stats {
     pub frames_degraded: u64,
     /// Frames that start a new shot (scene cuts found).
     pub scene_cuts: u64,
+    /// Chunks run early because no frame arrived for `stall-timeout`.
+    pub stalls: u64,
     /// Windows run, their time, and how many on each device.
     pub windows: StreamStats,
 }
@@ -371,6 +383,12 @@ pub struct State {
     pub progress: Progress,
     /// When frames must leave, and the state of a degraded episode.
     pub deadlines: Deadlines,
+    /// When a frame last arrived or left (the stall timer counts from it).
+    pub last_activity: Instant,
+    /// The task is pushing a frame downstream (a blocked push is no stall).
+    pub pushing: bool,
+    /// The stall warning of this run was posted.
+    pub stall_warned: bool,
 }
 
 /// Live safety: every frame leaves by its deadline (`max-latency`), with the
@@ -427,6 +445,9 @@ impl Default for State {
             reported_latency: None,
             progress: Progress::default(),
             deadlines: Deadlines::default(),
+            last_activity: Instant::now(),
+            pushing: false,
+            stall_warned: false,
         }
     }
 }
@@ -462,6 +483,8 @@ impl State {
         self.generator.flush();
         self.frames_held = 0;
         self.eos_pending = false;
+        self.pushing = false;
+        self.last_activity = Instant::now();
         self.srcresult = Ok(gst::FlowSuccess::Ok);
     }
 
@@ -493,6 +516,7 @@ impl State {
                 self.stats.mean_chunk_time().as_nanos() as u64,
             )
             .field("scene-cuts", self.stats.scene_cuts)
+            .field("stalls", self.stats.stalls)
             .field("provider", provider)
             .field("transfer-bytes", windows.transfer_bytes)
             .field(
@@ -537,6 +561,14 @@ impl State {
             }
             None => base,
         };
+    }
+
+    /// When the frames held run as a chunk for want of input: `stall-timeout`
+    /// after a frame last arrived or left, unless a push is blocked downstream
+    /// or an EOS (which runs them anyway) is queued.
+    pub fn stall_deadline(&self) -> Option<Instant> {
+        let timeout = self.run.as_ref()?.stall_timeout()?;
+        (!self.pushing && !self.eos_pending).then(|| self.last_activity + timeout)
     }
 
     /// Records the own latency and says whether it moved by more than a tenth

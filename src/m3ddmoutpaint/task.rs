@@ -378,7 +378,8 @@ impl SrcTask {
         canvas: &RgbImage,
     ) -> Result<(), Stop> {
         let outputs: Vec<(gst::Pad, Arc<Compositor>, Option<gst::Caps>)> = {
-            let state = self.shared.lock();
+            let mut state = self.shared.lock();
+            state.pushing = true;
             state
                 .outputs
                 .iter()
@@ -416,6 +417,8 @@ impl SrcTask {
             let mut state = self.shared.lock();
             state.frames_held = state.frames_held.saturating_sub(1);
             state.stats.frames_out += 1;
+            state.pushing = false;
+            state.last_activity = Instant::now();
             self.shared.notify();
             let results: Vec<_> = flows
                 .iter()
