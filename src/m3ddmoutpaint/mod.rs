@@ -22,6 +22,7 @@ mod caps;
 mod config;
 mod errors;
 mod fill;
+mod fixate;
 mod formats;
 mod frames;
 mod generator;
