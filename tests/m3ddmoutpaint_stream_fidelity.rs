@@ -5,7 +5,10 @@
 //! by a harness and from the `interlace` element upstream); the timecode of
 //! `timecodestamper`, captions and a region of interest reach every output
 //! buffer of every pad (the region moved to where the source landed), AFD is
-//! dropped and GAP cleared.
+//! dropped and GAP cleared; anamorphic PAL (720×576 at 64/45) reframed for a
+//! 1080×1920 downstream, with or without square pixels, displays at 9:16; a
+//! rotate-90 orientation tag turns the frames upright before reframing and
+//! leaves as rotate-0.
 
 mod common;
 
@@ -14,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 const BLUR: &[(&str, &str)] = &[("fill-mode", "blur"), ("aspect", "9/16")];
 
@@ -222,5 +226,115 @@ fn test_timecode_captions_and_regions_reach_every_output_of_every_pad() {
         };
         assert_eq!(got, expected, "{sink} at {:?}", output.pts());
         assert!(y0 > 0, "{sink}: the source moved down ({x0}, {y0})");
+    }
+}
+
+/// The caps `m3ddmoutpaint aspect=9/16` gives a 720×576 PAR 64/45 source
+/// (16:9 PAL) when `downstream` caps follow it.
+fn pal_output_caps(downstream: &str) -> gst::Caps {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=3 \
+         ! video/x-raw,format=I420,width=720,height=576,pixel-aspect-ratio=64/45,framerate=25/1 \
+         ! m3ddmoutpaint fill-mode=blur aspect=9/16 ! {downstream} ! fakesink name=sink"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sinkpad = pipeline
+        .by_name("sink")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .expect("EOS within 60 s");
+    let caps = sinkpad.current_caps();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{downstream}: {msg:?}");
+    caps.expect("caps were negotiated")
+}
+
+#[test]
+fn test_anamorphic_pal_displays_at_the_aspect_downstream_fixes_a_size_for() {
+    for downstream in [
+        "video/x-raw,width=1080,height=1920",
+        "video/x-raw,width=1080,height=1920,pixel-aspect-ratio=1/1",
+    ] {
+        let caps = pal_output_caps(downstream);
+        let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        assert_eq!((info.width(), info.height()), (1080, 1920), "{caps}");
+        let par = info.par();
+        // Display aspect = width · PAR : height, exactly 9:16.
+        assert_eq!(
+            16 * 1080 * i64::from(par.numer()),
+            9 * 1920 * i64::from(par.denom()),
+            "{downstream}: {caps}"
+        );
+    }
+    // Square pixels alone: the 720 anamorphic columns become 1024 square ones.
+    let caps = pal_output_caps("video/x-raw,pixel-aspect-ratio=1/1");
+    let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    assert_eq!(info.par(), gst::Fraction::new(1, 1), "{caps}");
+    let display = f64::from(info.width()) / f64::from(info.height());
+    assert!((display - 9.0 / 16.0).abs() < 1e-3, "{caps}");
+    // Nothing fixed downstream: the source keeps its pixels and their aspect.
+    let caps = pal_output_caps("video/x-raw");
+    let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    assert_eq!(info.par(), gst::Fraction::new(64, 45), "{caps}");
+    assert_eq!(info.width(), 720, "{caps}");
+    let display = f64::from(info.width()) * 64.0 / 45.0 / f64::from(info.height());
+    assert!((display - 9.0 / 16.0).abs() < 1e-3, "{caps}");
+}
+
+#[test]
+fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
+    let mut h = harness(BLUR);
+    h.play();
+    let in_info = video_info("RGB", 64, 36);
+    h.set_src_caps(in_info.to_caps().unwrap());
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::ImageOrientation>(&"rotate-90", gst::TagMergeMode::Replace);
+    assert!(h.push_event(gst::event::Tag::new(tags)));
+    let input = make_frame(&in_info, 0, 0);
+    assert_eq!(h.push(input.clone()), Ok(gst::FlowSuccess::Ok));
+    assert!(h.push_event(gst::event::Eos::new()));
+    let output = pull_within(&mut h, std::time::Duration::from_secs(30)).expect("a frame");
+    let events = events_until_eos(&mut h, std::time::Duration::from_secs(30));
+    let orientation: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event.view() {
+            gst::EventView::Tag(tag) => tag
+                .tag()
+                .get::<gst::tags::ImageOrientation>()
+                .map(|o| o.get().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(orientation, ["rotate-0"]);
+    // Upright the 64×36 frame is 36×64, already 9:16: the whole output.
+    let caps = h.sinkpad().unwrap().current_caps().unwrap();
+    let out_info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    assert_eq!((out_info.width(), out_info.height()), (36, 64), "{caps}");
+    let src = input.map_readable().unwrap();
+    let out = gst_video::VideoFrameRef::from_buffer_ref_readable(&output, &out_info).unwrap();
+    let (stride, data) = (out.plane_stride()[0] as usize, out.plane_data(0).unwrap());
+    let in_stride = in_info.stride()[0] as usize;
+    // Clockwise: stored (x, y) lands at upright (35 - y, x), sample for sample.
+    for (x, y) in [(0, 0), (63, 0), (0, 35), (20, 10)] {
+        let (ux, uy) = (35 - y, x);
+        assert_eq!(
+            data[uy * stride + ux * 3..uy * stride + ux * 3 + 3],
+            src[y * in_stride + x * 3..y * in_stride + x * 3 + 3],
+            "stored ({x}, {y})"
+        );
     }
 }

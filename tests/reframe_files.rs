@@ -7,6 +7,8 @@
 //! sentence and a non-zero exit, and the README's first pipeline must run as
 //! written on a file made here.
 
+// Only some of the shared media helpers are used here.
+#[allow(dead_code)]
 mod media;
 
 use std::path::{Path, PathBuf};
@@ -394,10 +396,14 @@ fn readme_first_pipeline() -> String {
 fn the_readme_first_pipeline_runs_as_written() {
     let command = readme_first_pipeline();
     assert!(command.contains("location=in.mp4") && command.contains("location=out.mp4"));
-    // The README's relative paths: in.mp4, out.mp4 and models/ of the repository.
+    // The README's relative paths: in.mp4, out.mp4 and models/ of the repository; its
+    // model-path=m3ddm (what `make model` makes) is the tiny model installed under that name.
     let dir = scratch("readme");
     make_mp4(&dir.join("in.mp4"), 16, true);
     std::os::unix::fs::symlink(repo().join("models"), dir.join("models")).unwrap();
+    let named = dir.join("named-models");
+    std::fs::create_dir_all(&named).unwrap();
+    std::os::unix::fs::symlink(tiny_model(), named.join("m3ddm")).unwrap();
     // The plugin cargo built with this test sits next to the test (deps/);
     // `cargo build` copies it up to target/release.
     let test_dir = std::env::current_exe()
@@ -414,6 +420,7 @@ fn the_readme_first_pipeline_runs_as_written() {
         .args(["-c", &command])
         .current_dir(&dir)
         .env("GST_PLUGIN_PATH", plugin_dir)
+        .env("M3DDM_MODELS_DIR", &named)
         .stdout(Stdio::null())
         .status()
         .unwrap();

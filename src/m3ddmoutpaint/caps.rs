@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Caps arithmetic of the element: the formats it takes and the transform of
-//! caps in both directions (format, framerate and pixel-aspect-ratio pass
-//! through; the size follows from the input's and the output's shape, or is
-//! left to downstream). `config.rs` fixes the sizes of one input caps.
+//! caps in both directions (format and framerate pass through; the size
+//! follows from the input's and the output's shape, or is left to downstream
+//! with the pixel-aspect-ratio). `config.rs` fixes the sizes of one input
+//! caps, `fixate.rs` the frame a downstream that refuses them takes.
 
 use gst_video::VideoFormat;
 
-use super::config::{FORMATS, OutputRequest, OutputShape, StreamConfig};
+use super::config::{OutputRequest, OutputShape, StreamConfig};
+use super::formats::FORMATS;
 use crate::engine::limits::MIN_FRAME_SIDE;
 
 /// The pad template caps (both pads). Sizes from 1 are let in so that a too
@@ -69,10 +71,12 @@ pub fn accepted_features(features: Option<&gst::CapsFeaturesRef>) -> bool {
 }
 
 /// The caps on the other pad for `caps` on the pad of `direction`, for an
-/// output of `shape`: format, framerate and pixel-aspect-ratio pass through; an
-/// input of fixed size and format gives its output at full resolution first,
-/// then any size (which downstream may fix: the frame is then composed at that
-/// size); anything else gives any size.
+/// output of `shape`: format and framerate pass through; an input of fixed
+/// size and format gives its output at full resolution first (its own
+/// pixel-aspect-ratio), then any size and pixel-aspect-ratio, as
+/// `videoconvertscale` offers (downstream may fix them: the frame is then
+/// composed at that size, at the display aspect); anything else gives any size
+/// and pixel-aspect-ratio.
 pub fn transform_caps(
     caps: &gst::Caps,
     direction: gst::PadDirection,
@@ -85,6 +89,13 @@ pub fn transform_caps(
             let mut any_size = structure.to_owned();
             any_size.set("width", gst::IntRange::new(1, i32::MAX));
             any_size.set("height", gst::IntRange::new(1, i32::MAX));
+            any_size.set(
+                "pixel-aspect-ratio",
+                gst::FractionRange::new(
+                    gst::Fraction::new(1, i32::MAX),
+                    gst::Fraction::new(i32::MAX, 1),
+                ),
+            );
             if direction == gst::PadDirection::Sink
                 && let Some((width, height)) = natural_output_size(structure, shape)
             {
@@ -127,20 +138,6 @@ fn natural_output_size(structure: &gst::StructureRef, shape: OutputShape) -> Opt
         i32::try_from(out.width()).ok()?,
         i32::try_from(out.height()).ok()?,
     ))
-}
-
-/// The output size downstream fixes for `out_caps` (the element's full-resolution
-/// choice): `None` when downstream takes that size, else the first fixed size
-/// downstream offers.
-pub fn downstream_size(downstream: &gst::Caps, out_caps: &gst::Caps) -> Option<(u32, u32)> {
-    if downstream.is_any() || downstream.can_intersect(out_caps) {
-        return None;
-    }
-    downstream.iter().find_map(|s| {
-        let width = u32::try_from(s.get::<i32>("width").ok()?).ok()?;
-        let height = u32::try_from(s.get::<i32>("height").ok()?).ok()?;
-        (width >= MIN_FRAME_SIDE && height >= MIN_FRAME_SIDE).then_some((width, height))
-    })
 }
 
 #[cfg(test)]
@@ -228,26 +225,9 @@ mod tests {
     }
 
     #[test]
-    fn downstream_fixes_a_size_only_when_it_refuses_ours() {
-        init();
-        let ours: gst::Caps = "video/x-raw,format=I420,width=320,height=570"
-            .parse()
-            .unwrap();
-        let any: gst::Caps = "video/x-raw,format=I420,width=[1,4000],height=[1,4000]"
-            .parse()
-            .unwrap();
-        assert_eq!(downstream_size(&any, &ours), None);
-        let fixed: gst::Caps = "video/x-raw,format=I420,width=1080,height=1920"
-            .parse()
-            .unwrap();
-        assert_eq!(downstream_size(&fixed, &ours), Some((1080, 1920)));
-        assert_eq!(downstream_size(&gst::Caps::new_any(), &ours), None);
-    }
-
-    #[test]
     fn unhandled_format_is_named() {
         init();
-        let caps: gst::Caps = "video/x-raw,format=YUY2,width=64,height=36,framerate=30/1"
+        let caps: gst::Caps = "video/x-raw,format=GRAY8,width=64,height=36,framerate=30/1"
             .parse()
             .unwrap();
         let request = OutputRequest {
@@ -255,7 +235,7 @@ mod tests {
             size: None,
         };
         let err = StreamConfig::new(&caps, &[request], 128).unwrap_err();
-        assert!(err.contains("YUY2") && err.contains("NV12"), "{err}");
+        assert!(err.contains("GRAY8") && err.contains("v210"), "{err}");
     }
 
     #[test]
