@@ -28,15 +28,15 @@ fn rgb_info(
         .map_err(|err| format!("cannot describe a {width}x{height} RGB frame: {err}"))
 }
 
-/// A converter between two frame layouts, its lines split over every core
-/// (the result does not depend on the split).
+/// A converter between two frame layouts, its lines split over `threads`
+/// threads (the result does not depend on the split).
 fn converter(
     from: &gst_video::VideoInfo,
     to: &gst_video::VideoInfo,
     mut config: gst_video::VideoConverterConfig,
+    threads: u32,
 ) -> Result<gst_video::VideoConverter, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    config.set_threads(cores as u32);
+    config.set_threads(threads.max(1));
     gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
         format!(
             "cannot convert {:?} {}x{} to {:?} {}x{}: {err}",
@@ -66,8 +66,12 @@ struct RgbScaler {
 }
 
 impl RgbScaler {
-    fn new(from: &gst_video::VideoInfo, info: gst_video::VideoInfo) -> Result<Self, String> {
-        let converter = converter(from, &info, gst_video::VideoConverterConfig::new())?;
+    fn new(
+        from: &gst_video::VideoInfo,
+        info: gst_video::VideoInfo,
+        threads: u32,
+    ) -> Result<Self, String> {
+        let converter = converter(from, &info, gst_video::VideoConverterConfig::new(), threads)?;
         Ok(RgbScaler { info, converter })
     }
 
@@ -107,20 +111,25 @@ pub struct ContentScaler {
 }
 
 impl ContentScaler {
-    /// With `detects_cuts`, each frame also gets its square for the detector.
-    pub fn new(config: &StreamConfig, detects_cuts: bool) -> Result<ContentScaler, String> {
+    /// With `detects_cuts`, each frame also gets its square for the detector;
+    /// the converters use `threads` threads.
+    pub fn new(
+        config: &StreamConfig,
+        detects_cuts: bool,
+        threads: u32,
+    ) -> Result<ContentScaler, String> {
         let content = config.canvas.content;
         let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
         let cut_image = if detects_cuts {
             let side = ANALYSIS_SIDE as u32;
             let info = rgb_info(side, side, &config.in_info)?;
-            Some(RgbScaler::new(&config.in_info, info)?)
+            Some(RgbScaler::new(&config.in_info, info, threads)?)
         } else {
             None
         };
         Ok(ContentScaler {
             in_info: config.in_info.clone(),
-            content: RgbScaler::new(&config.in_info, content_info)?,
+            content: RgbScaler::new(&config.in_info, content_info, threads)?,
             cut_image,
         })
     }
@@ -157,11 +166,12 @@ pub struct Compositor {
 }
 
 impl Compositor {
-    /// The compositor of one output of `in_info`'s frames.
+    /// The compositor of one output of `in_info`'s frames; its converters use `threads` threads.
     pub fn new(
         in_info: &gst_video::VideoInfo,
         output: &OutputConfig,
         feather: u32,
+        threads: u32,
     ) -> Result<Compositor, String> {
         let side = output.layout.canvas;
         let out_info = &output.out_info;
@@ -176,7 +186,7 @@ impl Compositor {
         // smooth generated content, and at 1080p → 9:16 this halves the cost of
         // the largest step of a frame (a 2-level difference from bicubic).
         options.set_resampler_method(gst_video::VideoResamplerMethod::Linear);
-        let crop_converter = converter(&canvas_info, out_info, options)?;
+        let crop_converter = converter(&canvas_info, out_info, options, threads)?;
         let source = output.output.source;
         let source_scaler = if output.scales_source(in_info) {
             let mut options = gst_video::VideoConverterConfig::new();
@@ -185,7 +195,7 @@ impl Compositor {
             options.set_dest_width(Some(source.width() as i32));
             options.set_dest_height(Some(source.height() as i32));
             options.set_fill_border(false);
-            Some(converter(in_info, out_info, options)?)
+            Some(converter(in_info, out_info, options, threads)?)
         } else {
             None
         };
@@ -200,12 +210,14 @@ impl Compositor {
         })
     }
 
-    /// The output frame of `input` whose new area comes from `canvas`; it
-    /// carries the input's timestamps, duration and flags.
+    /// The output frame of `input` whose new area comes from `canvas`, in a
+    /// buffer of `pool` when given; it carries the input's timestamps,
+    /// duration and flags.
     pub fn compose(
         &self,
         canvas: &RgbImage,
         input: &gst::BufferRef,
+        pool: Option<&gst::BufferPool>,
     ) -> Result<gst::Buffer, String> {
         let side = self.canvas_info.width();
         if canvas.width != side
@@ -220,8 +232,13 @@ impl Compositor {
             ));
         }
         let canvas_frame = self.canvas_frame(canvas)?;
-        let output = gst::Buffer::with_size(self.out_info.size())
-            .map_err(|err| format!("cannot allocate an output frame: {err}"))?;
+        let output = match pool {
+            Some(pool) => pool
+                .acquire_buffer(None)
+                .map_err(|err| format!("downstream's buffer pool gives no buffer: {err:?}"))?,
+            None => gst::Buffer::with_size(self.out_info.size())
+                .map_err(|err| format!("cannot allocate an output frame: {err}"))?,
+        };
         let mut output = gst_video::VideoFrame::from_buffer_writable(output, &self.out_info)
             .map_err(|_| "cannot map an output frame".to_string())?;
         self.converter.frame(&canvas_frame, &mut output);

@@ -30,6 +30,7 @@ mod negotiate;
 mod outputpad;
 mod plan_properties;
 mod planned;
+mod pools;
 mod progress;
 mod settings;
 mod source;

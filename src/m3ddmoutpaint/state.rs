@@ -6,6 +6,7 @@
 //! The lock is held briefly, never across a push downstream or a chunk.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,26 @@ use crate::engine::{self, EngineError, Model, RgbImage};
 
 /// Frames the flat fills let the sink side queue ahead of the output.
 const FLAT_QUEUE_FRAMES: usize = 4;
+
+/// Elements of this process between READY→PAUSED and PAUSED→READY (they
+/// share the cores for their video converters).
+static RUNNING_ELEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a started run among the running elements while it lives.
+pub struct RunningElement(());
+
+impl RunningElement {
+    fn new() -> RunningElement {
+        RUNNING_ELEMENTS.fetch_add(1, Ordering::Relaxed);
+        RunningElement(())
+    }
+}
+
+impl Drop for RunningElement {
+    fn drop(&mut self) {
+        RUNNING_ELEMENTS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The state and the condvar that signals every change of it.
 #[derive(Default)]
@@ -66,6 +87,9 @@ pub struct RunContext {
     pub models: Vec<Arc<Model>>,
     /// The keyframe plan of `plan-file` (checked at READY), if set.
     pub plan: Option<Arc<ShotPlans>>,
+    /// A chunk's processing time estimated at READY (`engine::calibration`),
+    /// the latency's share until a chunk has been measured.
+    pub chunk_estimate: Option<Duration>,
 }
 
 impl RunContext {
@@ -80,6 +104,20 @@ impl RunContext {
     /// refuses it with a plan, which has its shots already).
     pub fn detects_cuts(&self) -> bool {
         self.settings.scene_threshold > 0.0
+    }
+
+    /// Threads of each video converter (scaling in, composing out): `n-threads`
+    /// when set, else the cores shared among the elements running in this
+    /// process, so that many streams do not each take one thread per core.
+    pub fn converter_threads(&self) -> u32 {
+        match self.settings.n_threads {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let running = RUNNING_ELEMENTS.load(Ordering::Relaxed).max(1);
+                (cores / running).max(1) as u32
+            }
+            threads => threads,
+        }
     }
 
     /// Whether frames go through the model (and wait for a chunk).
@@ -154,13 +192,36 @@ impl RunContext {
     }
 
     /// Own latency: the frames held (the lookahead, or a plan's hold) at the
-    /// stream's framerate plus the processing time of a chunk.
+    /// stream's framerate plus the processing time of a chunk (the estimate
+    /// made at READY until one has run).
     pub fn latency(&self, fps: Option<f64>, mean_chunk_time: Duration) -> gst::ClockTime {
         if !self.generates() {
             return gst::ClockTime::ZERO;
         }
         let lookahead = self.generated_hold() as f64 / fps.unwrap_or(FALLBACK_FPS);
-        gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + mean_chunk_time.as_nanos() as u64)
+        let chunk = match mean_chunk_time {
+            Duration::ZERO => self.chunk_estimate.unwrap_or_default(),
+            measured => measured,
+        };
+        gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + chunk.as_nanos() as u64)
+    }
+
+    /// Estimates a chunk's processing time from the window cost measured on
+    /// the model (once per model in the process); `None` without a model, on
+    /// inference servers (their time follows their load: the first chunk
+    /// measures it) or when the measurement fails (then the latency has no
+    /// chunk share until one has run).
+    pub fn estimate_chunk(&self) -> Result<Option<Duration>, EngineError> {
+        let in_process = |model: &&Arc<Model>| model.provider_in_use() != "remote";
+        let Some(model) = self.models.first().filter(in_process) else {
+            return Ok(None);
+        };
+        if !self.generates() {
+            return Ok(None);
+        }
+        let params = self.settings.denoise_params();
+        let cost = engine::calibration::window_cost(model, &params)?;
+        Ok(Some(cost.chunk(self.generated_hold(), params.steps)))
     }
 }
 
@@ -307,6 +368,8 @@ pub struct OutputSink {
     pub compositor: Arc<Compositor>,
     /// The output caps are still to be sent (downstream refused them so far).
     pub caps_pending: bool,
+    /// Downstream's pool, which output frames are written into, when it offered one.
+    pub pool: Option<gst::BufferPool>,
 }
 
 /// Counters of a run, for the `stats` property.
@@ -387,6 +450,8 @@ pub struct State {
     pub pushing: bool,
     /// The stall warning of this run was posted.
     pub stall_warned: bool,
+    /// This run counted among the running elements (none at rest; dropped with the run's state).
+    pub _running: Option<RunningElement>,
 }
 
 /// Live safety: every frame leaves by its deadline (`max-latency`), with the
@@ -445,6 +510,7 @@ impl Default for State {
             last_activity: Instant::now(),
             pushing: false,
             stall_warned: false,
+            _running: None,
         }
     }
 }
@@ -455,6 +521,7 @@ impl State {
         State {
             max_held: run.max_held(),
             run: Some(run),
+            _running: Some(RunningElement::new()),
             ..State::default()
         }
     }
