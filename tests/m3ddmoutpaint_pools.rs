@@ -69,7 +69,7 @@ fn allocation_answer(element: &gst::Element, caps: &gst::Caps) -> (u32, Option<g
             .find_allocation_meta::<gst_video::VideoMeta>()
             .is_some()
     );
-    let (pool, size, min, _) = query.allocation_pools().into_iter().next().expect("a pool");
+    let (pool, size, min, _) = query.allocation_pools().next().expect("a pool");
     let info = gst_video::VideoInfo::from_caps(caps).unwrap();
     assert!(size as usize >= info.size());
     (min, pool)
@@ -165,6 +165,9 @@ fn an_upstream_pool_sized_by_the_answer_does_not_stall() {
     assert_eq!(run_from_pool(&properties, 40), 40);
 }
 
+/// The pool the test's downstream offered and the row strides of its frames.
+type OfferedPool = (gst::BufferPool, Vec<u32>);
+
 #[test]
 fn output_frames_go_into_the_pool_downstream_offers() {
     init();
@@ -183,7 +186,7 @@ fn output_frames_go_into_the_pool_downstream_offers() {
         .unwrap();
     // Downstream's pool: rows padded by 32 bytes, so that its frames (and
     // their video meta) tell themselves apart from the element's own.
-    let offered: Arc<Mutex<Option<(gst::BufferPool, Vec<u32>)>>> = Arc::default();
+    let offered: Arc<Mutex<Option<OfferedPool>>> = Arc::default();
     let offer = offered.clone();
     sink.static_pad("sink").unwrap().add_probe(
         gst::PadProbeType::QUERY_DOWNSTREAM,

@@ -58,7 +58,7 @@ pub fn downstream_pool(pad: &gst::Pad, caps: &gst::Caps) -> Option<gst::BufferPo
     let video_meta = query
         .find_allocation_meta::<gst_video::VideoMeta>()
         .is_some();
-    let (pool, size, min, max) = query.allocation_pools().into_iter().next()?;
+    let (pool, size, min, max) = query.allocation_pools().next()?;
     let pool = pool?;
     let size = size.max(info.size() as u32);
     let mut config = pool.config();
