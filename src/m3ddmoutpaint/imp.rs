@@ -349,13 +349,13 @@ impl M3ddmOutpaint {
             plan,
             chunk_estimate: None,
         };
+        run.check_memory(0)
+            .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
         run.chunk_estimate = run.estimate_chunk().unwrap_or_else(|err| {
             gst::warning!(CAT, imp = self, "cannot estimate a chunk's time: {err}");
             None
         });
         gst::debug!(CAT, imp = self, "chunk estimate {:?}", run.chunk_estimate);
-        run.check_memory(0)
-            .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
         Ok(run)
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::FillMode;
-use super::config::StreamConfig;
+use super::config::{OutputShape, StreamConfig};
 use super::frames::{Compositor, ContentScaler};
 use super::progress::Progress;
 use super::settings::Settings;
@@ -207,8 +207,8 @@ impl RunContext {
     }
 
     /// Estimates a chunk's processing time from the window cost measured on
-    /// the model (once per model in the process); `None` without a model, on
-    /// inference servers (their time follows their load: the first chunk
+    /// the model (once per model in the process); `None` without a model, with
+    /// a plan, on inference servers (their time follows their load: the first chunk
     /// measures it) or when the measurement fails (then the latency has no
     /// chunk share until one has run).
     pub fn estimate_chunk(&self) -> Result<Option<Duration>, EngineError> {
@@ -216,7 +216,9 @@ impl RunContext {
         let Some(model) = self.models.first().filter(in_process) else {
             return Ok(None);
         };
-        if !self.generates() {
+        // The passes of a plan run window by window as frames arrive (file passes, not live).
+        let planned = self.plan.is_some() || self.settings.write_plan.is_some();
+        if !self.generates() || planned {
             return Ok(None);
         }
         let params = self.settings.denoise_params();
@@ -229,6 +231,9 @@ impl RunContext {
 pub struct Configured {
     pub config: StreamConfig,
     pub pads: Vec<gst::Pad>,
+    /// The input caps and each pad's shape it was made from (to renegotiate an output).
+    pub in_caps: gst::Caps,
+    pub shapes: Vec<OutputShape>,
 }
 
 /// A point where every frame queued before it leaves before anything after it.

@@ -17,8 +17,10 @@ use gst::prelude::*;
 
 use super::CAT;
 use super::errors::{engine_error_message, post_flow_error};
+use super::flows::combine_flows;
 use super::frames::Compositor;
 use super::pools::downstream_pool;
+use super::renegotiate;
 use super::state::{
     Configured, DrainPoint, GenInput, Item, OutputSink, Pending, PendingFrame, Shared, State,
 };
@@ -382,6 +384,13 @@ impl SrcTask {
         input: gst::Buffer,
         canvas: &RgbImage,
     ) -> Result<(), Stop> {
+        let pads: Vec<gst::Pad> = {
+            let state = self.shared.lock();
+            state.outputs.iter().map(|o| o.pad.clone()).collect()
+        };
+        if renegotiate::requested(&pads) {
+            renegotiate::renegotiate(element, &self.shared);
+        }
         type Output = (
             gst::Pad,
             Arc<Compositor>,
@@ -550,47 +559,4 @@ fn send_caps(pad: &gst::Pad, caps: &gst::Caps) -> Result<(), Stop> {
     } else {
         gst::FlowError::NotNegotiated
     }))
-}
-
-/// The flow of a frame pushed on several pads, as `tee` combines them: a
-/// fatal return (flushing, an error) wins; NOT_LINKED or EOS only when every
-/// pad returned it (then the first of them); otherwise OK.
-fn combine_flows(
-    results: &[Result<gst::FlowSuccess, gst::FlowError>],
-) -> Result<gst::FlowSuccess, gst::FlowError> {
-    let benign =
-        |flow: &gst::FlowError| matches!(flow, gst::FlowError::NotLinked | gst::FlowError::Eos);
-    if let Some(fatal) = results.iter().filter_map(|r| r.err()).find(|f| !benign(f)) {
-        return Err(fatal);
-    }
-    if results.iter().any(|r| r.is_ok()) || results.is_empty() {
-        return Ok(gst::FlowSuccess::Ok);
-    }
-    let all_eos = results.iter().all(|r| *r == Err(gst::FlowError::Eos));
-    Err(if all_eos {
-        gst::FlowError::Eos
-    } else {
-        gst::FlowError::NotLinked
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gst::FlowError::{Eos, Error, Flushing, NotLinked};
-
-    #[test]
-    fn flows_combine_as_tee_does() {
-        let ok = Ok(gst::FlowSuccess::Ok);
-        assert_eq!(combine_flows(&[ok, Err(NotLinked)]), ok);
-        assert_eq!(
-            combine_flows(&[Err(NotLinked), Err(NotLinked)]),
-            Err(NotLinked)
-        );
-        assert_eq!(combine_flows(&[Err(Eos), Err(Eos)]), Err(Eos));
-        assert_eq!(combine_flows(&[Err(Eos), Err(NotLinked)]), Err(NotLinked));
-        assert_eq!(combine_flows(&[ok, Err(Flushing)]), Err(Flushing));
-        assert_eq!(combine_flows(&[Err(NotLinked), Err(Error)]), Err(Error));
-        assert_eq!(combine_flows(&[ok, Err(Eos)]), ok);
-    }
 }
