@@ -1,7 +1,8 @@
 # m3ddmoutpaint — set-up, build, tests, demo and benchmarks.
 #   make demo   installs what is missing, builds, and writes demo-out/demo-9x16.mp4
 #   make test   installs what is missing, builds, runs every test and the conformance cases
-#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts (make test runs 300 and 24)
+#   make fuzz   the fuzz test with 10,000 blur and 300 outpaint scripts and 20,000 mutated manifests
+#               and plan files each (make test runs 300, 24 and 300)
 #   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
 #   make model  the published M3DDM (MODEL=m3ddm-plus: M3DDM+) from the Hugging Face Hub, exported
 #   make eval   the papers' outpainting protocol through the element (DATA=DIR; README "Quality in numbers")
@@ -124,13 +125,15 @@ test-python: serving-venv
 	cd models && M3DDM_GOLDEN=$(abspath $(CASES)) PYTHONPATH=. $(PY) -m pytest -q tests
 
 # The fuzz test (tests/fuzz) with many more cases than make test runs: blur and
-# outpaint (tiny model) case counts, and a seed (a number, by default the time; or random).
+# outpaint (tiny model) case counts, mutated manifests and plan files (each parser),
+# and a seed (a number, by default the time; or random).
 FUZZ_CASES_BLUR ?= 10000
 FUZZ_CASES_OUTPAINT ?= 300
+FUZZ_CASES_PARSERS ?= 20000
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: build
 	M3DDM_FUZZ_CASES_BLUR=$(FUZZ_CASES_BLUR) M3DDM_FUZZ_CASES_OUTPAINT=$(FUZZ_CASES_OUTPAINT) \
-	M3DDM_FUZZ_SEED=$(FUZZ_SEED) G_DEBUG=fatal_warnings \
+	M3DDM_FUZZ_CASES_PARSERS=$(FUZZ_CASES_PARSERS) M3DDM_FUZZ_SEED=$(FUZZ_SEED) G_DEBUG=fatal_warnings \
 	cargo test --release -j $(CARGO_JOBS) --test fuzz -- --test-threads=1 --nocapture fuzz_
 
 # Long runs with peak RSS per tenth (tests/soak.rs): 10,000 frames in outpaint

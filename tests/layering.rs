@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const ENGINE_LAYERS: &[&[&str]] = &[
-    &["error", "limits", "cancel"],
+    &["error", "limits", "cancel", "model_dirs"],
     &[
         "geometry",
         "planner",

@@ -16,9 +16,7 @@ mod media;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use media::{decode, make_mp4};
-
-const REFRAME: &str = env!("CARGO_BIN_EXE_m3ddm-reframe");
+use media::{REFRAME, decode, make_mp4};
 /// Runs a command and prints the peak resident set size of its children (kB),
 /// as the kernel counts it (`getrusage(RUSAGE_CHILDREN).ru_maxrss`).
 const PEAK_RSS: &str = "import resource, subprocess, sys

@@ -14,14 +14,13 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use media::{Decoded, FPS, decode, make_audio_only_mp4, make_mp4, make_mp4_with_cut};
-
-const REFRAME: &str = env!("CARGO_BIN_EXE_m3ddm-reframe");
+use media::{
+    Decoded, FPS, REFRAME, decode, make_audio_only_mp4, make_mp4, make_mp4_with_cut, reframe,
+};
 /// 2 s at 30 fps: long enough for two lookahead chunks of 16 frames and more.
 const FRAMES: u64 = 60;
 /// One video frame, the tolerance on the audio duration.
 const FRAME: Duration = Duration::from_nanos(1_000_000_000 / FPS);
-const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,12 +32,7 @@ fn tiny_model() -> PathBuf {
 
 /// A fresh directory for one test's files.
 fn scratch(tag: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("reframe_files")
-        .join(tag);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    media::scratch("reframe_files", tag)
 }
 
 /// The clip made once for the tests that only read it.
@@ -49,44 +43,6 @@ fn shared_input() -> &'static Path {
         make_mp4(&path, FRAMES, true);
         path
     })
-}
-
-/// The output of a run of `m3ddm-reframe`.
-struct Run {
-    success: bool,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// Runs `m3ddm-reframe` with `args` (and extra environment), killing it after `RUN_TIMEOUT`.
-fn reframe(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(REFRAME)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("m3ddm-reframe starts");
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            child.kill().unwrap();
-            panic!("m3ddm-reframe {args:?} ran past {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let run = Run {
-        success: status.success(),
-        stderr: reader.join().unwrap(),
-        elapsed: started.elapsed(),
-    };
-    eprintln!("m3ddm-reframe {args:?}: {:?}\n{}", run.elapsed, run.stderr);
-    run
 }
 
 /// Checks every frame and the frame size: the source keeps its size, the
@@ -438,10 +394,14 @@ fn readme_first_pipeline() -> String {
 fn the_readme_first_pipeline_runs_as_written() {
     let command = readme_first_pipeline();
     assert!(command.contains("location=in.mp4") && command.contains("location=out.mp4"));
-    // The README's relative paths: in.mp4, out.mp4 and models/ of the repository.
+    // The README's relative paths: in.mp4, out.mp4 and models/ of the repository; its
+    // model-path=m3ddm (what `make model` makes) is the tiny model installed under that name.
     let dir = scratch("readme");
     make_mp4(&dir.join("in.mp4"), 16, true);
     std::os::unix::fs::symlink(repo().join("models"), dir.join("models")).unwrap();
+    let named = dir.join("named-models");
+    std::fs::create_dir_all(&named).unwrap();
+    std::os::unix::fs::symlink(tiny_model(), named.join("m3ddm")).unwrap();
     // The plugin cargo built with this test sits next to the test (deps/);
     // `cargo build` copies it up to target/release.
     let test_dir = std::env::current_exe()
@@ -458,6 +418,7 @@ fn the_readme_first_pipeline_runs_as_written() {
         .args(["-c", &command])
         .current_dir(&dir)
         .env("GST_PLUGIN_PATH", plugin_dir)
+        .env("M3DDM_MODELS_DIR", &named)
         .stdout(Stdio::null())
         .status()
         .unwrap();

@@ -257,9 +257,12 @@ class DownloadInterrupted(ExportError):
 
 def download_part(part: RepoPart) -> Path:
     """Fetches (or, offline, resolves) the part's files; returns its directory in the cache snapshot."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     paths = []
     for name in part.files:
+        if not isinstance(try_to_load_from_cache(part.repo, name, revision=part.revision), str):
+            # A line for logs; on a terminal huggingface_hub draws the progress bar under it.
+            print(f"downloading {part.repo}/{name} ({human_size(part.sizes.get(name))})", file=sys.stderr, flush=True)
         try:
             paths.append(Path(hf_hub_download(part.repo, name, revision=part.revision)))
         except KeyboardInterrupt:

@@ -43,11 +43,18 @@ def offline_env(home: Path, models_dir: Path) -> dict:
     return env
 
 
-def run_in_element(model: str, tmp_path: Path) -> np.ndarray:
-    """The frames the element makes of a test pattern with `model-path=model`, one step."""
-    out = tmp_path / "out.rgb"
+def gst_launch_env(models_dir: Path | None = None) -> dict:
     env = dict(os.environ)
     env.setdefault("GST_PLUGIN_PATH", str(PROJECT_ROOT / "target" / "release"))
+    if models_dir is not None:
+        env["M3DDM_MODELS_DIR"] = str(models_dir)
+    return env
+
+
+def run_in_element(model: str, tmp_path: Path, models_dir: Path | None = None) -> np.ndarray:
+    """The frames the element makes of a test pattern with `model-path=model`, one step."""
+    out = tmp_path / "out.rgb"
+    env = gst_launch_env(models_dir)
     pipeline = (f"videotestsrc num-buffers={FRAMES} pattern=ball "
                 f"! video/x-raw,format=RGB,width={SOURCE_W},height={SOURCE_H},framerate=30/1 "
                 f"! m3ddmoutpaint aspect=1/1 steps=1 model-path={model} "
@@ -97,7 +104,16 @@ def test_from_hub_m3ddm_plus_into_the_named_place(hub_home, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "licence: apache-2.0" in run.stderr
     check_provenance(models_dir / "m3ddm-plus", hub, M3DDM_PLUS_REPO, "diffusion_pytorch_model.safetensors")
-    run_in_element(str(models_dir / "m3ddm-plus"), tmp_path)
+    run_in_element("m3ddm-plus", tmp_path, models_dir)  # the element finds it by its name
+
+
+def test_the_element_names_the_command_for_a_missing_named_model(tmp_path):
+    pipeline = "videotestsrc num-buffers=2 ! m3ddmoutpaint model-path=m3ddm ! fakesink"
+    run = subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], capture_output=True, text=True,
+                         env=gst_launch_env(tmp_path), timeout=60)
+    assert run.returncode != 0
+    assert f"{tmp_path / 'm3ddm'} has no manifest.json" in run.stderr
+    assert "make it with: make model MODEL=m3ddm" in run.stderr
 
 
 def test_from_hub_unet_folder_fp16_variant(hub_home, tmp_path):

@@ -201,7 +201,7 @@ impl Manifest {
             )));
         }
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = read_manifest_text(&path).map_err(|e| {
             model_err(format!(
                 "{} has no readable manifest.json ({e}); export a model directory with `python -m m3ddm_export`",
                 dir.display()
@@ -261,15 +261,67 @@ impl Manifest {
     }
 }
 
+/// A `manifest.json` larger than this is not one (the tiny model's is 3 KB).
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// The text of a manifest: a regular file of at most [`MAX_MANIFEST_BYTES`],
+/// read no further than that (a link to a device or a huge file is refused).
+fn read_manifest_text(path: &Path) -> std::io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let refuse = |why: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    if !meta.is_file() {
+        return refuse("it is not a regular file".into());
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return refuse(format!(
+            "{} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The path of `file`, a file the manifest of `dir` names, once it is known
+/// to lie inside the model directory: links are followed and the file they
+/// reach must lie under the directory's own canonical path.
+pub fn file_in_model_dir(dir: &Path, graph: Graph, file: &str) -> Result<PathBuf> {
+    let path = dir.join(file);
+    let missing = |e: std::io::Error| {
+        model_err(format!(
+            "the {} graph's file {} is missing ({e})",
+            graph.key(),
+            path.display()
+        ))
+    };
+    let real_dir = dir.canonicalize().map_err(missing)?;
+    let real = path.canonicalize().map_err(missing)?;
+    if !real.starts_with(&real_dir) {
+        return Err(model_err(format!(
+            "the {} graph's file {} leads to {}, outside the model directory {}: refused",
+            graph.key(),
+            path.display(),
+            real.display(),
+            real_dir.display()
+        )));
+    }
+    Ok(real)
+}
+
 /// `{"file": …, "sha256": …}`: a plain file name inside the model directory and its hash.
 fn parse_hashed_file(spec: &Value) -> std::result::Result<HashedFile, String> {
     let file = spec["file"]
         .as_str()
         .filter(|f| !f.is_empty())
         .ok_or("no `file`")?;
-    if Path::new(file).components().count() != 1 {
+    let mut components = Path::new(file).components();
+    let plain = matches!(components.next(), Some(std::path::Component::Normal(_)))
+        && components.next().is_none();
+    if !plain {
         return Err(format!(
-            "file `{file}` must be a plain file name inside the model directory"
+            "file `{file}` is not a plain file name inside the model directory: refused"
         ));
     }
     let sha256 = spec["sha256"]
@@ -446,7 +498,7 @@ pub fn cached_sha256(path: &Path) -> std::io::Result<String> {
 pub fn check_graph_files(dir: &Path, manifest: &Manifest) -> Result<()> {
     for graph in Graph::ALL {
         for hashed in manifest.graph(graph).files() {
-            let path = dir.join(&hashed.file);
+            let path = file_in_model_dir(dir, graph, &hashed.file)?;
             if !path.is_file() {
                 return Err(model_err(format!(
                     "the {} graph's file {} is missing",

@@ -11,6 +11,7 @@ pub mod geometry;
 pub mod limits;
 pub mod manifest;
 pub mod model;
+pub mod model_dirs;
 pub mod pixels;
 pub mod planner;
 pub mod runtime;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Caps arithmetic of the element: the formats it takes and the transform of
-//! caps in both directions (format, framerate and pixel-aspect-ratio pass
-//! through; the size follows from the input's and the output's shape, or is
-//! left to downstream). `config.rs` fixes the sizes of one input caps.
+//! caps in both directions (format and framerate pass through; the size
+//! follows from the input's and the output's shape, or is left to downstream
+//! with the pixel-aspect-ratio). `config.rs` fixes the sizes of one input
+//! caps, `fixate.rs` the frame a downstream that refuses them takes.
 
 use gst_video::VideoFormat;
 
@@ -17,11 +18,64 @@ pub fn template_caps() -> gst::Caps {
         .build()
 }
 
+/// The sink pad template: the template caps, then the same in the
+/// `format:Interlaced` feature (one field per buffer), which the element lets
+/// in only to refuse it with a sentence naming `deinterlace` (see
+/// [`interlaced_caps`]).
+pub fn sink_template_caps() -> gst::Caps {
+    let mut caps = template_caps();
+    caps.merge(interlaced_caps());
+    caps
+}
+
+/// Raw video in the `format:Interlaced` feature (the sink pad template's second part).
+fn interlaced_caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .features([gst_video::CAPS_FEATURE_FORMAT_INTERLACED])
+        .format_list(FORMATS)
+        .build()
+}
+
+/// `caps` followed by the same structures in the `format:Interlaced` feature:
+/// the sink pad offers those last, so that a source which has nothing but such
+/// fields links, and its caps are refused with the element's error naming
+/// `deinterlace` (no source picks them while it can give progressive frames).
+pub fn with_interlaced_fields(caps: gst::Caps) -> gst::Caps {
+    let mut fields = gst::Caps::new_empty();
+    {
+        let fields = fields.get_mut().expect("a new caps is writable");
+        for structure in caps.iter() {
+            fields.append_structure_full(
+                structure.to_owned(),
+                Some(gst::CapsFeatures::new([
+                    gst_video::CAPS_FEATURE_FORMAT_INTERLACED,
+                ])),
+            );
+        }
+    }
+    let mut caps = caps;
+    caps.merge(fields);
+    caps
+}
+
+/// Whether raw video in these caps features is let through accept-caps: system
+/// memory, or interlaced fields there (refused later with a sentence).
+pub fn accepted_features(features: Option<&gst::CapsFeaturesRef>) -> bool {
+    features.is_none_or(|f| {
+        f.iter().all(|feature| {
+            feature == gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY
+                || feature == gst_video::CAPS_FEATURE_FORMAT_INTERLACED
+        })
+    })
+}
+
 /// The caps on the other pad for `caps` on the pad of `direction`, for an
-/// output of `shape`: format, framerate and pixel-aspect-ratio pass through; an
-/// input of fixed size and format gives its output at full resolution first,
-/// then any size (which downstream may fix: the frame is then composed at that
-/// size); anything else gives any size.
+/// output of `shape`: format and framerate pass through; an input of fixed
+/// size and format gives its output at full resolution first (its own
+/// pixel-aspect-ratio), then any size and pixel-aspect-ratio, as
+/// `videoconvertscale` offers (downstream may fix them: the frame is then
+/// composed at that size, at the display aspect); anything else gives any size
+/// and pixel-aspect-ratio.
 pub fn transform_caps(
     caps: &gst::Caps,
     direction: gst::PadDirection,
@@ -34,6 +88,13 @@ pub fn transform_caps(
             let mut any_size = structure.to_owned();
             any_size.set("width", gst::IntRange::new(1, i32::MAX));
             any_size.set("height", gst::IntRange::new(1, i32::MAX));
+            any_size.set(
+                "pixel-aspect-ratio",
+                gst::FractionRange::new(
+                    gst::Fraction::new(1, i32::MAX),
+                    gst::Fraction::new(i32::MAX, 1),
+                ),
+            );
             if direction == gst::PadDirection::Sink
                 && let Some((width, height)) = natural_output_size(structure, shape)
             {
@@ -76,20 +137,6 @@ fn natural_output_size(structure: &gst::StructureRef, shape: OutputShape) -> Opt
         i32::try_from(out.width()).ok()?,
         i32::try_from(out.height()).ok()?,
     ))
-}
-
-/// The output size downstream fixes for `out_caps` (the element's full-resolution
-/// choice): `None` when downstream takes that size, else the first fixed size
-/// downstream offers.
-pub fn downstream_size(downstream: &gst::Caps, out_caps: &gst::Caps) -> Option<(u32, u32)> {
-    if downstream.is_any() || downstream.can_intersect(out_caps) {
-        return None;
-    }
-    downstream.iter().find_map(|s| {
-        let width = u32::try_from(s.get::<i32>("width").ok()?).ok()?;
-        let height = u32::try_from(s.get::<i32>("height").ok()?).ok()?;
-        (width >= MIN_FRAME_SIDE && height >= MIN_FRAME_SIDE).then_some((width, height))
-    })
 }
 
 #[cfg(test)]
@@ -174,23 +221,6 @@ mod tests {
             s.get::<gst::IntRange<i32>>("width").unwrap(),
             gst::IntRange::new(1, i32::MAX)
         );
-    }
-
-    #[test]
-    fn downstream_fixes_a_size_only_when_it_refuses_ours() {
-        init();
-        let ours: gst::Caps = "video/x-raw,format=I420,width=320,height=570"
-            .parse()
-            .unwrap();
-        let any: gst::Caps = "video/x-raw,format=I420,width=[1,4000],height=[1,4000]"
-            .parse()
-            .unwrap();
-        assert_eq!(downstream_size(&any, &ours), None);
-        let fixed: gst::Caps = "video/x-raw,format=I420,width=1080,height=1920"
-            .parse()
-            .unwrap();
-        assert_eq!(downstream_size(&fixed, &ours), Some((1080, 1920)));
-        assert_eq!(downstream_size(&gst::Caps::new_any(), &ours), None);
     }
 
     #[test]

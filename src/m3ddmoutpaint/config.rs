@@ -50,6 +50,14 @@ pub fn pixel_aspect(par: gst::Fraction) -> Ratio {
     }
 }
 
+/// A ratio as a GStreamer fraction.
+pub fn fraction(ratio: Ratio) -> Result<gst::Fraction, String> {
+    match (i32::try_from(ratio.num), i32::try_from(ratio.den)) {
+        (Ok(num), Ok(den)) => Ok(gst::Fraction::new(num, den)),
+        _ => Err(format!("the ratio {}/{} overflows", ratio.num, ratio.den)),
+    }
+}
+
 /// What shapes one output.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputShape {
@@ -59,11 +67,59 @@ pub enum OutputShape {
     Expand([f64; 4]),
 }
 
-/// One output as requested: its shape and, when downstream fixes one, its size.
+/// One output as requested: its shape and, when downstream refuses the
+/// full-resolution frame, the frame it takes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OutputRequest {
     pub shape: OutputShape,
-    pub size: Option<(u32, u32)>,
+    pub size: Option<FixedFrame>,
+}
+
+/// An output frame fixed by downstream: its size and pixel-aspect-ratio. The
+/// whole frame, source included, is composed at that size; its display aspect
+/// (`width · par` : `height`) is the one the frame is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedFrame {
+    pub width: u32,
+    pub height: u32,
+    pub par: Ratio,
+}
+
+impl FixedFrame {
+    /// The frame's display aspect ratio.
+    fn display_ratio(&self) -> Result<Ratio, String> {
+        display_ratio(self.width, self.height, self.par)
+    }
+}
+
+/// The display aspect ratio of `width × height` pixels of aspect `par`, reduced.
+pub fn display_ratio(width: u32, height: u32, par: Ratio) -> Result<Ratio, String> {
+    reduced(
+        u64::from(width) * u64::from(par.num),
+        u64::from(height) * u64::from(par.den),
+    )
+    .ok_or_else(|| {
+        format!(
+            "the display aspect of {width}x{height} at pixel-aspect-ratio {}/{} is not a ratio \
+             GStreamer can carry",
+            par.num, par.den
+        )
+    })
+}
+
+/// `num : den` reduced, when both terms are > 0 and fit a GStreamer fraction.
+pub fn reduced(num: u64, den: u64) -> Option<Ratio> {
+    let divisor = gcd(num, den).max(1);
+    let (num, den) = (num / divisor, den / divisor);
+    let fits = |v: u64| (1..=i32::MAX as u64).contains(&v);
+    (fits(num) && fits(den)).then_some(Ratio {
+        num: num as u32,
+        den: den as u32,
+    })
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// One output's frame.
@@ -122,21 +178,17 @@ impl StreamConfig {
                 ],
                 [frame],
             ) => vec![
-                geometry::canvas_layout_for_output(frame, Ratio { num: 1, den: 1 }, canvas)
+                geometry::canvas_layout_for_output(frame, par, canvas)
                     .map_err(|err| err.to_string())?,
             ],
-            ([_], [frame]) => vec![official_layout(width, height, frame, canvas)?],
+            ([_], [frame]) => vec![official_layout(width, height, par, frame, canvas)?],
             (_, frames) => {
                 let ratios = frames
                     .iter()
-                    .map(|f| Ratio::new(f.width, f.height).map_err(|err| err.to_string()))
+                    .map(|f| display_ratio(f.width, f.height, par))
                     .collect::<Result<Vec<_>, _>>()?;
                 let shared = geometry::canvas_layout_for_ratios(
-                    width,
-                    height,
-                    Ratio { num: 1, den: 1 },
-                    &ratios,
-                    canvas,
+                    width, height, par, &ratios, canvas,
                 )
                 .map_err(|err| {
                     format!("cannot lay out a {width}x{height} frame on the {canvas} canvas: {err}")
@@ -149,11 +201,14 @@ impl StreamConfig {
             .zip(naturals)
             .zip(layouts)
             .map(|((request, natural), layout)| {
-                let output = match request.size {
-                    Some(size) => scaled_frame(&natural, size),
-                    None => natural,
+                let (output, out_par) = match request.size {
+                    Some(fixed) => (
+                        scaled_frame(&natural, (fixed.width, fixed.height)),
+                        fixed.par,
+                    ),
+                    None => (natural, par),
                 };
-                output_config(in_caps, output, layout)
+                output_config(in_caps, output, out_par, layout)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let union = outputs
@@ -195,6 +250,13 @@ fn input_info(in_caps: &gst::CapsRef) -> Result<gst_video::VideoInfo, String> {
             names_of_formats()
         ));
     }
+    if in_info.interlace_mode() != gst_video::VideoInterlaceMode::Progressive {
+        return Err(format!(
+            "cannot handle interlaced video (interlace-mode={}): m3ddmoutpaint makes progressive \
+             frames only; put deinterlace before it (… ! deinterlace ! m3ddmoutpaint)",
+            in_info.interlace_mode().to_str()
+        ));
+    }
     let (width, height) = (in_info.width(), in_info.height());
     if width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE {
         return Err(format!(
@@ -213,10 +275,9 @@ fn natural_frame(
 ) -> Result<OutputLayout, String> {
     let (width, height) = (in_info.width(), in_info.height());
     let frame = match (request.shape, request.size) {
-        // A size fixed downstream sets the frame's ratio.
-        (OutputShape::Aspect(_), Some((w, h))) => {
-            let ratio = Ratio::new(w, h).map_err(|err| err.to_string())?;
-            geometry::output_layout(width, height, Ratio { num: 1, den: 1 }, ratio, 1)
+        // A frame fixed downstream sets the display aspect.
+        (OutputShape::Aspect(_), Some(fixed)) => {
+            geometry::output_layout(width, height, par, fixed.display_ratio()?, 1)
         }
         (OutputShape::Aspect(aspect), None) => {
             geometry::output_layout(width, height, par, aspect, align)
@@ -251,15 +312,17 @@ fn margins(width: u32, height: u32, [top, right, bottom, left]: [f64; 4]) -> Mar
     }
 }
 
-/// The official single-output layout (the output's storage ratio on the canvas).
+/// The official single-output layout, in display space: the source at its
+/// display size, the output frame at its display aspect.
 fn official_layout(
     width: u32,
     height: u32,
+    par: Ratio,
     frame: &OutputLayout,
     canvas: u32,
 ) -> Result<CanvasLayout, String> {
-    let ratio = Ratio::new(frame.width, frame.height).map_err(|err| err.to_string())?;
-    geometry::canvas_layout(width, height, ratio, canvas).map_err(|err| {
+    let ratio = display_ratio(frame.width, frame.height, par)?;
+    geometry::canvas_layout_with_par(width, height, par, ratio, canvas).map_err(|err| {
         format!("cannot lay out a {width}x{height} frame on the {canvas} canvas: {err}")
     })
 }
@@ -282,10 +345,12 @@ fn scaled_frame(natural: &OutputLayout, (width, height): (u32, u32)) -> OutputLa
     }
 }
 
-/// The caps and video info of an output frame (the input's caps with its size).
+/// The caps and video info of an output frame (the input's caps with its size
+/// and pixel-aspect-ratio).
 fn output_config(
     in_caps: &gst::CapsRef,
     output: OutputLayout,
+    par: Ratio,
     layout: CanvasLayout,
 ) -> Result<OutputConfig, String> {
     let mut out_caps = in_caps.to_owned();
@@ -299,6 +364,7 @@ fn output_config(
             "height",
             i32::try_from(output.height).map_err(|_| "output height overflows".to_string())?,
         );
+        out_caps.set("pixel-aspect-ratio", fraction(par)?);
     }
     let out_info = gst_video::VideoInfo::from_caps(&out_caps)
         .map_err(|_| format!("cannot build the output caps {out_caps}"))?;
@@ -384,7 +450,11 @@ mod tests {
         let caps = caps("video/x-raw,format=I420,width=320,height=180,framerate=30/1");
         let request = OutputRequest {
             shape: OutputShape::Aspect(Ratio { num: 9, den: 16 }),
-            size: Some((90, 160)),
+            size: Some(FixedFrame {
+                width: 90,
+                height: 160,
+                par: Ratio { num: 1, den: 1 },
+            }),
         };
         let config = StreamConfig::new(&caps, &[request], 128).unwrap();
         let out = &config.outputs[0];

@@ -10,6 +10,7 @@
 use gst_video::prelude::*;
 
 use super::config::{OutputConfig, StreamConfig};
+use super::metas::{Placement, carry_metas};
 use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
 use crate::engine::scene::ANALYSIS_SIDE;
 use crate::engine::{Rect, RgbImage};
@@ -212,7 +213,7 @@ impl Compositor {
 
     /// The output frame of `input` whose new area comes from `canvas`, in a
     /// buffer of `pool` when given; it carries the input's timestamps,
-    /// duration and flags.
+    /// duration, flags and metas (`metas.rs`).
     pub fn compose(
         &self,
         canvas: &RgbImage,
@@ -264,6 +265,12 @@ impl Compositor {
                 ..,
             )
             .map_err(|err| format!("cannot copy the input's timestamps: {err}"))?;
+        let placement = Placement {
+            input: (self.in_info.width(), self.in_info.height()),
+            output: (self.out_info.width(), self.out_info.height()),
+            source: self.source,
+        };
+        carry_metas(input, output.make_mut(), &placement);
         Ok(output)
     }
 

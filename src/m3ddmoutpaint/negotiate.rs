@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Negotiation of one input caps over the element's outputs: each output
-//! pad's shape, the frame size its downstream fixes (if it refuses the
-//! full-resolution one), and its peer's acceptance of the caps that follow.
+//! pad's shape, the frame (size and pixel-aspect-ratio) its downstream fixes
+//! if it refuses the full-resolution one, and its peer's acceptance of the
+//! caps that follow.
 
 use gst::prelude::*;
 
-use super::caps::downstream_size;
-use super::config::{OutputRequest, OutputShape, StreamConfig};
+use super::config::{
+    OutputRequest, OutputShape, StreamConfig, display_ratio, pixel_aspect, size_alignment,
+};
+use super::fixate::{Natural, downstream_frame};
 use super::state::Configured;
 
 /// Why a configuration failed.
@@ -33,17 +36,33 @@ pub fn configure(
         })
         .collect();
     let config = StreamConfig::new(in_caps, &natural, canvas).map_err(Refusal::Format)?;
-    let sized: Vec<OutputRequest> = outputs
+    let par = pixel_aspect(config.in_info.par());
+    let align = size_alignment(config.in_info.format());
+    let sized = outputs
         .iter()
         .zip(&config.outputs)
         .zip(&natural)
-        .map(|(((pad, _), output), request)| {
+        .map(|(((pad, shape), output), request)| {
+            let (width, height) = (output.output.width, output.output.height);
+            let display = match shape {
+                OutputShape::Aspect(aspect) => *aspect,
+                OutputShape::Expand(_) => {
+                    display_ratio(width, height, par).map_err(Refusal::Format)?
+                }
+            };
+            let natural = Natural {
+                caps: &output.out_caps,
+                size: (width, height),
+                par,
+                display,
+                align,
+            };
             let size = pad
                 .peer()
-                .and_then(|peer| downstream_size(&peer.query_caps(None), &output.out_caps));
-            OutputRequest { size, ..*request }
+                .and_then(|peer| downstream_frame(&peer.query_caps(None), &natural));
+            Ok(OutputRequest { size, ..*request })
         })
-        .collect();
+        .collect::<Result<Vec<_>, Refusal>>()?;
     let config = if sized == natural {
         config
     } else {

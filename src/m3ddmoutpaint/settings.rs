@@ -3,7 +3,6 @@
 //! `Settings` they are stored in, and the check made when the element goes to
 //! READY (a bad value becomes an error message that names the property).
 
-use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -156,7 +155,10 @@ impl Settings {
                  (a folder with manifest.json written by m3ddm_export), or use fill-mode=blur or color"
                 .to_string()));
         };
-        let model_dir = PathBuf::from(path);
+        let model_dir = match engine::model_dirs::resolve_model(path) {
+            Ok(dir) => dir,
+            Err(err) => return Some(Err(format!("model-path={path}: {err}"))),
+        };
         if !model_dir.is_dir() {
             return Some(Err(format!("model-path {path} is not a directory")));
         }
@@ -394,7 +396,9 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("model-path")
             .nick("Model path")
             .blurb("Directory of an exported M3DDM model (manifest.json and the ONNX graphs written by \
-                    m3ddm_export); required by fill-mode=outpaint")
+                    m3ddm_export), or the name of one made by `make model`: m3ddm or m3ddm-plus (in \
+                    $M3DDM_MODELS_DIR, else $XDG_DATA_HOME or ~/.local/share, under m3ddmoutpaint/models); \
+                    required by fill-mode=outpaint")
             .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)

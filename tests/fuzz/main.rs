@@ -11,10 +11,12 @@
 //! Case counts: `M3DDM_FUZZ_CASES_BLUR` (default 300) and
 //! `M3DDM_FUZZ_CASES_OUTPAINT` (default 24); `M3DDM_FUZZ_SEED` a number or
 //! `random` (default a fixed seed, so that `make test` runs the same cases).
+//! The parsers of manifests and plan files are fuzzed in `parsers.rs`.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod model;
+mod parsers;
 mod regressions;
 mod runner;
 mod script;

@@ -1,17 +1,66 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Media files for the tests of `m3ddm-reframe`: MP4s made with GStreamer's own
-//! encoders (x264enc, avenc_aac), and what a file decodes to (frames, frame
-//! size, audio duration, container).
+//! encoders (x264enc, avenc_aac), what a file decodes to (frames, frame size,
+//! audio duration, container, interlaced frames), and a run of the tool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
 /// The frame rate of the files made here.
 pub const FPS: u64 = 30;
+pub const REFRAME: &str = env!("CARGO_BIN_EXE_m3ddm-reframe");
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A fresh directory for one test's files, under the suite's.
+pub fn scratch(suite: &str, tag: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(suite).join(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The output of a run of `m3ddm-reframe`.
+pub struct Run {
+    pub success: bool,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `m3ddm-reframe` with `args` (and extra environment), killing it after `RUN_TIMEOUT`.
+pub fn reframe(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(REFRAME)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("m3ddm-reframe starts");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            child.kill().unwrap();
+            panic!("m3ddm-reframe {args:?} ran past {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        success: status.success(),
+        stderr: reader.join().unwrap(),
+        elapsed: started.elapsed(),
+    };
+    eprintln!("m3ddm-reframe {args:?}: {:?}\n{}", run.elapsed, run.stderr);
+    run
+}
 
 /// Runs a gst-launch description to EOS; an error message is the Err.
 pub fn play(description: &str) -> Result<(), String> {
@@ -97,6 +146,8 @@ pub struct Decoded {
     /// Decoded samples / rate, summed over the audio buffers.
     pub audio: Option<Duration>,
     pub container: String,
+    /// Video frames whose caps say they are interlaced.
+    pub interlaced_frames: u64,
 }
 
 /// Decodes every stream of `path` (decodebin) and counts what comes out.
@@ -131,6 +182,11 @@ pub fn decode(path: &Path) -> Decoded {
                 counts.video_frames += 1;
                 counts.width = s.get("width").unwrap();
                 counts.height = s.get("height").unwrap();
+                if s.get::<&str>("interlace-mode")
+                    .is_ok_and(|mode| mode != "progressive")
+                {
+                    counts.interlaced_frames += 1;
+                }
             } else if let (Some(buffer), Ok(audio)) =
                 (info.buffer(), gst_audio::AudioInfo::from_caps(&caps))
             {

@@ -2,7 +2,9 @@
 //! Runs the pipeline to its end and turns what its bus says into the tool's
 //! result: EOS is success; an error becomes one sentence that names the file
 //! or the part at fault (for a missing decoder or demuxer, GStreamer's
-//! missing-plugin message and the Debian package that provides it).
+//! missing-plugin message and the Debian package that provides it). After a
+//! first Ctrl-C the outputs are ended where they are (`ending.rs`) and the
+//! EOS that follows says the run was interrupted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +13,16 @@ use gst::prelude::*;
 
 use crate::pipeline::Reframe;
 use crate::progress::{Progress, Report};
-use crate::{heap, packages};
+use crate::{ending, heap, interrupt, packages};
+
+/// How a run that reached EOS ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The whole input went through.
+    Complete,
+    /// Ctrl-C: the outputs were finished with the frames done so far.
+    Interrupted,
+}
 
 /// How long the loop waits for a message before it updates the progress.
 const TICK: Duration = Duration::from_millis(500);
@@ -26,12 +37,12 @@ pub fn run_watching(
     reframe: &Reframe,
     input: &Path,
     watch: &mut dyn FnMut(&gst::StructureRef),
-) -> Result<(), String> {
+) -> Result<Ending, String> {
     let mut progress = Progress::new();
     let result = play(reframe, input, &mut progress, watch);
     match result {
-        Ok(()) => progress.finish(&reframe.outpaint),
-        Err(_) => progress.abandon(),
+        Ok(Ending::Complete) => progress.finish(&reframe.outpaint),
+        _ => progress.abandon(),
     }
     result
 }
@@ -41,14 +52,23 @@ fn play(
     input: &Path,
     progress: &mut Progress,
     watch: &mut dyn FnMut(&gst::StructureRef),
-) -> Result<(), String> {
+) -> Result<Ending, String> {
     let pipeline = &reframe.pipeline;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
     let mut missing_plugins = Vec::new();
     let mut waited = Duration::ZERO;
     let mut trimmed = Instant::now();
+    let mut ending = Ending::Complete;
     loop {
+        if ending == Ending::Complete && interrupt::requested() {
+            progress.abandon();
+            eprintln!(
+                "\ninterrupted: finishing the output with the frames done so far (Ctrl-C again stops at once and removes it)"
+            );
+            ending::end_outputs_here(reframe);
+            ending = Ending::Interrupted;
+        }
         if trimmed.elapsed() >= TRIM_EVERY {
             heap::return_freed_pages();
             trimmed = Instant::now();
@@ -58,11 +78,13 @@ fn play(
             if start_failed && waited >= START_ERROR_WAIT {
                 return Err("the pipeline could not start".to_string());
             }
-            progress.tick(&reframe.outpaint);
+            if ending == Ending::Complete {
+                progress.tick(&reframe.outpaint);
+            }
             continue;
         };
         match message.view() {
-            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Eos(_) => return Ok(ending),
             gst::MessageView::Error(err) => {
                 return Err(error_sentence(reframe, err, &missing_plugins, input));
             }
@@ -71,7 +93,9 @@ fn play(
                     watch(structure);
                 }
                 if let Some(report) = element.structure().and_then(Report::from_message) {
-                    progress.report(&report);
+                    if ending == Ending::Complete {
+                        progress.report(&report);
+                    }
                 } else if let Some(missing) = packages::missing_plugin(&message) {
                     let sentence = format!("cannot read {}: {}", input.display(), missing.sentence);
                     if stops_the_run(reframe, &message, &missing) {

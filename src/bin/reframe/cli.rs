@@ -45,8 +45,9 @@ pub struct Cli {
     /// What fills the new area.
     #[arg(long, value_enum, default_value_t = Fill::Outpaint)]
     pub fill: Fill,
-    /// Directory of an exported M3DDM model (manifest.json and ONNX graphs), e.g. models/tiny.
-    #[arg(long, value_name = "DIR")]
+    /// Directory of an exported M3DDM model (manifest.json and ONNX graphs), e.g. models/tiny,
+    /// or the name of one made by `make model`: m3ddm or m3ddm-plus.
+    #[arg(long, value_name = "DIR|NAME")]
     pub model: Option<PathBuf>,
     /// Denoising steps per 16-frame window (50 is the official count).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -207,7 +208,8 @@ impl Cli {
             (None, Fill::Outpaint) => {
                 return Err(
                     "--fill outpaint needs --model DIR (an exported model directory, \
-                            e.g. models/tiny); or choose --fill blur or --fill color"
+                            e.g. models/tiny) or --model m3ddm / m3ddm-plus (made by make model); \
+                            or choose --fill blur or --fill color"
                         .into(),
                 );
             }
@@ -261,8 +263,14 @@ impl Cli {
     }
 }
 
-/// `--model`, checked to be a directory with a manifest.
+/// `--model`: a named model's directory or a path, checked to be a directory with a manifest.
 fn model_dir(model: &Path) -> Result<String, String> {
+    let named = model
+        .to_str()
+        .map(gstm3ddm::engine::model_dirs::resolve_model)
+        .transpose()
+        .map_err(|err| format!("--model {}: {err}", model.display()))?;
+    let model = named.as_deref().unwrap_or(model);
     if !model.is_dir() {
         return Err(format!("--model {}: no such directory", model.display()));
     }

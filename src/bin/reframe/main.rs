@@ -5,18 +5,23 @@
 //! (registered statically: no GST_PLUGIN_PATH needed). The video is encoded
 //! with x264; the audio is copied into every file when the container can carry
 //! it. Every failure is one sentence and a non-zero exit, and removes the
-//! files the run created.
+//! files the run created. Files are written under a temporary name and
+//! renamed when complete; a first Ctrl-C finishes them with the frames done so
+//! far, a second stops at once and removes them.
 //!
 //! Modules: `cli` (arguments → a checked job), `outputs` (ratios, shapes and
 //! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
-//! errors → sentences), `packages` (which Debian package provides a missing
+//! errors → sentences), `interrupt` (Ctrl-C), `ending` (outputs ended early
+//! and cleanly), `packages` (which Debian package provides a missing
 //! plugin), `streams` (what the input holds), `progress` (the progress bar, or
 //! lines, meanwhile), `heap` (glibc heap settings for bounded memory), `twopass` (the keyframe
 //! pass, then the output pass in a fresh image of the program).
 
 mod bus;
 mod cli;
+mod ending;
 mod heap;
+mod interrupt;
 mod outputs;
 mod packages;
 mod pipeline;
@@ -32,13 +37,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use gst::prelude::*;
 
+use bus::Ending;
 use cli::{Cli, CutList, Job};
+use outputs::Output;
 
 fn main() -> ExitCode {
     heap::map_large_blocks();
     let result = Cli::parse().into_job().and_then(|job| run(&job));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ending::Complete) => ExitCode::SUCCESS,
+        Ok(Ending::Interrupted) => ExitCode::from(interrupt::INTERRUPTED_STATUS),
         Err(sentence) => {
             eprintln!("m3ddm-reframe: {sentence}");
             ExitCode::FAILURE
@@ -46,17 +54,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(job: &Job) -> Result<(), String> {
+fn run(job: &Job) -> Result<Ending, String> {
     for output in &job.outputs {
         check_input(&job.input, &output.path)?;
     }
+    interrupt::install()?;
     gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
     gstm3ddm::plugin_register_static()
         .map_err(|err| format!("cannot register the m3ddm plugin: {err}"))?;
     let files = job
         .outputs
         .iter()
-        .map(|output| OutputFile::create(&output.path))
+        .map(OutputFile::create)
         .collect::<Result<Vec<_>, String>>()?;
     let (_plan, planned_job);
     let mut planned_cuts = None;
@@ -74,6 +83,7 @@ fn run(job: &Job) -> Result<(), String> {
         job
     };
     let reframe = pipeline::build(job, pipeline::Outputs::Written)?;
+    interrupt::allow_finishing();
     for output in &job.outputs {
         eprintln!(
             "{} → {} ({}, {})",
@@ -94,22 +104,32 @@ fn run(job: &Job) -> Result<(), String> {
         .collect();
     let scene_cuts = planned_cuts.unwrap_or(found_cuts);
     let _ = reframe.pipeline.set_state(gst::State::Null);
-    result?;
-    files.into_iter().for_each(OutputFile::keep);
+    let ending = result?;
+    for file in files {
+        file.keep()?;
+    }
     let streams = reframe.streams.lock().unwrap();
     eprintln!("read {}: {}", job.input.display(), streams.found());
     for (branch, size) in reframe.outputs.iter().zip(sizes) {
-        eprintln!(
-            "wrote {}: {}, {}",
-            branch.path.display(),
-            size.unwrap_or_else(|| "video".to_string()),
-            streams.audio_outcome()
-        );
+        let size = size.unwrap_or_else(|| "video".to_string());
+        match ending {
+            Ending::Complete => eprintln!(
+                "wrote {}: {size}, {}",
+                branch.path.display(),
+                streams.audio_outcome()
+            ),
+            Ending::Interrupted => eprintln!(
+                "interrupted: wrote {} with the {} frames done: {size}, {}",
+                branch.path.display(),
+                branch.gate.frames(),
+                streams.audio_outcome()
+            ),
+        }
     }
-    if job.detects_scene_cuts {
+    if job.detects_scene_cuts && ending == Ending::Complete {
         eprintln!("{}", scene_cuts.summary());
     }
-    Ok(())
+    Ok(ending)
 }
 
 /// The input must be a readable file, and not the output.
@@ -133,16 +153,29 @@ fn check_input(input: &Path, output: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// An output file, created before the run (so that an unwritable path fails
-/// first) and removed again unless the run succeeded.
+/// An output file, created under its temporary name before the run (so that
+/// an unwritable path fails first), renamed to its own name when complete and
+/// removed unless the run succeeded (or was interrupted and finished).
 struct OutputFile {
     path: PathBuf,
+    partial: PathBuf,
+    /// Removes `partial` if the program is stopped at once.
+    _registered: interrupt::Partial,
     keep: bool,
 }
 
 impl OutputFile {
-    fn create(path: &Path) -> Result<OutputFile, String> {
-        File::create(path).map_err(|err| {
+    fn create(output: &Output) -> Result<OutputFile, String> {
+        let path = &output.path;
+        if path.is_dir() {
+            return Err(format!(
+                "cannot write {}: it is a directory",
+                path.display()
+            ));
+        }
+        let partial = output.partial_path();
+        let registered = interrupt::Partial::register(&partial);
+        File::create(&partial).map_err(|err| {
             let reason = match err.kind() {
                 ErrorKind::NotFound => "its directory does not exist".to_string(),
                 ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -153,19 +186,30 @@ impl OutputFile {
         })?;
         Ok(OutputFile {
             path: path.to_owned(),
+            partial,
+            _registered: registered,
             keep: false,
         })
     }
 
-    fn keep(mut self) {
+    /// Gives the complete file its own name.
+    fn keep(mut self) -> Result<(), String> {
+        std::fs::rename(&self.partial, &self.path).map_err(|err| {
+            format!(
+                "cannot rename {} to {}: {err}",
+                self.partial.display(),
+                self.path.display()
+            )
+        })?;
         self.keep = true;
+        Ok(())
     }
 }
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.partial);
         }
     }
 }

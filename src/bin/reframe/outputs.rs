@@ -135,6 +135,18 @@ pub struct Output {
     pub shape: Shape,
 }
 
+impl Output {
+    /// Where the file is written until it is complete: a hidden name beside
+    /// it (`dir/.out.mp4.PID.part`), so that a run that ends early never
+    /// leaves a broken file under the name asked for. The process id stays
+    /// the same across the two passes (`exec`).
+    pub fn partial_path(&self) -> PathBuf {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        self.path
+            .with_file_name(format!(".{name}.{}.part", std::process::id()))
+    }
+}
+
 /// The files to write: OUTPUT itself for one shape; for several aspects,
 /// OUTPUT's stem plus `-WxH` of each (`out.mp4` → `out-9x16.mp4`, `out-1x1.mp4`).
 /// Duplicate ratios, too many of them, and `--expand` with `--aspect` are refused.

@@ -12,6 +12,7 @@ const ELEMENT_PACKAGES: &[(&str, &str)] = &[
     ("videoconvert", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("audioresample", "gstreamer1.0-plugins-base"),
+    ("deinterlace", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("qtmux", "gstreamer1.0-plugins-good"),
     ("matroskamux", "gstreamer1.0-plugins-good"),

@@ -2,7 +2,7 @@
 //! The pipeline of one run:
 //!
 //! ```text
-//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! m3ddmoutpaint
+//! filesrc ! parsebin ─ video ─ queue ! decodebin ! videoconvert ! video/x-raw,format=I420 ! deinterlace ! m3ddmoutpaint
 //!                    │        m3ddmoutpaint.src   ─ queue ! x264enc ! queue ! mux ! filesink   (first output)
 //!                    │        m3ddmoutpaint.src_0 ─ queue ! x264enc ! queue ! mux ! filesink   (second, …)
 //!                    ├ audio the muxers take ─ tee ─ queue ! mux   (one queue per output; copied as it is)
@@ -24,6 +24,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::cli::Job;
+use crate::ending::Gate;
 use crate::outputs::{Container, Output, Shape};
 use crate::packages;
 use crate::streams::{AudioStream, Streams};
@@ -39,6 +40,10 @@ const X264_SETTINGS: &[(&str, &str)] = &[
 const VIDEO_QUEUE_NS: u64 = 10_000_000_000;
 /// The AAC encoder for audio that the output container cannot take as it is.
 const AUDIO_ENCODER: &str = "avenc_aac";
+/// The demuxer's name in the pipeline.
+pub const DEMUX_NAME: &str = "demux";
+/// The name of the queue that takes the video stream from the demuxer.
+pub const VIDEO_QUEUE_NAME: &str = "video-queue";
 
 /// A built pipeline, and the elements the run reports on.
 pub struct Reframe {
@@ -53,6 +58,8 @@ pub struct OutputBranch {
     pub path: PathBuf,
     /// The element's pad the frames come from (`src`, `src_0`, …).
     pub pad: gst::Pad,
+    /// Counts the frames out of `pad`, and ends the output early (`ending.rs`).
+    pub gate: Arc<Gate>,
     pub encoder: gst::Element,
     pub mux: gst::Element,
     pub sink: gst::Element,
@@ -153,7 +160,7 @@ pub fn build(job: &Job, outputs_kind: Outputs) -> Result<Reframe, String> {
     let pipeline = gst::Pipeline::with_name("m3ddm-reframe");
     let source = make("filesrc", Some("input"))?;
     source.set_property("location", utf8(&job.input, "input")?);
-    let demux = make("parsebin", Some("demux"))?;
+    let demux = make("parsebin", Some(DEMUX_NAME))?;
     add_chain(&pipeline, &[&source, &demux])?;
 
     let (video_head, outpaint) = build_video_chain(&pipeline, job)?;
@@ -223,11 +230,14 @@ fn build_video_chain(
             .field("format", "I420")
             .build(),
     );
+    // The element takes progressive frames only: an interlaced source is
+    // deinterlaced (one frame per field); progressive frames pass untouched.
+    let deinterlace = make("deinterlace", None)?;
     let outpaint = make("m3ddmoutpaint", Some("outpaint"))?;
     for (name, value) in &job.element_properties {
         set_property_from_str(&outpaint, name, value)?;
     }
-    add_chain(pipeline, &[&head, &i420, &outpaint])?;
+    add_chain(pipeline, &[&head, &i420, &deinterlace, &outpaint])?;
     Ok((head, outpaint))
 }
 
@@ -273,6 +283,7 @@ fn build_output(
             .map_err(|err| format!("cannot link the output {}: {err:?}", path.display()))?;
         return Ok(OutputBranch {
             path: path.to_owned(),
+            gate: Gate::install(&pad),
             pad,
             encoder: sink.clone(),
             mux: sink.clone(),
@@ -286,7 +297,8 @@ fn build_output(
     let encoded = make("queue", None)?;
     let mux = make(container.muxer(), Some(&format!("mux-{index}")))?;
     let sink = make("filesink", Some(&format!("output-{index}")))?;
-    sink.set_property("location", utf8(path, "output")?);
+    // Written under a temporary name, renamed once complete (main.rs).
+    sink.set_property("location", utf8(&output.partial_path(), "output")?);
     add_chain(pipeline, &[&head, &encoder, &encoded])?;
     add_chain(pipeline, &[&mux, &sink])?;
     link_to_muxer(&encoded, &mux, "video_%u")?;
@@ -294,6 +306,7 @@ fn build_output(
         .map_err(|err| format!("cannot link the output {}: {err:?}", path.display()))?;
     Ok(OutputBranch {
         path: path.to_owned(),
+        gate: Gate::install(&pad),
         pad,
         encoder,
         mux,
@@ -382,7 +395,7 @@ impl Linker {
     }
 
     fn link_video(&self, pad: &gst::Pad) -> Result<(), String> {
-        let queue = make("queue", None)?;
+        let queue = make("queue", Some(VIDEO_QUEUE_NAME))?;
         queue.set_property("max-size-buffers", 0u32);
         queue.set_property("max-size-bytes", 0u32);
         queue.set_property("max-size-time", VIDEO_QUEUE_NS);

@@ -16,19 +16,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gst::prelude::*;
 
-use crate::bus;
 use crate::cli::{CutList, Job};
 use crate::pipeline::{self, Outputs};
+use crate::{bus, interrupt};
 
-/// The temporary plan file of a run, removed when dropped.
+/// The temporary plan file of a run, removed when dropped (or when the
+/// program is stopped at once).
 pub struct PlanFile {
     path: PathBuf,
+    _registered: interrupt::Partial,
 }
 
 impl PlanFile {
     /// The plan a keyframe pass of this run wrote (`--output-pass-plan`).
     pub fn adopt(path: PathBuf) -> PlanFile {
-        PlanFile { path }
+        PlanFile {
+            _registered: interrupt::Partial::register(&path),
+            path,
+        }
     }
 }
 
@@ -49,9 +54,9 @@ pub fn keyframe_pass(job: &Job) -> Result<(PlanFile, CutList), String> {
     if frames == 0 {
         return Err(format!("{} has no video frame", job.input.display()));
     }
-    let plan = PlanFile {
-        path: std::env::temp_dir().join(format!("m3ddm-reframe-{}.plan", std::process::id())),
-    };
+    let plan = PlanFile::adopt(
+        std::env::temp_dir().join(format!("m3ddm-reframe-{}.plan", std::process::id())),
+    );
     let path = plan_path(&plan.path)?;
     eprintln!("pass 1 of 2: keyframes of {frames} frames");
     let mut pass = without_cut_detection(job);
@@ -171,5 +176,5 @@ fn run_discarded(
     prepare(&reframe.outpaint);
     let result = bus::run_watching(&reframe, &job.input, watch);
     let _ = reframe.pipeline.set_state(gst::State::Null);
-    result
+    result.map(|_| ())
 }

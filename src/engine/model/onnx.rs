@@ -21,7 +21,7 @@ use super::{
 use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{
-    DType, Graph, GraphSpec, Manifest, TensorSpec, model_err, shape_text,
+    DType, Graph, GraphSpec, Manifest, TensorSpec, file_in_model_dir, model_err, shape_text,
 };
 use crate::engine::runtime::{self, ExecutionProvider, GraphRole, Provider, SessionConfig};
 
@@ -65,7 +65,8 @@ impl OrtBackend {
                 Graph::Unet => GraphRole::Unet,
                 _ => GraphRole::Other,
             };
-            let opened = runtime::open_session(&dir.join(&spec.file), config, role)?;
+            let opened =
+                runtime::open_session(&file_in_model_dir(dir, graph, &spec.file)?, config, role)?;
             check_session_io(graph, &opened.session, spec)?;
             if let Some(first) = provider.filter(|p| *p != opened.provider) {
                 return Err(EngineError::Runtime(format!(

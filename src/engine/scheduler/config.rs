@@ -11,6 +11,10 @@ use serde_json::Value;
 use super::SchedulerKind;
 use crate::engine::error::{EngineError, Result};
 
+/// The most training timesteps a configuration may name (diffusers' use 1000):
+/// the tables derived from it are allocated at that length.
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
 /// How the training betas are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BetaSchedule {
@@ -162,9 +166,9 @@ impl SchedulerConfig {
         if clip_sample && kind == SchedulerKind::Ddim {
             c.clip_sample_range = Some(clip_range);
         }
-        if c.num_train_timesteps < 2 {
+        if !(2..=MAX_TRAIN_TIMESTEPS).contains(&c.num_train_timesteps) {
             return Err(bad(format!(
-                "num_train_timesteps must be at least 2, got {}",
+                "num_train_timesteps must be 2 to {MAX_TRAIN_TIMESTEPS}, got {}",
                 c.num_train_timesteps
             )));
         }

@@ -15,11 +15,13 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{KeyframePlan, PlanLatents, ShotPlans};
+use super::{KEYFRAME_STRIDE, KeyframePlan, PlanLatents, ShotPlans};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::geometry::{CanvasLayout, Rect};
+use crate::engine::limits::{LATENT_FACTOR, check_canvas_side};
 use crate::engine::scheduler::SchedulerKind;
 use crate::engine::window::DenoiseParams;
+use crate::engine::window::LATENT_CHANNELS;
 
 /// The plan file format this build writes and reads.
 pub const PLAN_FORMAT_VERSION: u32 = 2;
@@ -135,6 +137,12 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let bad = |why: String| EngineError::InvalidInput(format!("{}: {why}", path.display()));
     let mut file =
         std::fs::File::open(path).map_err(|e| bad(format!("cannot open the plan file: {e}")))?;
+    let file_len = file
+        .metadata()
+        .ok()
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .ok_or_else(|| bad("not a regular file".into()))?;
     let mut magic = vec![0u8; MAGIC.len()];
     if file.read_exact(&mut magic).is_err() || magic != MAGIC {
         return Err(bad("not an m3ddm keyframe plan file".into()));
@@ -145,6 +153,11 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let len = u32::from_le_bytes(len);
     if len > MAX_HEADER_BYTES {
         return Err(bad(format!("a header of {len} bytes is not a plan's")));
+    }
+    if (MAGIC.len() + 4) as u64 + u64::from(len) > file_len {
+        return Err(bad(format!(
+            "the header announces {len} bytes, the file holds {file_len} in all (a truncated file?)"
+        )));
     }
     let mut json = vec![0u8; len as usize];
     file.read_exact(&mut json)
@@ -161,6 +174,14 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let header: Header = serde_json::from_value(version)
         .map_err(|e| bad(format!("the header is incomplete: {e}")))?;
     let data_start = (MAGIC.len() + 4 + json.len()) as u64;
+    if header.data_bytes != file_len - data_start {
+        return Err(bad(format!(
+            "the header announces {} bytes of data, the file holds {} after its header (a truncated file?)",
+            header.data_bytes,
+            file_len - data_start
+        )));
+    }
+    check_shot_sizes(&header.shots, header.data_bytes).map_err(bad)?;
     let mut hasher = Sha256::new();
     let data_len = std::io::copy(&mut file, &mut hasher)
         .map_err(|e| bad(format!("cannot read the plan's data: {e}")))?;
@@ -181,8 +202,7 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let mut shots = Vec::new();
     for (k, mut shot) in header.shots.into_iter().enumerate() {
         let latent_len = shot.latent_len;
-        let latent_count = (crate::engine::planner::GLOBAL_FRAMES + shot.keyframes.len()) as u64;
-        let bytes = latent_count * 4 * latent_len as u64;
+        let bytes = shot_data_bytes(&shot).unwrap_or(u64::MAX);
         if latent_len == 0 || data_end - first_byte < bytes {
             return Err(bad(format!(
                 "the data ends inside shot {k}'s 16 global latents and {} keyframe latents of {latent_len}",
@@ -213,6 +233,55 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
         )));
     }
     ShotPlans::new(shots).map_err(|e| bad(e.to_string()))
+}
+
+/// The bytes of a shot's latents (its 16 global latents and one per keyframe),
+/// `None` past `u64`.
+fn shot_data_bytes(shot: &ShotHeader) -> Option<u64> {
+    let latents =
+        (crate::engine::planner::GLOBAL_FRAMES as u64).checked_add(shot.keyframes.len() as u64)?;
+    latents.checked_mul(4)?.checked_mul(shot.latent_len as u64)
+}
+
+/// Refuses, before anything of their size is allocated, shots whose latents
+/// the data cannot hold, of another latent size than their canvas's, or of
+/// more frames than their keyframes can cover (the official plan has a
+/// keyframe every [`KEYFRAME_STRIDE`] frames from 50 frames on): every later
+/// allocation is then bounded by the file's size.
+fn check_shot_sizes(shots: &[ShotHeader], data_bytes: u64) -> std::result::Result<(), String> {
+    use crate::engine::planner::{COARSE_MIN_FRAMES, WINDOW_LEN};
+    let mut announced = 0u64;
+    for (k, shot) in shots.iter().enumerate() {
+        check_canvas_side(shot.canvas as usize).map_err(|e| format!("shot {k}: {e}"))?;
+        let side = (shot.canvas / LATENT_FACTOR) as u64;
+        let expected_len = LATENT_CHANNELS as u64 * side * side;
+        if shot.latent_len as u64 != expected_len {
+            return Err(format!(
+                "shot {k}'s latents of {} values do not fit its {} canvas ({expected_len} values each)",
+                shot.latent_len, shot.canvas
+            ));
+        }
+        announced = shot_data_bytes(shot)
+            .and_then(|bytes| announced.checked_add(bytes))
+            .filter(|&bytes| bytes <= data_bytes)
+            .ok_or_else(|| {
+                format!(
+                    "shot {k} announces {} keyframe latents of {} values, more than the {data_bytes} bytes of data hold",
+                    shot.keyframes.len(),
+                    shot.latent_len
+                )
+            })?;
+        let most_frames =
+            (shot.keyframes.len() + WINDOW_LEN + 1) * KEYFRAME_STRIDE + COARSE_MIN_FRAMES;
+        if shot.total_frames > most_frames {
+            return Err(format!(
+                "shot {k} announces {} frames, more than its {} keyframes can cover",
+                shot.total_frames,
+                shot.keyframes.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A shot's plan from its header and its latents.

@@ -160,30 +160,44 @@ impl PassSplit {
         let plan = official_plan(total_frames)?;
         let (keyframe_windows, streaming_windows): (Vec<usize>, Vec<usize>) =
             (0..plan.windows.len()).partition(|&w| plan.windows[w].stride == KEYFRAME_STRIDE);
+        let split = PassSplit {
+            plan,
+            keyframe_windows,
+            streaming_windows,
+        };
         // The official plan decodes every frame's image from a finer window.
-        if let Some(f) = plan
+        let in_keyframe_pass = split.in_keyframe_pass();
+        if let Some(f) = split
+            .plan
             .image_source
             .iter()
-            .position(|s| keyframe_windows.contains(&s.window))
+            .position(|s| in_keyframe_pass[s.window])
         {
             return Err(EngineError::Inference(format!(
                 "frame {f}'s image would come from the keyframe pass"
             )));
         }
-        Ok(PassSplit {
-            plan,
-            keyframe_windows,
-            streaming_windows,
-        })
+        Ok(split)
+    }
+
+    /// Per window of the plan, whether the keyframe pass runs it (a lookup
+    /// table, so that long clips are not scanned once per frame).
+    fn in_keyframe_pass(&self) -> Vec<bool> {
+        let mut table = vec![false; self.plan.windows.len()];
+        for &w in &self.keyframe_windows {
+            table[w] = true;
+        }
+        table
     }
 
     /// The frames whose latent the keyframe pass produces.
     pub fn keyframes(&self) -> BTreeSet<usize> {
+        let in_keyframe_pass = self.in_keyframe_pass();
         self.plan
             .latent_source
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.is_some_and(|s| self.keyframe_windows.contains(&s.window)))
+            .filter(|(_, s)| s.is_some_and(|s| in_keyframe_pass[s.window]))
             .map(|(f, _)| f)
             .collect()
     }

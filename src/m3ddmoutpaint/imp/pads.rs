@@ -133,7 +133,8 @@ impl ChildProxyImpl for M3ddmOutpaint {
     }
 }
 
-/// The pad templates: `sink`, `src` and the request pads `src_%u`, all of the template caps.
+/// The pad templates: `src` and the request pads `src_%u` of the template
+/// caps, `sink` of those and of interlaced fields (refused with a sentence).
 pub(super) fn templates() -> &'static [gst::PadTemplate] {
     static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
         let caps = caps::template_caps();
@@ -157,7 +158,7 @@ pub(super) fn templates() -> &'static [gst::PadTemplate] {
                 "sink",
                 gst::PadDirection::Sink,
                 gst::PadPresence::Always,
-                &caps,
+                &caps::sink_template_caps(),
             )
             .unwrap(),
         ]

@@ -34,10 +34,7 @@ impl M3ddmOutpaint {
                 let caps = q.caps();
                 let accepted = caps.is_fixed()
                     && caps.structure(0).is_some_and(|s| s.name() == "video/x-raw")
-                    && caps.features(0).is_none_or(|f| {
-                        f.is_empty()
-                            || (f.size() == 1 && f.contains(gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY))
-                    });
+                    && caps::accepted_features(caps.features(0));
                 q.set_result(accepted);
                 true
             }
@@ -111,8 +108,12 @@ impl M3ddmOutpaint {
             template
         } else {
             let shape = self.shape_of(pad);
-            caps::transform_caps(other, direction, shape)
-                .intersect_with_mode(&template, gst::CapsIntersectMode::First)
+            let caps = caps::transform_caps(other, direction, shape)
+                .intersect_with_mode(&template, gst::CapsIntersectMode::First);
+            match direction {
+                gst::PadDirection::Src => caps::with_interlaced_fields(caps),
+                _ => caps,
+            }
         };
         match filter {
             Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
