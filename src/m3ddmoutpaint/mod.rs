@@ -36,6 +36,7 @@ mod planned;
 mod pools;
 mod progress;
 mod renegotiate;
+mod run_context;
 mod settings;
 mod source;
 mod state;
