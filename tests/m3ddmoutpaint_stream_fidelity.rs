@@ -6,7 +6,9 @@
 //! `timecodestamper`, captions and a region of interest reach every output
 //! buffer of every pad (the region moved to where the source landed), AFD is
 //! dropped and GAP cleared; anamorphic PAL (720×576 at 64/45) reframed for a
-//! 1080×1920 downstream, with or without square pixels, displays at 9:16.
+//! 1080×1920 downstream, with or without square pixels, displays at 9:16; a
+//! rotate-90 orientation tag turns the frames upright before reframing and
+//! leaves as rotate-0.
 
 mod common;
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 const BLUR: &[(&str, &str)] = &[("fill-mode", "blur"), ("aspect", "9/16")];
 
@@ -288,4 +291,50 @@ fn test_anamorphic_pal_displays_at_the_aspect_downstream_fixes_a_size_for() {
     assert_eq!(info.width(), 720, "{caps}");
     let display = f64::from(info.width()) * 64.0 / 45.0 / f64::from(info.height());
     assert!((display - 9.0 / 16.0).abs() < 1e-3, "{caps}");
+}
+
+#[test]
+fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
+    let mut h = harness(BLUR);
+    h.play();
+    let in_info = video_info("RGB", 64, 36);
+    h.set_src_caps(in_info.to_caps().unwrap());
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::ImageOrientation>(&"rotate-90", gst::TagMergeMode::Replace);
+    assert!(h.push_event(gst::event::Tag::new(tags)));
+    let input = make_frame(&in_info, 0, 0);
+    assert_eq!(h.push(input.clone()), Ok(gst::FlowSuccess::Ok));
+    assert!(h.push_event(gst::event::Eos::new()));
+    let output = pull_within(&mut h, std::time::Duration::from_secs(30)).expect("a frame");
+    let events = events_until_eos(&mut h, std::time::Duration::from_secs(30));
+    let orientation: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event.view() {
+            gst::EventView::Tag(tag) => tag
+                .tag()
+                .get::<gst::tags::ImageOrientation>()
+                .map(|o| o.get().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(orientation, ["rotate-0"]);
+    // Upright the 64×36 frame is 36×64, already 9:16: the whole output.
+    let caps = h.sinkpad().unwrap().current_caps().unwrap();
+    let out_info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    assert_eq!((out_info.width(), out_info.height()), (36, 64), "{caps}");
+    let src = input.map_readable().unwrap();
+    let out = gst_video::VideoFrameRef::from_buffer_ref_readable(&output, &out_info).unwrap();
+    let (stride, data) = (out.plane_stride()[0] as usize, out.plane_data(0).unwrap());
+    let in_stride = in_info.stride()[0] as usize;
+    // Clockwise: stored (x, y) lands at upright (35 - y, x), sample for sample.
+    for (x, y) in [(0, 0), (63, 0), (0, 35), (20, 10)] {
+        let (ux, uy) = (35 - y, x);
+        assert_eq!(
+            data[uy * stride + ux * 3..uy * stride + ux * 3 + 3],
+            src[y * in_stride + x * 3..y * in_stride + x * 3 + 3],
+            "stored ({x}, {y})"
+        );
+    }
 }

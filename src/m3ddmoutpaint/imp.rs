@@ -34,9 +34,11 @@ use gst::subclass::prelude::*;
 use super::CAT;
 use super::config::OutputShape;
 use super::errors::engine_error_message;
+use super::formats;
 use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
+use super::orientation::Upright;
 use super::outputpad::{OutputPad, pad_number};
 use super::planned;
 use super::progress::Progress;
@@ -45,6 +47,7 @@ use super::state::{DrainPoint, Item, RunContext, Shared, State};
 use super::task::SrcTask;
 use crate::engine::Model;
 
+mod orientation;
 mod pads;
 mod queries;
 
@@ -56,6 +59,8 @@ pub struct M3ddmOutpaint {
     shared: Arc<Shared>,
     /// The model of the settings at the last READY, one per device (kept until NULL).
     model: Mutex<Vec<Arc<Model>>>,
+    /// The orientation tag's method, and the frames' rotator (`imp/orientation.rs`).
+    upright: Mutex<Upright>,
 }
 
 impl M3ddmOutpaint {
@@ -73,6 +78,7 @@ impl M3ddmOutpaint {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
+        let buffer = self.upright_buffer(buffer)?;
         let scaled = scaler.scale(&buffer).map_err(|err| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
             gst::FlowError::Error
@@ -114,7 +120,9 @@ impl M3ddmOutpaint {
                 let caps = caps.caps_owned();
                 self.sink_caps(&caps)
             }
+            EventView::Tag(_) => self.sink_tag(event),
             EventView::StreamStart(_) => {
+                self.upright.lock().unwrap().method = None;
                 // A new stream after EOS flows again, once that EOS has left.
                 if self.wait_for_eos_out() {
                     self.flush_and_restart();
@@ -169,6 +177,13 @@ impl M3ddmOutpaint {
 
     /// New input caps: checked, then queued so the task drains the old frames first.
     fn sink_caps(&self, caps: &gst::Caps) -> bool {
+        let caps = &match self.upright_caps(caps) {
+            Ok(caps) => caps,
+            Err(err) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{err}"));
+                return false;
+            }
+        };
         let Some(run) = self.shared.lock().run.clone() else {
             gst::warning!(CAT, imp = self, "caps {caps} arrived while stopped");
             return false;
@@ -214,12 +229,23 @@ impl M3ddmOutpaint {
         }
         let live = self.upstream_is_live();
         let total = self.stream_length(config.fps(), live);
-        {
+        let hdr = formats::hdr_transfer(&config.in_info);
+        let tell_hdr = {
             let mut state = self.shared.lock();
+            let tell = hdr.filter(|_| !state.told_sdr_canvas);
+            state.told_sdr_canvas |= tell.is_some();
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
             state.progress = Progress::new(total);
             state.refresh_deadline();
+            tell
+        };
+        if let Some(transfer) = tell_hdr {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("the input's transfer is {transfer}: the fill is made from an 8-bit RGB canvas of its coded values, as if SDR; the source keeps its depth")
+            );
         }
         self.enqueue(Item::Drain(DrainPoint::Caps(configured)))
     }
@@ -484,6 +510,7 @@ impl ObjectSubclass for M3ddmOutpaint {
             settings: Mutex::new(Settings::default()),
             shared: Arc::new(Shared::default()),
             model: Mutex::new(Vec::new()),
+            upright: Mutex::new(Upright::default()),
         }
     }
 }

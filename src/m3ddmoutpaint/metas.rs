@@ -12,7 +12,8 @@
 //! - other metas tagged with the frame's size or orientation (and the input's
 //!   own `GstVideoMeta` and crop) describe the input's geometry: dropped.
 //!
-//! The GAP flag is cleared on a frame that holds generated pixels.
+//! The GAP flag is cleared on a frame that holds generated pixels. A frame
+//! turned upright (`orientation.rs`) keeps the metas without geometry.
 
 use std::ops::ControlFlow;
 
@@ -59,7 +60,7 @@ impl Placement {
 /// output carries the input's flags already.
 pub fn carry_metas(input: &gst::BufferRef, output: &mut gst::BufferRef, placement: &Placement) {
     input.foreach_meta(|meta| {
-        carry_meta(&meta, output, placement);
+        carry_meta(&meta, output, Some(placement));
         ControlFlow::Continue(())
     });
     if placement.adds_area() {
@@ -67,9 +68,27 @@ pub fn carry_metas(input: &gst::BufferRef, output: &mut gst::BufferRef, placemen
     }
 }
 
-fn carry_meta(meta: &gst::MetaRef<gst::Meta>, output: &mut gst::BufferRef, placement: &Placement) {
+/// Copies the metas of `input` that do not describe its geometry onto
+/// `output`, a frame of other geometry (the input turned upright): regions
+/// of interest are left out with the other geometry metas.
+pub fn copy_metas_without_geometry(input: &gst::BufferRef, output: &mut gst::BufferRef) {
+    input.foreach_meta(|meta| {
+        carry_meta(&meta, output, None);
+        ControlFlow::Continue(())
+    });
+}
+
+fn carry_meta(
+    meta: &gst::MetaRef<gst::Meta>,
+    output: &mut gst::BufferRef,
+    placement: Option<&Placement>,
+) {
     let api = meta.api();
     if let Some(roi) = meta.downcast_ref::<gst_video::VideoRegionOfInterestMeta>() {
+        let Some(placement) = placement else {
+            gst::debug!(CAT, "not carrying a region of interest into a turned frame");
+            return;
+        };
         let mut moved = gst_video::VideoRegionOfInterestMeta::add(
             output,
             roi.roi_type(),

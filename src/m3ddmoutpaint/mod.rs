@@ -11,7 +11,8 @@
 //! held). The other modules are types that these call: settings, caps
 //! arithmetic, pixel conversion (`frames.rs`), the fill back-ends (`fill.rs`;
 //! the two passes of a keyframe plan in `planned.rs`, the choice in `source.rs`),
-//! the metas an output frame carries from its input (`metas.rs`), and the one mapping of engine errors to GStreamer errors (`errors.rs`).
+//! the metas an output frame carries from its input (`metas.rs`), the frames
+//! turned upright by an orientation tag (`orientation.rs`), and the one mapping of engine errors to GStreamer errors (`errors.rs`).
 
 use std::sync::LazyLock;
 
@@ -24,12 +25,14 @@ mod errors;
 mod fill;
 mod fixate;
 mod flows;
+mod formats;
 mod frames;
 mod generator;
 mod gpu_properties;
 mod imp;
 mod metas;
 mod negotiate;
+mod orientation;
 mod outputpad;
 mod plan_properties;
 mod planned;

@@ -272,6 +272,8 @@ pub struct State {
     pub eos_pending: bool,
     pub stats: Stats,
     pub fps: Option<f64>,
+    /// The warning that a PQ/HLG input's canvas is seen as SDR was posted (once a run).
+    pub told_sdr_canvas: bool,
     pub reported_latency: Option<gst::ClockTime>,
     /// The progress messages of a stream of known length.
     pub progress: Progress,
@@ -337,6 +339,7 @@ impl Default for State {
             eos_pending: false,
             stats: Stats::default(),
             fps: None,
+            told_sdr_canvas: false,
             reported_latency: None,
             progress: Progress::default(),
             deadlines: Deadlines::default(),

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 /// The frame rate of the files made here.
 pub const FPS: u64 = 30;
@@ -222,4 +223,114 @@ pub fn decode(path: &Path) -> Decoded {
     let mut decoded = decoded.lock().unwrap().clone();
     decoded.container = container;
     decoded
+}
+
+/// A 160×96 H.264 MP4 of `frames` black frames with a red 32×32 marker in the
+/// stored frame's top-left corner, its video track's matrix turned by
+/// `degrees` (90, 180 or 270) clockwise, as a phone writes it; qtdemux reads
+/// it back as an `image-orientation` tag. (mp4mux of GStreamer 1.22 does not
+/// write that matrix from a tag, so the matrix is written into the file's
+/// track header here.)
+pub fn make_rotated_mp4(path: &Path, frames: u64, degrees: u32) {
+    play(&format!(
+        "compositor name=c background=black \
+         ! video/x-raw,width=160,height=96,format=I420,framerate={FPS}/1 \
+         ! x264enc ! mp4mux ! filesink location={} \
+         videotestsrc pattern=black num-buffers={frames} \
+         ! video/x-raw,width=160,height=96,framerate={FPS}/1 ! c.sink_0 \
+         videotestsrc pattern=red num-buffers={frames} \
+         ! video/x-raw,width=32,height=32,framerate={FPS}/1 ! c.sink_1",
+        path.display()
+    ))
+    .expect("GStreamer's encoders make the file to rotate");
+    // The matrix's a, b, c, d in 16.16 fixed point (ISO/IEC 14496-12 tkhd).
+    let one = 0x0001_0000u32;
+    let minus_one = 0xffff_0000u32;
+    let (a, b, c, d) = match degrees {
+        90 => (0, one, minus_one, 0),
+        180 => (minus_one, 0, 0, minus_one),
+        270 => (0, minus_one, one, 0),
+        _ => panic!("rotation by {degrees} degrees"),
+    };
+    let mut bytes = std::fs::read(path).unwrap();
+    let tkhd = bytes
+        .windows(4)
+        .position(|w| w == b"tkhd")
+        .expect("the file has a track header");
+    assert_eq!(bytes[tkhd + 4], 0, "a version 0 track header");
+    // After the type: version and flags (4), creation and modification times,
+    // track id, reserved, duration (20), reserved (8), layer, alternate group,
+    // volume, reserved (8): the matrix.
+    let matrix = tkhd + 4 + 40;
+    for (k, value) in [a, b, 0, c, d].into_iter().enumerate() {
+        bytes[matrix + 4 * k..matrix + 4 * k + 4].copy_from_slice(&value.to_be_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The image orientation a file's demuxer reports, if any.
+pub fn orientation_of(path: &Path) -> Option<String> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux ! fakesink",
+        path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut orientation = None;
+    while let Some(msg) = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[
+            gst::MessageType::Tag,
+            gst::MessageType::Eos,
+            gst::MessageType::Error,
+        ],
+    ) {
+        match msg.view() {
+            gst::MessageView::Tag(tag) => {
+                if let Some(value) = tag.tags().get::<gst::tags::ImageOrientation>() {
+                    orientation = Some(value.get().to_string());
+                }
+            }
+            _ => break,
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    orientation
+}
+
+/// The first video frame of a file, decoded to packed RGB: width, height, bytes.
+pub fn first_rgb_frame(path: &Path) -> (u32, u32, Vec<u8>) {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGB \
+         ! appsink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Bin>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let sample = sink
+        .try_pull_preroll(gst::ClockTime::from_seconds(30))
+        .expect("a decoded frame");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
+        .unwrap();
+    let stride = frame.plane_stride()[0] as usize;
+    let row = info.width() as usize * 3;
+    let data = frame.plane_data(0).unwrap();
+    let pixels = data
+        .chunks(stride)
+        .take(info.height() as usize)
+        .flat_map(|line| line[..row].to_vec())
+        .collect();
+    (info.width(), info.height(), pixels)
 }
