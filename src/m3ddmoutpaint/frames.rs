@@ -32,15 +32,15 @@ fn rgb_info(
         .map_err(|err| format!("cannot describe a {width}x{height} RGB frame: {err}"))
 }
 
-/// A converter between two frame layouts, its lines split over every core
-/// (the result does not depend on the split).
+/// A converter between two frame layouts, its lines split over `threads`
+/// threads (the result does not depend on the split).
 fn converter(
     from: &gst_video::VideoInfo,
     to: &gst_video::VideoInfo,
     mut config: gst_video::VideoConverterConfig,
+    threads: u32,
 ) -> Result<gst_video::VideoConverter, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    config.set_threads(cores as u32);
+    config.set_threads(threads.max(1));
     gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
         format!(
             "cannot convert {:?} {}x{} to {:?} {}x{}: {err}",
@@ -70,8 +70,12 @@ struct RgbScaler {
 }
 
 impl RgbScaler {
-    fn new(from: &gst_video::VideoInfo, info: gst_video::VideoInfo) -> Result<Self, String> {
-        let converter = converter(from, &info, gst_video::VideoConverterConfig::new())?;
+    fn new(
+        from: &gst_video::VideoInfo,
+        info: gst_video::VideoInfo,
+        threads: u32,
+    ) -> Result<Self, String> {
+        let converter = converter(from, &info, gst_video::VideoConverterConfig::new(), threads)?;
         Ok(RgbScaler { info, converter })
     }
 
@@ -111,20 +115,25 @@ pub struct ContentScaler {
 }
 
 impl ContentScaler {
-    /// With `detects_cuts`, each frame also gets its square for the detector.
-    pub fn new(config: &StreamConfig, detects_cuts: bool) -> Result<ContentScaler, String> {
+    /// With `detects_cuts`, each frame also gets its square for the detector;
+    /// the converters use `threads` threads.
+    pub fn new(
+        config: &StreamConfig,
+        detects_cuts: bool,
+        threads: u32,
+    ) -> Result<ContentScaler, String> {
         let content = config.canvas.content;
         let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
         let cut_image = if detects_cuts {
             let side = ANALYSIS_SIDE as u32;
             let info = rgb_info(side, side, &config.in_info)?;
-            Some(RgbScaler::new(&config.in_info, info)?)
+            Some(RgbScaler::new(&config.in_info, info, threads)?)
         } else {
             None
         };
         Ok(ContentScaler {
             in_info: config.in_info.clone(),
-            content: RgbScaler::new(&config.in_info, content_info)?,
+            content: RgbScaler::new(&config.in_info, content_info, threads)?,
             cut_image,
         })
     }
@@ -158,20 +167,26 @@ impl Repacker {
     fn between(
         from: &gst_video::VideoInfo,
         format: gst_video::VideoFormat,
+        threads: u32,
     ) -> Result<Option<Repacker>, String> {
         if from.format() == format {
             return Ok(None);
         }
         let to = with_format(from, format)?;
-        let converter = converter(from, &to, repack_options())?;
+        let converter = converter(from, &to, repack_options(), threads)?;
         Ok(Some(Repacker { to, converter }))
     }
 
+    /// `frame` repacked, into a buffer of `pool` when given.
     fn repack(
         &self,
         frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        pool: Option<&gst::BufferPool>,
     ) -> Result<gst_video::VideoFrame<gst_video::video_frame::Writable>, String> {
-        let mut out = new_frame(&self.to)?;
+        let mut out = match pool {
+            Some(pool) => pooled_frame(pool, &self.to)?,
+            None => new_frame(&self.to)?,
+        };
         self.converter
             .frame_ref(frame, &mut out.as_mut_video_frame_ref());
         Ok(out)
@@ -186,6 +201,22 @@ fn new_frame(
         .map_err(|err| format!("cannot allocate a {:?} frame: {err}", info.format()))?;
     gst_video::VideoFrame::from_buffer_writable(buffer, info)
         .map_err(|_| format!("cannot map a {:?} frame", info.format()))
+}
+
+/// A writable frame of `info` in a buffer of downstream's `pool`.
+fn pooled_frame(
+    pool: &gst::BufferPool,
+    info: &gst_video::VideoInfo,
+) -> Result<gst_video::VideoFrame<gst_video::video_frame::Writable>, String> {
+    let buffer = pool
+        .acquire_buffer(None)
+        .map_err(|err| format!("downstream's buffer pool gives no buffer: {err:?}"))?;
+    gst_video::VideoFrame::from_buffer_writable(buffer, info).map_err(|_| {
+        format!(
+            "cannot map a {:?} frame of downstream's pool",
+            info.format()
+        )
+    })
 }
 
 /// Builds output frames from generated canvases and the input buffers.
@@ -207,15 +238,16 @@ pub struct Compositor {
 }
 
 impl Compositor {
-    /// The compositor of one output of `in_info`'s frames.
+    /// The compositor of one output of `in_info`'s frames; its converters use `threads` threads.
     pub fn new(
         in_info: &gst_video::VideoInfo,
         output: &OutputConfig,
         feather: u32,
+        threads: u32,
     ) -> Result<Compositor, String> {
         let side = output.layout.canvas;
         let work_info = with_format(&output.out_info, composing_format(output.out_info.format()))?;
-        let packer = Repacker::between(&work_info, output.out_info.format())?;
+        let packer = Repacker::between(&work_info, output.out_info.format(), threads)?;
         let canvas_info = rgb_info(side, side, &work_info)?;
         let crop = output.layout.output_crop;
         let mut options = gst_video::VideoConverterConfig::new();
@@ -227,7 +259,7 @@ impl Compositor {
         // smooth generated content, and at 1080p → 9:16 this halves the cost of
         // the largest step of a frame (a 2-level difference from bicubic).
         options.set_resampler_method(gst_video::VideoResamplerMethod::Linear);
-        let crop_converter = converter(&canvas_info, &work_info, options)?;
+        let crop_converter = converter(&canvas_info, &work_info, options, threads)?;
         let source = output.output.source;
         let mut unpacker = None;
         let source_scaler = if output.scales_source(in_info) {
@@ -237,9 +269,9 @@ impl Compositor {
             options.set_dest_width(Some(source.width() as i32));
             options.set_dest_height(Some(source.height() as i32));
             options.set_fill_border(false);
-            Some(converter(in_info, &work_info, options)?)
+            Some(converter(in_info, &work_info, options, threads)?)
         } else {
-            unpacker = Repacker::between(in_info, work_info.format())?;
+            unpacker = Repacker::between(in_info, work_info.format(), threads)?;
             None
         };
         Ok(Compositor {
@@ -255,12 +287,14 @@ impl Compositor {
         })
     }
 
-    /// The output frame of `input` whose new area comes from `canvas`; it
-    /// carries the input's timestamps, duration, flags and metas (`metas.rs`).
+    /// The output frame of `input` whose new area comes from `canvas`, in a
+    /// buffer of `pool` when given; it carries the input's timestamps,
+    /// duration, flags and metas (`metas.rs`).
     pub fn compose(
         &self,
         canvas: &RgbImage,
         input: &gst::BufferRef,
+        pool: Option<&gst::BufferPool>,
     ) -> Result<gst::Buffer, String> {
         let side = self.canvas_info.width();
         if canvas.width != side
@@ -275,7 +309,10 @@ impl Compositor {
             ));
         }
         let canvas_frame = self.canvas_frame(canvas)?;
-        let mut output = new_frame(&self.work_info)?;
+        let mut output = match (&self.packer, pool) {
+            (None, Some(pool)) => pooled_frame(pool, &self.work_info)?,
+            _ => new_frame(&self.work_info)?,
+        };
         self.converter.frame(&canvas_frame, &mut output);
 
         let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
@@ -289,7 +326,7 @@ impl Compositor {
             scaler.frame_ref(&source, &mut output.as_mut_video_frame_ref());
         }
         let unpacked = match &self.unpacker {
-            Some(unpacker) => Some(unpacker.repack(&source)?),
+            Some(unpacker) => Some(unpacker.repack(&source, None)?),
             None => None,
         };
         let source = match &unpacked {
@@ -300,7 +337,7 @@ impl Compositor {
             self.paste_plane(&source, &mut output, plane)?;
         }
         let mut output = match &self.packer {
-            Some(packer) => packer.repack(&output.as_video_frame_ref())?,
+            Some(packer) => packer.repack(&output.as_video_frame_ref(), pool)?,
             None => output,
         }
         .into_buffer();

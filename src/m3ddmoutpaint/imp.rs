@@ -212,7 +212,7 @@ impl M3ddmOutpaint {
             gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{err}"));
             return false;
         }
-        let scaler = match ContentScaler::new(config, run.detects_cuts()) {
+        let scaler = match ContentScaler::new(config, run.detects_cuts(), run.converter_threads()) {
             Ok(scaler) => scaler,
             Err(err) => {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
@@ -370,13 +370,19 @@ impl M3ddmOutpaint {
         let models = self.ensure_model(&settings)?;
         let plan = planned::load_plan(&settings, &models)
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let run = RunContext {
+        let mut run = RunContext {
             settings,
             models,
             plan,
+            chunk_estimate: None,
         };
         run.check_memory(0)
             .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
+        run.chunk_estimate = run.estimate_chunk().unwrap_or_else(|err| {
+            gst::warning!(CAT, imp = self, "cannot estimate a chunk's time: {err}");
+            None
+        });
+        gst::debug!(CAT, imp = self, "chunk estimate {:?}", run.chunk_estimate);
         Ok(run)
     }
 

@@ -81,5 +81,7 @@ pub fn configure(
     Ok(Configured {
         config,
         pads: outputs.iter().map(|(pad, _)| pad.clone()).collect(),
+        in_caps: in_caps.clone(),
+        shapes: outputs.iter().map(|(_, shape)| *shape).collect(),
     })
 }

@@ -494,9 +494,10 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("n-threads")
             .nick("Threads")
-            .blurb("ONNX Runtime threads for the model's operators; 0 = the process's shared pool, \
-                    one thread per core (element instances with the same model-path, provider, device \
-                    and n-threads share one loaded model)")
+            .blurb("ONNX Runtime threads for the model's operators and threads of each video converter; \
+                    0 = the process's shared ONNX Runtime pool, one thread per core, and for the converters \
+                    the cores divided among the elements running in the process (element instances with \
+                    the same model-path, provider, device and n-threads share one loaded model)")
             .maximum(limits::MAX_THREADS)
             .default_value(limits::DEFAULT_THREADS)
             .mutable_ready()
