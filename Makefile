@@ -34,9 +34,12 @@ CARGO_JOBS ?= $(shell nproc)
 # good (MP4/QuickTime and Matroska demux+mux, aacparse), ugly (x264enc), x (timeoverlay
 # of the demo), libav (H.264, H.265 and AAC decoders, the AAC encoder avenc_aac), bad
 # (h264parse/h265parse, and tsdemux for MPEG-TS recordings). See README "Files".
+# The RTSP example server and its test: libgstrtspserver-1.0-dev (gstreamer-rtsp-server),
+# gstreamer1.0-rtsp (its GStreamer plugin; rtspsrc is in -good), ffmpeg (the second, non-GStreamer client).
 APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv
+	gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav gstreamer1.0-plugins-bad python3-venv \
+	libgstrtspserver-1.0-dev gstreamer1.0-rtsp ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: model eval all deps venv gpu-venv gpu-check gpu-check-run gpu-bench gpu-bench-run serving-venv serve build test lint test-rust test-python conformance check-element long-file demo bench tiny-model fuzz soak clean

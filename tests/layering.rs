@@ -28,7 +28,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["window"],
     &["clip"],
     &["stream", "stream_stats"],
-    &["twopass"],
+    &["twopass", "calibration"],
 ];
 
 fn source_dir(name: &str) -> PathBuf {

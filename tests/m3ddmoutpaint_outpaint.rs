@@ -150,8 +150,27 @@ fn test_outpaint_latency_is_the_lookahead() {
     h.play();
     h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=36,framerate=30/1");
     h.set_upstream_latency(gst::ClockTime::ZERO);
-    // 16 frames at 30 fps; no chunk has run yet, so no processing time is known.
-    let expected = gst::ClockTime::SECOND.mul_div_floor(16, 30).unwrap();
+    // 16 frames at 30 fps, and (no chunk has run yet) the chunk time the
+    // element estimated at READY: the window cost remembered for this model
+    // directory, placement and guidance, times the windows of a 16-frame chunk.
+    let options = gstm3ddm::engine::ModelOptions {
+        model_dir: tiny_model(),
+        session: gstm3ddm::engine::SessionConfig {
+            provider: gstm3ddm::engine::ExecutionProvider::Cpu,
+            ..Default::default()
+        },
+        remote: Default::default(),
+    };
+    let model = gstm3ddm::engine::Model::shared(&options).unwrap();
+    let params = gstm3ddm::engine::DenoiseParams {
+        steps: 2,
+        ..Default::default()
+    };
+    let cost = gstm3ddm::engine::calibration::window_cost(&model, &params).unwrap();
+    let chunk = cost.chunk(16, 2);
+    assert!(chunk > std::time::Duration::ZERO);
+    let expected = gst::ClockTime::SECOND.mul_div_floor(16, 30).unwrap()
+        + gst::ClockTime::from_nseconds(chunk.as_nanos() as u64);
     assert_eq!(h.query_latency(), Some(expected));
 }
 

@@ -35,10 +35,19 @@ class HubModel:
 
 HUB_MODELS = {
     "m3ddm": HubModel("m3ddm", "alimama-creative/M3DDM-Video-Outpainting", SD15_VAE_REPO,
-                      "apache-2.0 (the official code's licence)", "creativeml-openrail-m"),
+                      "apache-2.0", "creativeml-openrail-m"),
     "m3ddm-plus": HubModel("m3ddm-plus", "MurakawaTakuya/M3DDM-Plus", SD15_VAE_REPO,
                            "apache-2.0", "creativeml-openrail-m"),
 }
+def published_licence(repo: str) -> str | None:
+    """The licence a known repository publishes (for when its model card cannot be read)."""
+    for model in HUB_MODELS.values():
+        for known, licence in ((model.unet_repo, model.unet_licence), (model.vae_repo, model.vae_licence)):
+            if known == repo:
+                return f"{licence}, as published (the model card was not read)"
+    return None
+
+
 # Weight files in order of preference: safetensors (no pickle) before .bin, and the
 # repository's full-precision file before its fp16 variant unless fp16 graphs are made.
 FULL_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -67,6 +76,8 @@ class RepoPart:
     sizes: dict[str, int | None] = field(default_factory=dict)
     licence: str = "unknown"
     commit: str | None = None
+    # sha256 the hub lists for its LFS files (online only): the downloads are checked against it.
+    listed_sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def files(self) -> list[str]:
@@ -126,7 +137,7 @@ def describe_hub_error(err: Exception, repo: str, revision: str, filename: str |
 def card_licence(card_data) -> str | None:
     if card_data is None:
         return None
-    licence = getattr(card_data, "license", None) or (card_data.get("license") if hasattr(card_data, "get") else None)
+    licence = getattr(card_data, "license", None)
     return str(licence) if licence else None
 
 
@@ -163,7 +174,8 @@ def plan_online(api, what: str, repo: str, revision: str, folders, precision: st
     siblings = {s.rfilename: s for s in info.siblings or []}
     part = choose_part(what, repo, revision, folders, siblings.__contains__, precision)
     part.sizes = {name: siblings[name].size for name in part.files}
-    part.licence = card_licence(info.card_data) or "not stated on the model card"
+    part.listed_sha256 = {name: siblings[name].lfs.sha256 for name in part.files if siblings[name].lfs}
+    part.licence = card_licence(info.card_data) or published_licence(repo) or "not stated on the model card"
     part.commit = info.sha
     return part
 
@@ -180,7 +192,7 @@ def plan_offline(what: str, repo: str, revision: str, folders, precision: str) -
     part = choose_part(what, repo, revision, folders, present, precision)
     paths = [Path(try_to_load_from_cache(repo, name, revision=revision)) for name in part.files]
     part.sizes = {name: path.stat().st_size for name, path in zip(part.files, paths)}
-    part.licence = cached_readme_licence(repo, revision) or "not in the cache"
+    part.licence = cached_readme_licence(repo, revision) or published_licence(repo) or "model card not in the cache"
     part.commit = snapshot_commit(paths[0])
     return part
 
@@ -284,23 +296,31 @@ class Fetched:
 
 
 def provenance(part: RepoPart, directory: Path) -> dict:
+    """Where the part came from, each file's size and sha256 (checked against the hub's listing)."""
     from huggingface_hub import constants
 
     from .checkpoint import sha256_of
+    files = {}
+    for name in part.files:
+        path = directory / Path(name).name
+        files[name] = {"size": path.stat().st_size, "sha256": sha256_of(path)}
+        listed = part.listed_sha256.get(name)
+        if listed and listed != files[name]["sha256"]:
+            raise ExportError(f"The downloaded {name} of {part.repo} has sha256 {files[name]['sha256']}, but the hub "
+                              f"lists {listed}; delete {path.resolve()} from the cache and run again.")
     return {"endpoint": constants.ENDPOINT, "repo": part.repo, "revision": part.revision, "commit": part.commit,
             "licence": part.licence,
-            "files": {name: {"size": (directory / Path(name).name).stat().st_size,
-                             "sha256": sha256_of(directory / Path(name).name)} for name in part.files}}
+            "files": files}
 
 
 def fetch_checkpoints(unet_repo: str, vae_repo: str, revision: str, vae_revision: str, precision: str,
                       out: Path) -> tuple[Fetched, Fetched]:
     """Plans, checks the disk, prints, downloads: the U-Net's and the VAE's checkpoint directories."""
+    from huggingface_hub import constants
     unet = plan_part("U-Net", unet_repo, revision, UNET_FOLDERS, precision)
     vae = plan_part("VAE", vae_repo, vae_revision, VAE_FOLDERS, precision)
     to_download = missing_bytes(unet) + missing_bytes(vae)
     print_plan([unet, vae], to_download)
-    from huggingface_hub import constants
     unet_bytes = unet.sizes.get(unet.files[1]) or 0
     output = int(OUTPUT_FACTOR[precision] * (unet_bytes + (vae.sizes.get(vae.files[1]) or 0)))
     check_disk([("the download", Path(constants.HF_HUB_CACHE), to_download),

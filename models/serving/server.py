@@ -2,6 +2,7 @@
 
     python -m serving --model DIR [--grpc-port 8001] [--http-port 8000] [--host 127.0.0.1]
                       [--max-batch 8] [--stop-on-eof] [--start-timeout 120] [--log FILE]
+                      [--triton-arg=--grpc-use-ssl=true ...]
 
 Uses the tritonserver binary (Triton 2.51) and python backend bundled in PyPI's
 nvidia-pytriton, not its Python API. Into a temporary directory it writes the model's Triton
@@ -12,7 +13,8 @@ see Triton's own gRPC and HTTP endpoints, model configs and metadata.
 stdout gets two lines: `ready grpc=HOST:PORT http=HOST:PORT models=... (N.N s)` once every
 model is loaded, and `stopped` after SIGTERM or SIGINT (or, with --stop-on-eof, the end of
 stdin, so that a parent that dies takes the server with it). Triton's log goes to a file.
-A failure is one sentence on stderr and exit status 1.
+A failure is one sentence on stderr and exit status 1. `--triton-arg` passes more options to
+tritonserver (TLS, mutual TLS, restricted protocols: the element's security tests use them).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-on-eof", action="store_true", help="also stop when stdin reaches its end")
     p.add_argument("--start-timeout", type=float, default=120.0, help="seconds to wait for readiness (default 120)")
     p.add_argument("--log", type=Path, help="write Triton's log here (default: a file in the temporary directory)")
+    p.add_argument("--triton-arg", action="append", default=[], metavar="ARG",
+                   help="one more tritonserver option, e.g. --triton-arg=--grpc-use-ssl=true (repeatable)")
     return p
 
 
@@ -115,7 +119,8 @@ def triton_command(dist: Path, repo: Path, backends: Path, args: argparse.Namesp
     return [str(dist / "bin" / "tritonserver"), f"--model-repository={repo}", f"--backend-directory={backends}",
             f"--grpc-address={args.host}", f"--grpc-port={args.grpc_port}",
             f"--http-address={args.host}", f"--http-port={args.http_port}",
-            "--allow-metrics=false", "--disable-auto-complete-config", f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
+            "--allow-metrics=false", "--disable-auto-complete-config", f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            *args.triton_arg]
 
 
 def triton_environment(libs: Path) -> dict:

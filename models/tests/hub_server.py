@@ -8,7 +8,8 @@ huggingface_hub's model_info and hf_hub_download use (point HF_ENDPOINT at `url`
 Every request must carry `Authorization: Bearer TOKEN`; another token or none is 401 as the hub
 answers it. `stall_after` makes the download of a file stop after that many bytes until
 `release` is set (a stalled connection to interrupt); `missing` lists files that are listed but
-answer 404 EntryNotFound; `claimed_sizes` overrides the sizes the listing claims.
+answer 404 EntryNotFound; `claimed_sizes` overrides the sizes the listing claims; `corrupt` files
+are served changed (the listing keeps the true sha256).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class HubState:
     stall_after: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     claimed_sizes: dict[str, int] = field(default_factory=dict)
+    corrupt: set[str] = field(default_factory=set)  # files served with their first byte changed
     release: threading.Event = field(default_factory=threading.Event)
     ranges: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header) of each GET
     served: dict[str, int] = field(default_factory=dict)  # bytes sent per file
@@ -117,6 +119,8 @@ class HubHandler(BaseHTTPRequestHandler):
         if files is None:
             return
         data = files[path]
+        if f"{repo}/{path}" in self.state.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
         headers = {"X-Repo-Commit": commit_of(files), "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
                    "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         if not send_body:

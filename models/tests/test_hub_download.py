@@ -157,6 +157,18 @@ def test_a_listed_file_that_is_missing_is_one_sentence(hub, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_a_download_that_differs_from_the_listed_sha256_is_refused(hub, tmp_path):
+    hub.state.corrupt.add(f"{M3DDM_PLUS_REPO}/{UNET_WEIGHTS}")
+    run = run_exporter("--from-hub", "m3ddm-plus", "--out", str(tmp_path / "m"), *EXPORT,
+                       env=hub_env(hub, tmp_path / "hf"))
+    assert run.returncode == 1
+    listed = hashlib.sha256(hub.state.repos[M3DDM_PLUS_REPO][UNET_WEIGHTS]).hexdigest()
+    sentence = one_sentence(run)
+    assert sentence.startswith(f"m3ddm_export: The downloaded {UNET_WEIGHTS} of {M3DDM_PLUS_REPO} has sha256 ")
+    assert f"but the hub lists {listed}; delete " in sentence and sentence.endswith(" from the cache and run again.")
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_repository_without_a_checkpoint_or_revision_is_one_sentence(hub, tmp_path):
     env = hub_env(hub, tmp_path / "hf")
     run = run_exporter("--from-hub", "m3ddm", "--unet-repo", VAE_REPO, "--out", str(tmp_path / "m"), *EXPORT,

@@ -89,7 +89,9 @@ def test_make_model_m3ddm_bin_layout(hub_home, tmp_path):
                           f"OUT={out}", "CANVAS=128"],
                          capture_output=True, text=True, env=offline_env(home, tmp_path / "unused"))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "diffusion_pytorch_model.bin" in run.stderr and "licence" in run.stderr
+    assert "diffusion_pytorch_model.bin" in run.stderr
+    # This stand-in has no model card: the licence M3DDM publishes is shown, marked as such.
+    assert "licence: apache-2.0, as published (the model card was not read)" in run.stderr
     check_provenance(out, hub, M3DDM_REPO, "diffusion_pytorch_model.bin")
     frames = run_in_element(str(out), tmp_path)
     assert frames[:, :, :16].std() > 0, "the generated band is flat"
@@ -138,3 +140,13 @@ def test_offline_refusals_are_sentences(hub_home, tmp_path, args, sentence):
     assert sentence in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) <= 1 or "from the local cache" in run.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("make_args,precision", [((), "fp32"), (("GPU=1",), "fp16"),
+                                                 (("GPU=1", "PRECISION=fp32"), "fp32")])
+def test_make_model_precision_defaults_to_fp16_with_gpu(make_args, precision):
+    """`make model` makes fp32 graphs, fp16 ones with GPU=1, PRECISION= over both (make -n: the command only)."""
+    run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(PROJECT_ROOT), "model", "MODEL=m3ddm-plus",
+                          *make_args], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"--from-hub m3ddm-plus --precision {precision}" in run.stdout

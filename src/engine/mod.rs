@@ -2,6 +2,7 @@
 //! The M3DDM engine: everything between pixels and ONNX Runtime, with no
 //! GStreamer types, so it is tested on its own. See DESIGN.md for the map.
 
+pub mod calibration;
 pub mod cancel;
 pub mod clip;
 pub mod compose;

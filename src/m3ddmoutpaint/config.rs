@@ -11,36 +11,9 @@
 //! layout of all their ratios (`target_ratio_list`), each cropping its own
 //! frame at the content's scale, so that one diffusion run serves them all.
 
-use gst_video::VideoFormat;
-
+use super::formats::{FORMATS, names_of_formats, size_alignment};
 use crate::engine::geometry::{self, CanvasLayout, Margins, OutputLayout, Ratio, Rect};
 use crate::engine::limits::{MAX_OUTPUT_SIDE, MIN_FRAME_SIDE};
-
-/// The formats handled, in order of preference; the output has the input's format.
-pub const FORMATS: [VideoFormat; 6] = [
-    VideoFormat::Rgb,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Bgrx,
-    VideoFormat::I420,
-    VideoFormat::Nv12,
-];
-
-/// Width and height of the output must be multiples of this (chroma subsampling).
-pub fn size_alignment(format: VideoFormat) -> u32 {
-    match format {
-        VideoFormat::I420 | VideoFormat::Nv12 => 2,
-        _ => 1,
-    }
-}
-
-pub fn names_of_formats() -> String {
-    FORMATS
-        .iter()
-        .map(|f| f.to_str().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The pixel-aspect-ratio as a ratio (1:1 when unset or invalid).
 pub fn pixel_aspect(par: gst::Fraction) -> Ratio {

@@ -6,10 +6,13 @@
 //! source's planes copied bit-exact into their box (or, when downstream fixed
 //! a smaller or larger frame, the source scaled straight into its box of that
 //! frame: no full-resolution frame in between), the seam feathered outwards.
+//! A packed format is composed in its planar twin and packed at the end
+//! (`formats.rs`).
 
 use gst_video::prelude::*;
 
 use super::config::{OutputConfig, StreamConfig};
+use super::formats::{composing_format, plane_layout, repack_options, with_format};
 use super::metas::{Placement, carry_metas};
 use crate::engine::compose::{PlaneMut, PlaneRef, blit, feather_seam};
 use crate::engine::scene::ANALYSIS_SIDE;
@@ -29,15 +32,15 @@ fn rgb_info(
         .map_err(|err| format!("cannot describe a {width}x{height} RGB frame: {err}"))
 }
 
-/// A converter between two frame layouts, its lines split over every core
-/// (the result does not depend on the split).
+/// A converter between two frame layouts, its lines split over `threads`
+/// threads (the result does not depend on the split).
 fn converter(
     from: &gst_video::VideoInfo,
     to: &gst_video::VideoInfo,
     mut config: gst_video::VideoConverterConfig,
+    threads: u32,
 ) -> Result<gst_video::VideoConverter, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    config.set_threads(cores as u32);
+    config.set_threads(threads.max(1));
     gst_video::VideoConverter::new(from, to, Some(config)).map_err(|err| {
         format!(
             "cannot convert {:?} {}x{} to {:?} {}x{}: {err}",
@@ -67,8 +70,12 @@ struct RgbScaler {
 }
 
 impl RgbScaler {
-    fn new(from: &gst_video::VideoInfo, info: gst_video::VideoInfo) -> Result<Self, String> {
-        let converter = converter(from, &info, gst_video::VideoConverterConfig::new())?;
+    fn new(
+        from: &gst_video::VideoInfo,
+        info: gst_video::VideoInfo,
+        threads: u32,
+    ) -> Result<Self, String> {
+        let converter = converter(from, &info, gst_video::VideoConverterConfig::new(), threads)?;
         Ok(RgbScaler { info, converter })
     }
 
@@ -108,20 +115,25 @@ pub struct ContentScaler {
 }
 
 impl ContentScaler {
-    /// With `detects_cuts`, each frame also gets its square for the detector.
-    pub fn new(config: &StreamConfig, detects_cuts: bool) -> Result<ContentScaler, String> {
+    /// With `detects_cuts`, each frame also gets its square for the detector;
+    /// the converters use `threads` threads.
+    pub fn new(
+        config: &StreamConfig,
+        detects_cuts: bool,
+        threads: u32,
+    ) -> Result<ContentScaler, String> {
         let content = config.canvas.content;
         let content_info = rgb_info(content.width(), content.height(), &config.in_info)?;
         let cut_image = if detects_cuts {
             let side = ANALYSIS_SIDE as u32;
             let info = rgb_info(side, side, &config.in_info)?;
-            Some(RgbScaler::new(&config.in_info, info)?)
+            Some(RgbScaler::new(&config.in_info, info, threads)?)
         } else {
             None
         };
         Ok(ContentScaler {
             in_info: config.in_info.clone(),
-            content: RgbScaler::new(&config.in_info, content_info)?,
+            content: RgbScaler::new(&config.in_info, content_info, threads)?,
             cut_image,
         })
     }
@@ -144,29 +156,99 @@ impl ContentScaler {
     }
 }
 
+/// A lossless conversion between a packed format and its planar twin.
+struct Repacker {
+    to: gst_video::VideoInfo,
+    converter: gst_video::VideoConverter,
+}
+
+impl Repacker {
+    /// A repacker from `from` to its format `format`, or `None` when they are the same.
+    fn between(
+        from: &gst_video::VideoInfo,
+        format: gst_video::VideoFormat,
+        threads: u32,
+    ) -> Result<Option<Repacker>, String> {
+        if from.format() == format {
+            return Ok(None);
+        }
+        let to = with_format(from, format)?;
+        let converter = converter(from, &to, repack_options(), threads)?;
+        Ok(Some(Repacker { to, converter }))
+    }
+
+    /// `frame` repacked, into a buffer of `pool` when given.
+    fn repack(
+        &self,
+        frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        pool: Option<&gst::BufferPool>,
+    ) -> Result<gst_video::VideoFrame<gst_video::video_frame::Writable>, String> {
+        let mut out = match pool {
+            Some(pool) => pooled_frame(pool, &self.to)?,
+            None => new_frame(&self.to)?,
+        };
+        self.converter
+            .frame_ref(frame, &mut out.as_mut_video_frame_ref());
+        Ok(out)
+    }
+}
+
+/// A new writable frame of `info`.
+fn new_frame(
+    info: &gst_video::VideoInfo,
+) -> Result<gst_video::VideoFrame<gst_video::video_frame::Writable>, String> {
+    let buffer = gst::Buffer::with_size(info.size())
+        .map_err(|err| format!("cannot allocate a {:?} frame: {err}", info.format()))?;
+    gst_video::VideoFrame::from_buffer_writable(buffer, info)
+        .map_err(|_| format!("cannot map a {:?} frame", info.format()))
+}
+
+/// A writable frame of `info` in a buffer of downstream's `pool`.
+fn pooled_frame(
+    pool: &gst::BufferPool,
+    info: &gst_video::VideoInfo,
+) -> Result<gst_video::VideoFrame<gst_video::video_frame::Writable>, String> {
+    let buffer = pool
+        .acquire_buffer(None)
+        .map_err(|err| format!("downstream's buffer pool gives no buffer: {err:?}"))?;
+    gst_video::VideoFrame::from_buffer_writable(buffer, info).map_err(|_| {
+        format!(
+            "cannot map a {:?} frame of downstream's pool",
+            info.format()
+        )
+    })
+}
+
 /// Builds output frames from generated canvases and the input buffers.
 pub struct Compositor {
     in_info: gst_video::VideoInfo,
-    out_info: gst_video::VideoInfo,
+    /// The frame composed: the output's, or its planar twin's.
+    work_info: gst_video::VideoInfo,
     canvas_info: gst_video::VideoInfo,
     /// Scales the canvas's output crop to the whole output frame.
     converter: gst_video::VideoConverter,
     /// Scales the source into its box of the output frame, when its size differs.
     source_scaler: Option<gst_video::VideoConverter>,
+    /// The input in the composing format, for a packed format.
+    unpacker: Option<Repacker>,
+    /// The composed frame in the output's format, for a packed format.
+    packer: Option<Repacker>,
     source: Rect,
     feather: u32,
 }
 
 impl Compositor {
-    /// The compositor of one output of `in_info`'s frames.
+    /// The compositor of one output of `in_info`'s frames; its converters use `threads` threads.
     pub fn new(
         in_info: &gst_video::VideoInfo,
         output: &OutputConfig,
         feather: u32,
+        threads: u32,
     ) -> Result<Compositor, String> {
         let side = output.layout.canvas;
-        let out_info = &output.out_info;
-        let canvas_info = rgb_info(side, side, out_info)?;
+        let work_info = with_format(&output.out_info, composing_format(output.out_info.format()))?;
+        let packer = Repacker::between(&work_info, output.out_info.format(), threads)?;
+        let canvas_info = rgb_info(side, side, &work_info)?;
         let crop = output.layout.output_crop;
         let mut options = gst_video::VideoConverterConfig::new();
         options.set_src_x(crop.x0 as i32);
@@ -177,8 +259,9 @@ impl Compositor {
         // smooth generated content, and at 1080p → 9:16 this halves the cost of
         // the largest step of a frame (a 2-level difference from bicubic).
         options.set_resampler_method(gst_video::VideoResamplerMethod::Linear);
-        let crop_converter = converter(&canvas_info, out_info, options)?;
+        let crop_converter = converter(&canvas_info, &work_info, options, threads)?;
         let source = output.output.source;
+        let mut unpacker = None;
         let source_scaler = if output.scales_source(in_info) {
             let mut options = gst_video::VideoConverterConfig::new();
             options.set_dest_x(source.x0 as i32);
@@ -186,27 +269,32 @@ impl Compositor {
             options.set_dest_width(Some(source.width() as i32));
             options.set_dest_height(Some(source.height() as i32));
             options.set_fill_border(false);
-            Some(converter(in_info, out_info, options)?)
+            Some(converter(in_info, &work_info, options, threads)?)
         } else {
+            unpacker = Repacker::between(in_info, work_info.format(), threads)?;
             None
         };
         Ok(Compositor {
             in_info: in_info.clone(),
-            out_info: out_info.clone(),
+            work_info,
             canvas_info,
             converter: crop_converter,
             source_scaler,
+            unpacker,
+            packer,
             source,
             feather,
         })
     }
 
-    /// The output frame of `input` whose new area comes from `canvas`; it
-    /// carries the input's timestamps, duration, flags and metas (`metas.rs`).
+    /// The output frame of `input` whose new area comes from `canvas`, in a
+    /// buffer of `pool` when given; it carries the input's timestamps,
+    /// duration, flags and metas (`metas.rs`).
     pub fn compose(
         &self,
         canvas: &RgbImage,
         input: &gst::BufferRef,
+        pool: Option<&gst::BufferPool>,
     ) -> Result<gst::Buffer, String> {
         let side = self.canvas_info.width();
         if canvas.width != side
@@ -221,10 +309,10 @@ impl Compositor {
             ));
         }
         let canvas_frame = self.canvas_frame(canvas)?;
-        let output = gst::Buffer::with_size(self.out_info.size())
-            .map_err(|err| format!("cannot allocate an output frame: {err}"))?;
-        let mut output = gst_video::VideoFrame::from_buffer_writable(output, &self.out_info)
-            .map_err(|_| "cannot map an output frame".to_string())?;
+        let mut output = match (&self.packer, pool) {
+            (None, Some(pool)) => pooled_frame(pool, &self.work_info)?,
+            _ => new_frame(&self.work_info)?,
+        };
         self.converter.frame(&canvas_frame, &mut output);
 
         let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
@@ -237,10 +325,22 @@ impl Compositor {
         if let Some(scaler) = &self.source_scaler {
             scaler.frame_ref(&source, &mut output.as_mut_video_frame_ref());
         }
-        for plane in 0..self.out_info.n_planes() {
+        let unpacked = match &self.unpacker {
+            Some(unpacker) => Some(unpacker.repack(&source, None)?),
+            None => None,
+        };
+        let source = match &unpacked {
+            Some(frame) => frame.as_video_frame_ref(),
+            None => source,
+        };
+        for plane in 0..self.work_info.n_planes() {
             self.paste_plane(&source, &mut output, plane)?;
         }
-        let mut output = output.into_buffer();
+        let mut output = match &self.packer {
+            Some(packer) => packer.repack(&output.as_video_frame_ref(), pool)?,
+            None => output,
+        }
+        .into_buffer();
         input
             .copy_into(
                 output.make_mut(),
@@ -250,7 +350,7 @@ impl Compositor {
             .map_err(|err| format!("cannot copy the input's timestamps: {err}"))?;
         let placement = Placement {
             input: (self.in_info.width(), self.in_info.height()),
-            output: (self.out_info.width(), self.out_info.height()),
+            output: (self.work_info.width(), self.work_info.height()),
             source: self.source,
         };
         carry_metas(input, output.make_mut(), &placement);
@@ -283,13 +383,8 @@ impl Compositor {
         output: &mut gst_video::VideoFrame<gst_video::video_frame::Writable>,
         plane: u32,
     ) -> Result<(), String> {
-        let finfo = self.out_info.format_info();
-        // The first component stored in this plane gives its subsampling and pixel size.
-        let component = (0..finfo.n_components() as usize)
-            .find(|&c| finfo.plane()[c] == plane)
-            .ok_or_else(|| format!("plane {plane} of {:?} holds no component", finfo.format()))?;
-        let (w_sub, h_sub) = (finfo.w_sub()[component], finfo.h_sub()[component]);
-        let bytes_per_pixel = finfo.pixel_stride()[component] as usize;
+        let layout = plane_layout(self.work_info.format(), plane)?;
+        let (w_sub, h_sub, bytes_per_pixel) = (layout.w_sub, layout.h_sub, layout.bytes_per_pixel);
         let scaled = |value: u32, sub: u32| value.div_ceil(1 << sub);
         let plane_box = Rect::at(
             self.source.x0 >> w_sub,
@@ -297,8 +392,8 @@ impl Compositor {
             scaled(self.source.width(), w_sub),
             scaled(self.source.height(), h_sub),
         );
-        let plane_width = scaled(self.out_info.width(), w_sub);
-        let plane_height = scaled(self.out_info.height(), h_sub);
+        let plane_width = scaled(self.work_info.width(), w_sub);
+        let plane_height = scaled(self.work_info.height(), h_sub);
         if plane_box.x1 > plane_width || plane_box.y1 > plane_height {
             return Err(format!(
                 "the source box {:?} leaves plane {plane} of the output",
@@ -315,6 +410,7 @@ impl Compositor {
             width: plane_width,
             height: plane_height,
             bytes_per_pixel,
+            sample: layout.sample,
         };
         if self.source_scaler.is_none() {
             let source_plane = PlaneRef {

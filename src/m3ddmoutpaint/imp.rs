@@ -34,6 +34,7 @@ use gst::subclass::prelude::*;
 use super::CAT;
 use super::config::OutputShape;
 use super::errors::engine_error_message;
+use super::formats;
 use super::frames::ContentScaler;
 use super::generator;
 use super::negotiate::{self, Refusal};
@@ -41,6 +42,7 @@ use super::orientation::Upright;
 use super::outputpad::{OutputPad, pad_number};
 use super::planned;
 use super::progress::Progress;
+use super::security_properties;
 use super::settings::{PROPERTIES, Settings};
 use super::state::{DrainPoint, Item, RunContext, Shared, State};
 use super::task::SrcTask;
@@ -210,7 +212,7 @@ impl M3ddmOutpaint {
             gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{err}"));
             return false;
         }
-        let scaler = match ContentScaler::new(config, run.detects_cuts()) {
+        let scaler = match ContentScaler::new(config, run.detects_cuts(), run.converter_threads()) {
             Ok(scaler) => scaler,
             Err(err) => {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{err}"));
@@ -228,12 +230,23 @@ impl M3ddmOutpaint {
         }
         let live = self.upstream_is_live();
         let total = self.stream_length(config.fps(), live);
-        {
+        let hdr = formats::hdr_transfer(&config.in_info);
+        let tell_hdr = {
             let mut state = self.shared.lock();
+            let tell = hdr.filter(|_| !state.told_sdr_canvas);
+            state.told_sdr_canvas |= tell.is_some();
             state.fps = config.fps();
             state.scaler = Some(Arc::new(scaler));
             state.progress = Progress::new(total);
             state.refresh_deadline();
+            tell
+        };
+        if let Some(transfer) = tell_hdr {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("the input's transfer is {transfer}: the fill is made from an 8-bit RGB canvas of its coded values, as if SDR; the source keeps its depth")
+            );
         }
         self.enqueue(Item::Drain(DrainPoint::Caps(configured)))
     }
@@ -357,13 +370,19 @@ impl M3ddmOutpaint {
         let models = self.ensure_model(&settings)?;
         let plan = planned::load_plan(&settings, &models)
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
-        let run = RunContext {
+        let mut run = RunContext {
             settings,
             models,
             plan,
+            chunk_estimate: None,
         };
         run.check_memory(0)
             .map_err(|err| gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{err}")))?;
+        run.chunk_estimate = run.estimate_chunk().unwrap_or_else(|err| {
+            gst::warning!(CAT, imp = self, "cannot estimate a chunk's time: {err}");
+            None
+        });
+        gst::debug!(CAT, imp = self, "chunk estimate {:?}", run.chunk_estimate);
         Ok(run)
     }
 
@@ -379,6 +398,9 @@ impl M3ddmOutpaint {
         };
         let options =
             options.map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
+        if let Some(first) = options.first() {
+            security_properties::warn_unencrypted(self.obj().upcast_ref(), &first.remote.servers);
+        }
         let mut models = Vec::with_capacity(options.len());
         for device in &options {
             gst::info!(

@@ -6,10 +6,9 @@
 
 use gst::prelude::*;
 
-use super::config::{
-    OutputRequest, OutputShape, StreamConfig, display_ratio, pixel_aspect, size_alignment,
-};
+use super::config::{OutputRequest, OutputShape, StreamConfig, display_ratio, pixel_aspect};
 use super::fixate::{Natural, downstream_frame};
+use super::formats::size_alignment;
 use super::state::Configured;
 
 /// Why a configuration failed.
@@ -82,5 +81,7 @@ pub fn configure(
     Ok(Configured {
         config,
         pads: outputs.iter().map(|(pad, _)| pad.clone()).collect(),
+        in_caps: in_caps.clone(),
+        shapes: outputs.iter().map(|(_, shape)| *shape).collect(),
     })
 }

@@ -11,6 +11,7 @@ use gst::prelude::*;
 
 use super::config::OutputShape;
 use super::gpu_properties::{self, GpuSettings};
+use super::security_properties::{self, SecuritySettings};
 use super::{ExecutionProvider, FillMode, Scheduler};
 use crate::engine::{self, limits};
 
@@ -51,6 +52,7 @@ pub struct Settings {
     pub inference_timeout: u32,
     /// `cudnn-algo-search`, `cuda-graphs`, `io-binding`, `tensorrt-cache`.
     pub gpu: GpuSettings,
+    pub security: SecuritySettings,
     /// A keyframe plan of the whole stream to run (`planned.rs`).
     pub plan_file: Option<String>,
     /// Where the keyframe pass writes its plan, and the stream's frame count.
@@ -85,6 +87,7 @@ impl Default for Settings {
             inference_server: None,
             inference_timeout: limits::DEFAULT_INFERENCE_TIMEOUT_MS,
             gpu: GpuSettings::default(),
+            security: SecuritySettings::default(),
             plan_file: None,
             write_plan: None,
             plan_frames: 0,
@@ -174,6 +177,13 @@ impl Settings {
             Ok(gpu) => gpu,
             Err(err) => return Some(Err(err)),
         };
+        let security = match servers.is_empty() {
+            true => engine::model::ServerSecurity::default(),
+            false => match self.security.security() {
+                Ok(security) => security,
+                Err(err) => return Some(Err(err)),
+            },
+        };
         let options = |device_id| engine::ModelOptions {
             model_dir: model_dir.clone(),
             session: engine::SessionConfig {
@@ -185,6 +195,7 @@ impl Settings {
             remote: engine::RemoteOptions {
                 servers: servers.clone(),
                 timeout: Duration::from_millis(self.inference_timeout.into()),
+                security: security.clone(),
                 ..engine::RemoteOptions::default()
             },
         };
@@ -248,7 +259,7 @@ impl Settings {
     }
 
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if self.gpu.set(pspec.name(), value) {
+        if self.gpu.set(pspec.name(), value) || self.security.set(pspec.name(), value) {
             return;
         }
         match pspec.name() {
@@ -297,7 +308,11 @@ impl Settings {
     }
 
     pub fn property(&self, pspec: &glib::ParamSpec) -> glib::Value {
-        if let Some(value) = self.gpu.get(pspec.name()) {
+        if let Some(value) = self
+            .gpu
+            .get(pspec.name())
+            .or_else(|| self.security.get(pspec.name()))
+        {
             return value;
         }
         match pspec.name() {
@@ -360,6 +375,7 @@ pub fn parse_expand(text: &str) -> Result<[f64; 4], String> {
 pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
     let mut specs = setting_specs();
     specs.extend(gpu_properties::specs());
+    specs.extend(security_properties::specs());
     specs.push(
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
             .nick("Statistics")
@@ -478,9 +494,10 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("n-threads")
             .nick("Threads")
-            .blurb("ONNX Runtime threads for the model's operators; 0 = the process's shared pool, \
-                    one thread per core (element instances with the same model-path, provider, device \
-                    and n-threads share one loaded model)")
+            .blurb("ONNX Runtime threads for the model's operators and threads of each video converter; \
+                    0 = the process's shared ONNX Runtime pool, one thread per core, and for the converters \
+                    the cores divided among the elements running in the process (element instances with \
+                    the same model-path, provider, device and n-threads share one loaded model)")
             .maximum(limits::MAX_THREADS)
             .default_value(limits::DEFAULT_THREADS)
             .mutable_ready()
@@ -525,7 +542,7 @@ fn setting_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("inference-server")
             .nick("Inference server")
             .blurb("Run the model on Open Inference Protocol (KServe V2) servers instead of in this process: \
-                    comma-separated grpc://host:port URLs, each serving the model's Triton repository \
+                    comma-separated grpc://host:port URLs (grpcs://host:port for TLS: inference-tls-*), each serving the model's Triton repository \
                     (python -m m3ddm_export triton-repo); one denoiser per server, each call to the least busy \
                     server that answers; model-path still names the model directory, whose manifest the servers must match")
             .mutable_ready()

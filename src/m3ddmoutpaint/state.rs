@@ -9,18 +9,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::FillMode;
-use super::config::StreamConfig;
+use super::config::{OutputShape, StreamConfig};
 use super::frames::{Compositor, ContentScaler};
 use super::progress::Progress;
-use super::settings::Settings;
-use crate::engine::limits::{self, FALLBACK_FPS};
+pub use super::run_context::RunContext;
+use super::run_context::RunningElement;
+use crate::engine::limits::FALLBACK_FPS;
 use crate::engine::stream::StreamStats;
-use crate::engine::twopass::ShotPlans;
-use crate::engine::{self, EngineError, Model, RgbImage};
-
-/// Frames the flat fills let the sink side queue ahead of the output.
-const FLAT_QUEUE_FRAMES: usize = 4;
+use crate::engine::{self, EngineError, RgbImage};
 
 /// The state and the condvar that signals every change of it.
 #[derive(Default)]
@@ -59,115 +55,13 @@ impl Shared {
     }
 }
 
-/// What one READY→PAUSED start runs with: the settings then, and the model
-/// (one per device; none when the fill needs no model).
-pub struct RunContext {
-    pub settings: Settings,
-    pub models: Vec<Arc<Model>>,
-    /// The keyframe plan of `plan-file` (checked at READY), if set.
-    pub plan: Option<Arc<ShotPlans>>,
-}
-
-impl RunContext {
-    /// The canvas the fill back-end works on.
-    pub fn canvas(&self) -> u32 {
-        self.models
-            .first()
-            .map_or(crate::engine::limits::FLAT_CANVAS, |model| model.canvas())
-    }
-
-    /// Whether scene cuts are looked for (`scene-threshold` above 0; READY
-    /// refuses it with a plan, which has its shots already).
-    pub fn detects_cuts(&self) -> bool {
-        self.settings.scene_threshold > 0.0
-    }
-
-    /// Whether frames go through the model (and wait for a chunk).
-    pub fn generates(&self) -> bool {
-        self.settings.fill_mode == FillMode::Outpaint && !self.models.is_empty()
-    }
-
-    /// Frames held at most (queued, in the generator or waiting to be pushed)
-    /// before the chain blocks.
-    pub fn max_held(&self) -> usize {
-        if self.generates() {
-            self.generated_hold()
-        } else {
-            FLAT_QUEUE_FRAMES
-        }
-    }
-
-    /// How long held frames wait with nothing arriving or leaving before they
-    /// run as a chunk (`stall-timeout`): only for the chunked run of the
-    /// lookahead (the passes of a plan need their frames as planned).
-    pub fn stall_timeout(&self) -> Option<Duration> {
-        let settings = &self.settings;
-        let planned = self.plan.is_some() || settings.write_plan.is_some();
-        (self.generates() && !planned && settings.stall_timeout > 0)
-            .then(|| Duration::from_millis(settings.stall_timeout.into()))
-    }
-
-    /// Frames a generating run holds: the lookahead, or with a plan the
-    /// frames its streaming pass holds at most (one more, so that the frame
-    /// that completes a stride-5 window always gets in).
-    fn generated_hold(&self) -> usize {
-        match &self.plan {
-            Some(plan) => plan.streaming_hold() + 1,
-            None => self.settings.lookahead as usize,
-        }
-    }
-
-    /// Refuses a `lookahead` (or a plan's hold) whose held frames (of
-    /// `source_frame_bytes` each; 0 before the caps) would not fit in the
-    /// memory available now.
-    pub fn check_memory(&self, source_frame_bytes: usize) -> Result<(), String> {
-        let Some(available) = limits::available_memory() else {
-            return Ok(());
-        };
-        if !self.generates() {
-            return Ok(());
-        }
-        limits::check_held_memory(
-            self.generated_hold() as u32,
-            self.canvas(),
-            source_frame_bytes as u64,
-            available,
-        )
-        .map_err(|err| match err {
-            EngineError::InvalidInput(sentence) => sentence,
-            other => other.to_string(),
-        })
-    }
-
-    /// Each distinct place a session set runs (`cpu`, `cuda:0,cuda:1`), or `none` without a model.
-    pub fn provider(&self) -> String {
-        if self.models.is_empty() {
-            return "none".to_owned();
-        }
-        let mut labels: Vec<String> = Vec::new();
-        for label in self.models.iter().map(|model| model.placement().label()) {
-            if !labels.contains(&label) {
-                labels.push(label);
-            }
-        }
-        labels.join(",")
-    }
-
-    /// Own latency: the frames held (the lookahead, or a plan's hold) at the
-    /// stream's framerate plus the processing time of a chunk.
-    pub fn latency(&self, fps: Option<f64>, mean_chunk_time: Duration) -> gst::ClockTime {
-        if !self.generates() {
-            return gst::ClockTime::ZERO;
-        }
-        let lookahead = self.generated_hold() as f64 / fps.unwrap_or(FALLBACK_FPS);
-        gst::ClockTime::from_nseconds((lookahead * 1e9) as u64 + mean_chunk_time.as_nanos() as u64)
-    }
-}
-
 /// A configuration of the stream and the pads of its outputs (in its order).
 pub struct Configured {
     pub config: StreamConfig,
     pub pads: Vec<gst::Pad>,
+    /// The input caps and each pad's shape it was made from (to renegotiate an output).
+    pub in_caps: gst::Caps,
+    pub shapes: Vec<OutputShape>,
 }
 
 /// A point where every frame queued before it leaves before anything after it.
@@ -307,6 +201,8 @@ pub struct OutputSink {
     pub compositor: Arc<Compositor>,
     /// The output caps are still to be sent (downstream refused them so far).
     pub caps_pending: bool,
+    /// Downstream's pool, which output frames are written into, when it offered one.
+    pub pool: Option<gst::BufferPool>,
 }
 
 /// Counters of a run, for the `stats` property.
@@ -376,6 +272,8 @@ pub struct State {
     pub eos_pending: bool,
     pub stats: Stats,
     pub fps: Option<f64>,
+    /// The warning that a PQ/HLG input's canvas is seen as SDR was posted (once a run).
+    pub told_sdr_canvas: bool,
     pub reported_latency: Option<gst::ClockTime>,
     /// The progress messages of a stream of known length.
     pub progress: Progress,
@@ -387,6 +285,8 @@ pub struct State {
     pub pushing: bool,
     /// The stall warning of this run was posted.
     pub stall_warned: bool,
+    /// This run counted among the running elements (none at rest; dropped with the run's state).
+    pub _running: Option<RunningElement>,
 }
 
 /// Live safety: every frame leaves by its deadline (`max-latency`), with the
@@ -439,12 +339,14 @@ impl Default for State {
             eos_pending: false,
             stats: Stats::default(),
             fps: None,
+            told_sdr_canvas: false,
             reported_latency: None,
             progress: Progress::default(),
             deadlines: Deadlines::default(),
             last_activity: Instant::now(),
             pushing: false,
             stall_warned: false,
+            _running: None,
         }
     }
 }
@@ -455,6 +357,7 @@ impl State {
         State {
             max_held: run.max_held(),
             run: Some(run),
+            _running: Some(RunningElement::new()),
             ..State::default()
         }
     }

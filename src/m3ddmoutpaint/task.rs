@@ -17,7 +17,10 @@ use gst::prelude::*;
 
 use super::CAT;
 use super::errors::{engine_error_message, post_flow_error};
+use super::flows::combine_flows;
 use super::frames::Compositor;
+use super::pools::downstream_pool;
+use super::renegotiate;
 use super::state::{
     Configured, DrainPoint, GenInput, Item, OutputSink, Pending, PendingFrame, Shared, State,
 };
@@ -291,20 +294,21 @@ impl SrcTask {
     /// Applies a configuration: a compositor per output, the output caps sent
     /// (after the stream-start a new pad has not seen yet), a new back-end.
     fn configure(&self, element: &gst::Element, configured: Arc<Configured>) -> Result<(), Stop> {
-        let feather = {
+        let settings = {
             let state = self.shared.lock();
-            state.run.as_ref().map(|run| run.settings.feather)
+            (state.run.as_ref()).map(|run| (run.settings.feather, run.converter_threads()))
         };
-        let Some(feather) = feather else {
+        let Some((feather, threads)) = settings else {
             return Err(Stop::Flow(gst::FlowError::Flushing));
         };
         let config = &configured.config;
         let mut outputs = Vec::with_capacity(config.outputs.len());
         for (pad, output) in configured.pads.iter().zip(&config.outputs) {
-            let compositor = Compositor::new(&config.in_info, output, feather).map_err(|err| {
-                gst::element_error!(element, gst::CoreError::Negotiation, ("{err}"));
-                Stop::Failed
-            })?;
+            let compositor =
+                Compositor::new(&config.in_info, output, feather, threads).map_err(|err| {
+                    gst::element_error!(element, gst::CoreError::Negotiation, ("{err}"));
+                    Stop::Failed
+                })?;
             self.join_stream(pad);
             let caps_sent = send_caps(pad, &output.out_caps).is_ok();
             if caps_sent
@@ -318,6 +322,9 @@ impl SrcTask {
                 out_caps: output.out_caps.clone(),
                 compositor: Arc::new(compositor),
                 caps_pending: !caps_sent,
+                pool: caps_sent
+                    .then(|| downstream_pool(pad, &output.out_caps))
+                    .flatten(),
             });
         }
         gst::debug!(
@@ -377,7 +384,20 @@ impl SrcTask {
         input: gst::Buffer,
         canvas: &RgbImage,
     ) -> Result<(), Stop> {
-        let outputs: Vec<(gst::Pad, Arc<Compositor>, Option<gst::Caps>)> = {
+        let pads: Vec<gst::Pad> = {
+            let state = self.shared.lock();
+            state.outputs.iter().map(|o| o.pad.clone()).collect()
+        };
+        if renegotiate::requested(&pads) {
+            renegotiate::renegotiate(element, &self.shared);
+        }
+        type Output = (
+            gst::Pad,
+            Arc<Compositor>,
+            Option<gst::Caps>,
+            Option<gst::BufferPool>,
+        );
+        let outputs: Vec<Output> = {
             let mut state = self.shared.lock();
             state.pushing = true;
             state
@@ -385,7 +405,7 @@ impl SrcTask {
                 .iter()
                 .map(|o| {
                     let pending = o.caps_pending.then(|| o.out_caps.clone());
-                    (o.pad.clone(), o.compositor.clone(), pending)
+                    (o.pad.clone(), o.compositor.clone(), pending, o.pool.clone())
                 })
                 .collect()
         };
@@ -398,11 +418,13 @@ impl SrcTask {
             return Err(Stop::Failed);
         }
         let mut flows = Vec::with_capacity(outputs.len());
-        for (pad, compositor, pending_caps) in &outputs {
-            let composed = compositor.compose(canvas, &input).map_err(|err| {
-                gst::element_error!(element, gst::StreamError::Failed, ("{err}"));
-                Stop::Failed
-            })?;
+        for (pad, compositor, pending_caps, pool) in &outputs {
+            let composed = compositor
+                .compose(canvas, &input, pool.as_ref())
+                .map_err(|err| {
+                    gst::element_error!(element, gst::StreamError::Failed, ("{err}"));
+                    Stop::Failed
+                })?;
             if let Some(caps) = pending_caps {
                 send_caps(pad, caps)?;
                 let mut state = self.shared.lock();
@@ -537,47 +559,4 @@ fn send_caps(pad: &gst::Pad, caps: &gst::Caps) -> Result<(), Stop> {
     } else {
         gst::FlowError::NotNegotiated
     }))
-}
-
-/// The flow of a frame pushed on several pads, as `tee` combines them: a
-/// fatal return (flushing, an error) wins; NOT_LINKED or EOS only when every
-/// pad returned it (then the first of them); otherwise OK.
-fn combine_flows(
-    results: &[Result<gst::FlowSuccess, gst::FlowError>],
-) -> Result<gst::FlowSuccess, gst::FlowError> {
-    let benign =
-        |flow: &gst::FlowError| matches!(flow, gst::FlowError::NotLinked | gst::FlowError::Eos);
-    if let Some(fatal) = results.iter().filter_map(|r| r.err()).find(|f| !benign(f)) {
-        return Err(fatal);
-    }
-    if results.iter().any(|r| r.is_ok()) || results.is_empty() {
-        return Ok(gst::FlowSuccess::Ok);
-    }
-    let all_eos = results.iter().all(|r| *r == Err(gst::FlowError::Eos));
-    Err(if all_eos {
-        gst::FlowError::Eos
-    } else {
-        gst::FlowError::NotLinked
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gst::FlowError::{Eos, Error, Flushing, NotLinked};
-
-    #[test]
-    fn flows_combine_as_tee_does() {
-        let ok = Ok(gst::FlowSuccess::Ok);
-        assert_eq!(combine_flows(&[ok, Err(NotLinked)]), ok);
-        assert_eq!(
-            combine_flows(&[Err(NotLinked), Err(NotLinked)]),
-            Err(NotLinked)
-        );
-        assert_eq!(combine_flows(&[Err(Eos), Err(Eos)]), Err(Eos));
-        assert_eq!(combine_flows(&[Err(Eos), Err(NotLinked)]), Err(NotLinked));
-        assert_eq!(combine_flows(&[ok, Err(Flushing)]), Err(Flushing));
-        assert_eq!(combine_flows(&[Err(NotLinked), Err(Error)]), Err(Error));
-        assert_eq!(combine_flows(&[ok, Err(Eos)]), ok);
-    }
 }

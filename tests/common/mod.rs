@@ -8,6 +8,7 @@
 pub mod errors;
 pub mod models;
 pub mod outputs;
+pub mod samples;
 
 #[allow(unused_imports)]
 pub use errors::{caps_error, error_of, ready_error};
@@ -44,8 +45,9 @@ pub fn video_info(format: &str, width: u32, height: u32) -> gst_video::VideoInfo
 }
 
 /// Input frame `index`: every byte of every plane a function of its place and
-/// of `index`; PTS `index` frames at 30 fps, DISCONT on the first and
-/// DELTA_UNIT on odd ones (to check that flags travel).
+/// of `index` (in 10- and 12-bit formats every 16-bit sample held to its
+/// depth, so that each value is a legal one); PTS `index` frames at 30 fps,
+/// DISCONT on the first and DELTA_UNIT on odd ones (to check that flags travel).
 pub fn make_frame(info: &gst_video::VideoInfo, index: u64, pts_offset: u64) -> gst::Buffer {
     let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
     {
@@ -73,8 +75,26 @@ pub fn make_frame(info: &gst_video::VideoInfo, index: u64, pts_offset: u64) -> g
                 *byte = (v % 251) as u8;
             }
         }
+        hold_to_depth(info, plane, data);
     }
     frame.into_buffer()
+}
+
+/// Masks the 16-bit samples of `plane` to the format's depth, at its shift
+/// (the top bits of I420_10LE zero, the low bits of P010_10LE zero).
+fn hold_to_depth(info: &gst_video::VideoInfo, plane: u32, data: &mut [u8]) {
+    let finfo = info.format_info();
+    let Some(c) = (0..finfo.n_components() as usize).find(|&c| finfo.plane()[c] == plane) else {
+        return;
+    };
+    let (depth, shift) = (finfo.depth()[c], finfo.shift()[c]);
+    if depth <= 8 || finfo.pixel_stride()[c] == 0 {
+        return;
+    }
+    for word in data.chunks_exact_mut(2) {
+        let value = (u16::from_le_bytes([word[0], word[1]]) & ((1 << depth) - 1)) << shift;
+        word.copy_from_slice(&value.to_le_bytes());
+    }
 }
 
 /// Bytes per pixel, horizontal and vertical subsampling of each plane.
@@ -100,6 +120,12 @@ fn plane_rows<'a>(
     )
 }
 
+/// A format whose pixels have no byte place of their own (v210's groups of
+/// six): compared through its unpacked samples.
+fn has_pixel_groups(info: &gst_video::VideoInfo) -> bool {
+    info.format_info().pixel_stride()[0] == 0
+}
+
 /// Where (in pixels of plane 0) the source lies in the output, if anywhere.
 pub fn locate_source(
     in_info: &gst_video::VideoInfo,
@@ -107,6 +133,10 @@ pub fn locate_source(
     out_info: &gst_video::VideoInfo,
     output: &gst::BufferRef,
 ) -> Option<(u32, u32)> {
+    if has_pixel_groups(in_info) {
+        return samples::Unpacked::of(out_info, output)
+            .find(&samples::Unpacked::of(in_info, input));
+    }
     let src = gst_video::VideoFrameRef::from_buffer_ref_readable(input, in_info).unwrap();
     let out = gst_video::VideoFrameRef::from_buffer_ref_readable(output, out_info).unwrap();
     let (bpp, _, _) = plane_layout(in_info, 0);
@@ -136,6 +166,10 @@ pub fn source_is_exact(
     output: &gst::BufferRef,
     at: (u32, u32),
 ) -> bool {
+    if has_pixel_groups(in_info) {
+        return samples::Unpacked::of(out_info, output)
+            .holds(&samples::Unpacked::of(in_info, input), at);
+    }
     let src = gst_video::VideoFrameRef::from_buffer_ref_readable(input, in_info).unwrap();
     let out = gst_video::VideoFrameRef::from_buffer_ref_readable(output, out_info).unwrap();
     (0..in_info.n_planes()).all(|plane| {

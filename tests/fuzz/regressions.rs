@@ -38,8 +38,8 @@ fn every_step_in_blur_mode() {
         par: (4, 3),
         fps: (0, 1),
     };
-    let yuy2 = CapsSpec {
-        format: "YUY2",
+    let gray8 = CapsSpec {
+        format: "GRAY8",
         ..RGB_64X36
     };
     let thin = CapsSpec {
@@ -62,7 +62,7 @@ fn every_step_in_blur_mode() {
                 },
                 Step::Caps(i420),
                 push(2),
-                Step::Caps(yuy2),
+                Step::Caps(gray8),
                 Step::Caps(thin),
                 push(1),
                 Step::Drain,

@@ -18,9 +18,32 @@ pub enum Mode {
 }
 
 /// The formats of the pad template.
-pub const SUPPORTED_FORMATS: [&str; 6] = ["RGB", "RGBA", "BGRA", "BGRx", "I420", "NV12"];
+pub const SUPPORTED_FORMATS: [&str; 22] = [
+    "RGB",
+    "RGBA",
+    "BGRA",
+    "BGRx",
+    "I420",
+    "NV12",
+    "Y42B",
+    "NV16",
+    "Y444",
+    "UYVY",
+    "YUY2",
+    "GBR",
+    "GBRA",
+    "I420_10LE",
+    "I420_12LE",
+    "P010_10LE",
+    "P012_LE",
+    "I422_10LE",
+    "I422_12LE",
+    "v210",
+    "Y444_10LE",
+    "Y444_12LE",
+];
 /// Raw formats outside the template: the element must refuse them with an error message.
-pub const UNSUPPORTED_FORMATS: [&str; 6] = ["YUY2", "GRAY8", "RGB16", "AYUV", "NV21", "UYVY"];
+pub const UNSUPPORTED_FORMATS: [&str; 6] = ["GRAY8", "RGB16", "AYUV", "NV21", "Y41B", "ARGB64"];
 
 /// One input caps: raw video of a format, size, pixel-aspect-ratio and framerate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

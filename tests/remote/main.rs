@@ -5,7 +5,7 @@
 //! calls; a stream that loses one of two servers completes; losing the only
 //! server, or its hanging, is an error naming it within the deadline; READY
 //! refuses a server whose model differs from the manifest, an unreachable
-//! server and a malformed URL. Without `.venv-serving` the server tests say
+//! server and a malformed URL; `security.rs`: TLS, mutual TLS and headers. Without `.venv-serving` the server tests say
 //! so and pass (`make test` creates it).
 //!
 //! Two servers are shared by the tests that kill none (started once; the end
@@ -15,6 +15,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod security;
 mod server;
 
 use std::collections::HashMap;

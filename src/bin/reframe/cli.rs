@@ -74,9 +74,23 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Provider::Auto)]
     pub provider: Provider,
     /// Run the model on these inference servers instead (Open Inference Protocol, e.g.
-    /// Triton serving the model's repository): grpc://HOST:PORT, comma-separated.
+    /// Triton serving the model's repository): grpc://HOST:PORT, comma-separated
+    /// (grpcs://HOST:PORT for TLS).
     #[arg(long, value_name = "URLS")]
     pub inference_server: Option<String>,
+    /// The element's inference-tls-ca, inference-tls-cert, inference-tls-key (PEM files
+    /// for grpcs:// servers), inference-headers-file and inference-headers-env (request
+    /// headers from a file or the named environment variable; README "TLS and authentication").
+    #[arg(long, value_name = "FILE")]
+    pub inference_tls_ca: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub inference_tls_cert: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub inference_tls_key: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub inference_headers_file: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub inference_headers_env: Option<String>,
     /// (Internal) The output pass of a two-pass run, which the tool runs in a fresh
     /// process image (`twopass.rs`): the plan the keyframe pass wrote, removed at the end.
     #[arg(long, hide = true, value_name = "PLAN", requires = "output_pass_cuts")]
@@ -247,6 +261,15 @@ impl Cli {
                     .map_err(|err| format!("--inference-server: {err}"))?;
             }
             properties.push(("inference-server", servers));
+        }
+        for (name, value) in [
+            ("inference-tls-ca", self.inference_tls_ca),
+            ("inference-tls-cert", self.inference_tls_cert),
+            ("inference-tls-key", self.inference_tls_key),
+            ("inference-headers-file", self.inference_headers_file),
+            ("inference-headers-env", self.inference_headers_env),
+        ] {
+            properties.extend(value.map(|value| (name, value)));
         }
         Ok(Job {
             input: self.input,
@@ -490,7 +513,7 @@ mod tests {
     #[test]
     fn inference_servers_are_checked_and_passed_on() {
         let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
-        let servers = "grpc://gpu1:8001,grpc://gpu2:8001";
+        let servers = "grpc://gpu1:8001,grpcs://gpu2:8001";
         let remote = job(&[
             "in.mp4",
             "out.mp4",
@@ -498,13 +521,24 @@ mod tests {
             tiny,
             "--inference-server",
             servers,
+            "--inference-tls-ca",
+            "ca.pem",
+            "--inference-headers-env",
+            "M3DDM_KEY",
         ])
         .unwrap();
-        assert!(
-            remote
-                .element_properties
-                .contains(&("inference-server", servers.to_string()))
-        );
+        for (name, value) in [
+            ("inference-server", servers),
+            ("inference-tls-ca", "ca.pem"),
+            ("inference-headers-env", "M3DDM_KEY"),
+        ] {
+            assert!(
+                remote
+                    .element_properties
+                    .contains(&(name, value.to_string())),
+                "{name}"
+            );
+        }
         let err = job(&[
             "in.mp4",
             "out.mp4",

@@ -28,7 +28,10 @@ pub use super::manifest::{
 };
 use super::runtime::SessionConfig;
 pub use onnx::OrtBackend;
-pub use remote::{RemoteBackend, parse_server_url};
+pub use remote::{
+    Header, RemoteBackend, Secret, ServerSecurity, is_loopback, parse_headers, parse_server_url,
+    server_host,
+};
 
 /// How to load a model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,6 +54,8 @@ pub struct RemoteOptions {
     pub timeout: Duration,
     /// Further tries of a call whose server is unavailable, each on the next server.
     pub retries: u32,
+    /// TLS files for `grpcs://` servers and headers sent with every call.
+    pub security: ServerSecurity,
 }
 
 impl Default for RemoteOptions {
@@ -59,6 +64,7 @@ impl Default for RemoteOptions {
             servers: Vec::new(),
             timeout: Duration::from_millis(limits::DEFAULT_INFERENCE_TIMEOUT_MS.into()),
             retries: limits::INFERENCE_RETRIES,
+            security: ServerSecurity::default(),
         }
     }
 }

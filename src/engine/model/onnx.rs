@@ -7,7 +7,9 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{FairMutex, FairMutexGuard};
 
 use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef, ValueType};
@@ -31,8 +33,11 @@ type IoSide<'a> = (&'a str, Vec<(&'a str, &'a ValueType)>, &'a [TensorSpec]);
 
 /// The four sessions of a model directory.
 pub struct OrtBackend {
-    /// In [`Graph::ALL`] order.
-    sessions: Vec<Mutex<Session>>,
+    /// In [`Graph::ALL`] order, each behind a fair lock: the streams that
+    /// share a loaded model take turns call by call, in the order they asked
+    /// (a stream that just ran cannot take the session again before those
+    /// waiting), so that none starves.
+    sessions: Vec<FairMutex<Session>>,
     /// The manifest's dtype of every input, per graph.
     graphs: Vec<GraphSpec>,
     /// The graph files, for the errors of a failed call.
@@ -73,7 +78,7 @@ impl OrtBackend {
             }
             provider = Some(opened.provider);
             note = note.or(opened.fallback_reason);
-            sessions.push(Mutex::new(opened.session));
+            sessions.push(FairMutex::new(opened.session));
         }
         let provider = provider.unwrap_or(Provider::Cpu);
         if provider == Provider::Cpu {
@@ -107,13 +112,8 @@ impl OrtBackend {
         ))
     }
 
-    fn session(&self, graph: Graph) -> Result<MutexGuard<'_, Session>> {
-        self.sessions[graph.index()].lock().map_err(|_| {
-            EngineError::Inference(format!(
-                "the {} session was poisoned by an earlier failure",
-                graph.key()
-            ))
-        })
+    fn session(&self, graph: Graph) -> Result<FairMutexGuard<'_, Session>> {
+        Ok(self.sessions[graph.index()].lock())
     }
 
     /// Named session inputs in each input's manifest dtype (borrowed where no

@@ -9,6 +9,7 @@ use gst::subclass::prelude::*;
 use super::super::caps;
 use super::super::config::OutputShape;
 use super::super::outputpad::OutputPad;
+use super::super::pools::answer_allocation;
 use super::M3ddmOutpaint;
 use crate::m3ddmoutpaint::CAT;
 
@@ -38,7 +39,8 @@ impl M3ddmOutpaint {
                 true
             }
             QueryViewMut::Allocation(q) => {
-                q.add_allocation_meta::<gst_video::VideoMeta>(None);
+                let held = self.shared.lock().max_held;
+                answer_allocation(q, u32::try_from(held).unwrap_or(u32::MAX));
                 true
             }
             QueryViewMut::Drain(_) => self.sink_drain(),

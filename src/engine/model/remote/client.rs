@@ -2,7 +2,8 @@
 //! The gRPC side of the remote backend: the `inference` client generated at
 //! build time from `proto/grpc_service.proto`, the process's one small tokio
 //! runtime (the engine's calls stay synchronous and block on it from their own
-//! thread), server URLs, and one server's channel with its counters and its
+//! thread), server URLs, and one server's channel (plain, or TLS for
+//! `grpcs://`: `security.rs`) with its request headers, its counters and its
 //! "recently failed" mark.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,11 +11,14 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::ServerStats;
+
+use super::security::{ServerSecurity, metadata, tls_config};
 
 /// The Open Inference Protocol messages and client (generated; not our style).
 #[allow(clippy::all, clippy::pedantic, dead_code)]
@@ -51,21 +55,22 @@ pub(super) fn runtime() -> Result<&'static Runtime> {
         .map_err(|e| EngineError::Runtime(format!("cannot start the gRPC client: {e}")))
 }
 
-/// Checks an inference server's URL, `grpc://host:port`, and returns it in
-/// that canonical form.
+/// Checks an inference server's URL, `grpc://host:port` (plain text) or
+/// `grpcs://host:port` (TLS; `https://` is the same), and returns it in
+/// one of those two canonical forms.
 pub fn parse_server_url(text: &str) -> Result<String> {
     let text = text.trim();
     let refuse = |why: &str| {
         EngineError::InvalidInput(format!(
-            "inference server `{text}` {why}: write grpc://host:port"
+            "inference server `{text}` {why}: write grpc://host:port, or grpcs://host:port for TLS"
         ))
     };
     let uri: Uri = text.parse().map_err(|_| refuse("is not a URL"))?;
-    match uri.scheme_str() {
-        Some("grpc") => {}
-        Some("grpcs" | "https") => return Err(refuse("asks for TLS, which is not supported")),
-        _ => return Err(refuse("does not start with grpc://")),
-    }
+    let scheme = match uri.scheme_str() {
+        Some("grpc") => "grpc",
+        Some("grpcs" | "https") => "grpcs",
+        _ => return Err(refuse("does not start with grpc:// or grpcs://")),
+    };
     let authority = uri.authority().ok_or_else(|| refuse("has no host"))?;
     if authority.port_u16().is_none() || authority.host().is_empty() {
         return Err(refuse("has no port"));
@@ -74,7 +79,17 @@ pub fn parse_server_url(text: &str) -> Result<String> {
     {
         return Err(refuse("has more than a host and a port"));
     }
-    Ok(format!("grpc://{authority}"))
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// The host of a canonical server URL, and whether it asks for TLS.
+pub fn server_host(url: &str) -> (&str, bool) {
+    let (tls, rest) = match url.strip_prefix("grpcs://") {
+        Some(rest) => (true, rest),
+        None => (false, url.trim_start_matches("grpc://")),
+    };
+    let host = rest.rsplit_once(':').map_or(rest, |(host, _)| host);
+    (host, tls)
 }
 
 /// One inference server: its channel (connected on first use, reconnected
@@ -82,6 +97,10 @@ pub fn parse_server_url(text: &str) -> Result<String> {
 pub(super) struct Server {
     pub url: String,
     client: GrpcInferenceServiceClient<Channel>,
+    /// Sent with every call (values marked sensitive).
+    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    /// TLS without a client certificate: a server asking for one closes the connection.
+    tls_without_identity: bool,
     calls: AtomicU64,
     failures: AtomicU64,
     bytes_sent: AtomicU64,
@@ -101,11 +120,27 @@ impl Drop for InFlight<'_> {
 }
 
 impl Server {
-    /// A server at `url` (canonical, from [`parse_server_url`]); nothing is sent yet.
-    pub fn new(url: &str) -> Result<Server> {
-        let address = format!("http://{}", url.trim_start_matches("grpc://"));
-        let endpoint = Endpoint::from_shared(address)
-            .map_err(|e| EngineError::InvalidInput(format!("inference server {url}: {e}")))?
+    /// A server at `url` (canonical, from [`parse_server_url`]), with TLS
+    /// for `grpcs://`; nothing is sent yet.
+    pub fn new(url: &str, security: &ServerSecurity) -> Result<Server> {
+        let bad = |why: String| EngineError::InvalidInput(format!("inference server {url}: {why}"));
+        let (host, tls) = server_host(url);
+        let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let scheme = if tls { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
+            .map_err(|e| bad(e.to_string()))?;
+        if tls {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            endpoint = endpoint
+                .tls_config(tls_config(security, host)?)
+                .map_err(|e| bad(format!("TLS: {e}")))?;
+        }
+        let headers = security
+            .headers
+            .iter()
+            .map(|header| metadata(header).map_err(&bad))
+            .collect::<Result<Vec<_>>>()?;
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -118,6 +153,8 @@ impl Server {
         Ok(Server {
             url: url.to_owned(),
             client,
+            headers,
+            tls_without_identity: tls && security.cert.is_none(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
@@ -176,11 +213,29 @@ impl Server {
     }
 }
 
-/// A request with the protocol's timeout header, so the server can give up too.
-pub(super) fn request<T>(message: T, deadline: Instant) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-    request
+impl Server {
+    /// What may explain a connection that failed: a TLS server that asks for a
+    /// client certificate (mutual TLS) closes it without saying why.
+    pub fn connection_hint(&self, status: &Status) -> &'static str {
+        if self.tls_without_identity && is_unreachable(status) {
+            " (a TLS server that requires a client certificate closes the connection like this: \
+             set inference-tls-cert and inference-tls-key)"
+        } else {
+            ""
+        }
+    }
+
+    /// A request with the server's headers and the protocol's timeout header,
+    /// so the server can give up too.
+    pub fn request<T>(&self, message: T, deadline: Instant) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let metadata = request.metadata_mut();
+        for (key, value) in &self.headers {
+            metadata.insert(key.clone(), value.clone());
+        }
+        request
+    }
 }
 
 /// Awaits `call` until `deadline` (then DEADLINE_EXCEEDED, whatever the server does).

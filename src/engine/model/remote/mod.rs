@@ -10,6 +10,7 @@
 //! so a scheduler may also keep one model per server.
 
 mod client;
+mod security;
 mod tensors;
 #[cfg(test)]
 mod tests;
@@ -24,12 +25,13 @@ use super::{GraphBackend, GraphInput, Placement, RemoteOptions, ServerStats};
 use crate::engine::cancel::{Cancel, Interrupt};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::manifest::{DType, Graph, GraphSpec, Manifest};
-pub use client::parse_server_url;
 use client::proto::{
     ModelConfigRequest, ModelInferRequest, ModelInferResponse, ModelMetadataRequest,
     ModelReadyRequest, ServerReadyRequest, model_infer_request,
 };
-use client::{Server, describe, is_unreachable, request, runtime, until};
+use client::{Server, describe, is_unreachable, runtime, until};
+pub use client::{parse_server_url, server_host};
+pub use security::{Header, Secret, ServerSecurity, is_loopback, parse_headers};
 use tensors::{Encoded, ServedGraph, check_metadata, decode, encode};
 
 /// Longest wait for each check of a server while loading.
@@ -76,10 +78,18 @@ impl RemoteBackend {
                 "the remote backend needs at least one inference server".into(),
             ));
         }
+        let security = &options.security;
+        let tls_files = security.ca.is_some() || security.cert.is_some() || security.key.is_some();
+        if tls_files && !urls.iter().any(|url| server_host(url).1) {
+            return Err(EngineError::InvalidInput(format!(
+                "inference-tls-ca, -cert and -key are for grpcs:// servers, and {} uses none",
+                urls.join(",")
+            )));
+        }
         let check_timeout = options.timeout.min(CHECK_TIMEOUT);
         let mut remotes = Vec::new();
         for url in &urls {
-            let server = Server::new(url)?;
+            let server = Server::new(url, &options.security)?;
             let (graphs, max_batch) =
                 runtime()?.block_on(check_server(&server, manifest, check_timeout))?;
             remotes.push(Remote {
@@ -172,7 +182,7 @@ impl RemoteBackend {
                 let sent = message.encoded_len();
                 let mut client = remote.server.client();
                 let _in_flight = remote.server.start_call();
-                let call = client.model_infer(request(message, deadline));
+                let call = client.model_infer(remote.server.request(message, deadline));
                 match until(deadline, call).await {
                     Ok(response) => {
                         remote.server.record_success(sent, response.encoded_len());
@@ -375,13 +385,14 @@ async fn check_server(
     let mut client = server.client();
     let ready = until(
         deadline(),
-        client.server_ready(request(ServerReadyRequest {}, deadline())),
+        client.server_ready(server.request(ServerReadyRequest {}, deadline())),
     )
     .await
     .map_err(|status| {
         EngineError::Model(format!(
-            "cannot reach the inference server {url} to load model `{first}`: {}",
-            describe(&status)
+            "cannot reach the inference server {url} to load model `{first}`: {}{}",
+            describe(&status),
+            server.connection_hint(&status)
         ))
     })?;
     if !ready.ready {
@@ -406,7 +417,7 @@ async fn check_server(
         };
         let ready = until(
             deadline(),
-            client.model_ready(request(ready_request, deadline())),
+            client.model_ready(server.request(ready_request, deadline())),
         )
         .await
         .map_err(|s| failed("tell the readiness", s))?;
@@ -422,7 +433,7 @@ async fn check_server(
         };
         let metadata = until(
             deadline(),
-            client.model_metadata(request(metadata_request, deadline())),
+            client.model_metadata(server.request(metadata_request, deadline())),
         )
         .await
         .map_err(|s| failed("give the metadata", s))?;
@@ -438,7 +449,7 @@ async fn check_server(
         };
         let config = until(
             deadline(),
-            client.model_config(request(config_request, deadline())),
+            client.model_config(server.request(config_request, deadline())),
         )
         .await
         .ok()

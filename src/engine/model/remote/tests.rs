@@ -45,9 +45,16 @@ fn server_urls_are_grpc_host_and_port() {
         parse_server_url("grpc://[::1]:8001/").unwrap(),
         "grpc://[::1]:8001"
     );
+    for (tls, canonical) in [
+        ("grpcs://gpu1:8001", "grpcs://gpu1:8001"),
+        ("https://gpu1:8001/", "grpcs://gpu1:8001"),
+    ] {
+        assert_eq!(parse_server_url(tls).unwrap(), canonical);
+        assert_eq!(server_host(canonical), ("gpu1", true));
+    }
+    assert_eq!(server_host("grpc://[::1]:8001"), ("[::1]", false));
     for bad in [
         "http://gpu1:8001",
-        "grpcs://gpu1:8001",
         "gpu1:8001",
         "grpc://gpu1",
         "grpc://gpu1:8001/v2",
