@@ -10,6 +10,7 @@
 use gst_video::VideoOrientationMethod as Method;
 use gst_video::prelude::*;
 
+use super::frames::map_input;
 use super::metas::copy_metas_without_geometry;
 
 /// The turn the last orientation tag asked for (none for rotate-0), and the
@@ -109,13 +110,7 @@ impl Rotator {
     /// `input` turned upright, with its timestamps, flags and the metas that
     /// do not describe its geometry.
     pub fn rotate(&self, input: &gst::BufferRef) -> Result<gst::Buffer, String> {
-        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
-            .map_err(|_| {
-                format!(
-                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
-                    input.size()
-                )
-            })?;
+        let source = map_input(input, &self.in_info)?;
         let output = gst::Buffer::with_size(self.out_info.size())
             .map_err(|err| format!("cannot allocate an upright frame: {err}"))?;
         let mut output = gst_video::VideoFrame::from_buffer_writable(output, &self.out_info)
