@@ -194,6 +194,7 @@ fn tag_name(method: Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m3ddmoutpaint::test_support::patterned_frame;
 
     /// A 3×2 frame of `format` whose every byte names its plane, row and column.
     fn frame(format: &str, width: u32, height: u32) -> (gst::Caps, gst::Buffer) {
@@ -205,25 +206,8 @@ mod tests {
         )
         .build()
         .unwrap();
-        let mut frame = gst_video::VideoFrame::from_buffer_writable(
-            gst::Buffer::with_size(info.size()).unwrap(),
-            &info,
-        )
-        .unwrap();
-        for plane in 0..frame.n_planes() {
-            let stride = frame.plane_stride()[plane as usize] as usize;
-            for (y, row) in frame
-                .plane_data_mut(plane)
-                .unwrap()
-                .chunks_mut(stride)
-                .enumerate()
-            {
-                for (x, byte) in row.iter_mut().enumerate() {
-                    *byte = (plane as usize * 64 + y * 16 + x) as u8;
-                }
-            }
-        }
-        (info.to_caps().unwrap(), frame.into_buffer())
+        let buffer = patterned_frame(&info, |plane, x, y| (plane * 64 + y * 16 + x) as u8);
+        (info.to_caps().unwrap(), buffer)
     }
 
     fn byte(buffer: &gst::Buffer, caps: &gst::Caps, plane: u32, x: usize, y: usize) -> u8 {
