@@ -394,6 +394,23 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// `description` parsed as a pipeline (still in NULL), and its appsink named `sink_name`.
+pub fn pipeline_with_appsink(
+    description: &str,
+    sink_name: &str,
+) -> (gst::Pipeline, gst_app::AppSink) {
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name(sink_name)
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    (pipeline, sink)
+}
+
 /// One run of `videotestsrc ! m3ddmoutpaint ! fakesink` to EOS, then NULL.
 pub fn pipeline_cycle(element_args: &str, frames: u32) -> gst::glib::WeakRef<gst::Element> {
     let pipeline = gst::parse::launch(&format!(
