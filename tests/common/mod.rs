@@ -11,7 +11,7 @@ pub mod outputs;
 pub mod samples;
 
 #[allow(unused_imports)]
-pub use errors::{caps_error, error_of, ready_error};
+pub use errors::{caps_error, error_of, ready_error, refused_at_ready};
 #[allow(unused_imports)]
 pub use models::{edit_manifest, model_copy, model_with_vae_as_unet, run_fixture};
 
