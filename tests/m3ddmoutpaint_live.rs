@@ -26,23 +26,18 @@ struct LiveRun {
 /// `max-latency` (ms), each frame's time from capture to the sink recorded.
 fn live_run(frames: u64, steps: u32, max_latency_ms: u64) -> LiveRun {
     init();
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc is-live=true num-buffers={frames} pattern=ball \
-         ! video/x-raw,format=RGB,width=64,height=36,framerate=30/1 \
-         ! m3ddmoutpaint name=o model-path={} execution-provider=cpu steps={steps} lookahead=16 \
-           max-latency={} \
-         ! appsink name=out sync=false",
-        tiny_model().display(),
-        max_latency_ms * 1_000_000
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = pipeline_with_appsink(
+        &format!(
+            "videotestsrc is-live=true num-buffers={frames} pattern=ball \
+             ! video/x-raw,format=RGB,width=64,height=36,framerate=30/1 \
+             ! m3ddmoutpaint name=o model-path={} execution-provider=cpu steps={steps} lookahead=16 \
+               max-latency={} \
+             ! appsink name=out sync=false",
+            tiny_model().display(),
+            max_latency_ms * 1_000_000
+        ),
+        "out",
+    );
     // (pts, how long after its capture time the frame reached the sink)
     let arrivals: Arc<Mutex<Vec<(gst::ClockTime, gst::ClockTime)>>> = Default::default();
     let record = arrivals.clone();

@@ -127,19 +127,12 @@ fn test_a_pad_released_mid_stream_leaves_the_others_running() {
 #[test]
 fn test_the_gst_launch_syntax_sets_a_request_pad_aspect() {
     init();
-    let pipeline = gst::parse::launch(
+    let (pipeline, sink) = pipeline_with_appsink(
         "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=64,height=36 \
          ! m3ddmoutpaint name=o fill-mode=blur src_0::aspect=1/1 \
          o.src ! queue ! fakesink o.src_0 ! queue ! appsink name=square sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("square")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+        "square",
+    );
     pipeline.set_state(gst::State::Playing).unwrap();
     let sample = sink.pull_sample().expect("a frame on src_0");
     let s = sample.caps().unwrap().structure(0).unwrap().to_owned();

@@ -172,18 +172,13 @@ type OfferedPool = (gst::BufferPool, Vec<u32>);
 fn output_frames_go_into_the_pool_downstream_offers() {
     init();
     let info = video_info("I420", 64, 36);
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers=20 ! {} ! m3ddmoutpaint fill-mode=blur name=m ! appsink name=out sync=false",
-        info.to_caps().unwrap()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = pipeline_with_appsink(
+        &format!(
+            "videotestsrc num-buffers=20 ! {} ! m3ddmoutpaint fill-mode=blur name=m ! appsink name=out sync=false",
+            info.to_caps().unwrap()
+        ),
+        "out",
+    );
     // Downstream's pool: rows padded by 32 bytes, so that its frames (and
     // their video meta) tell themselves apart from the element's own.
     let offered: Arc<Mutex<Option<OfferedPool>>> = Arc::default();

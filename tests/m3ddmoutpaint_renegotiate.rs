@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Renegotiation mid-stream: a `capsfilter` after the element changes the
-//! frame size it takes (RECONFIGURE upstream). The frames after the change
-//! come out at the new size, none is lost, and when the filter goes back to
-//! the element's own size the source is bit-exact in the frames again; the
-//! shared canvas is untouched: the chunks are the same as in a run without
-//! the change (frames at the element's size are byte-identical to that run's).
+//! frame size or pixel-aspect-ratio it takes (RECONFIGURE upstream). The
+//! frames after the change come out at the new caps, none is lost, and when
+//! the filter goes back to the element's own caps the source is bit-exact in
+//! the frames again; the shared canvas is untouched: the chunks are the same
+//! as in a run without the change (frames at the element's caps are
+//! byte-identical to that run's). Caps of another display aspect cannot be
+//! followed: the element keeps its caps and says so in one WARNING.
 
 mod common;
 
 use common::*;
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 const LOOKAHEAD: u64 = 16;
 /// The size the filter asks for in the second third of the stream.
@@ -68,7 +71,9 @@ impl Pipeline {
             .collect()
     }
 
-    fn finish(self) {
+    /// Checks that no frame is left over; returns the texts of the WARNING
+    /// messages on the bus.
+    fn finish(self) -> Vec<String> {
         assert!(
             self.sink
                 .try_pull_sample(gst::ClockTime::from_seconds(1))
@@ -76,13 +81,89 @@ impl Pipeline {
             "more frames out than in"
         );
         assert!(self.sink.is_eos());
+        let bus = self.pipeline.bus().unwrap();
+        let warnings = bus
+            .iter_filtered(&[gst::MessageType::Warning])
+            .map(|message| match message.view() {
+                gst::MessageView::Warning(warning) => warning.error().to_string(),
+                _ => unreachable!("filtered to warnings"),
+            })
+            .collect();
         self.pipeline.set_state(gst::State::Null).unwrap();
+        warnings
     }
+}
+
+/// The frames of a run without a change (the reference), and of a run whose
+/// filter takes `caps` for the second third of the stream; with the WARNING
+/// texts of the run with the change.
+fn runs_with_change(caps: gst::Caps) -> (Vec<gst::Sample>, Vec<gst::Sample>, Vec<String>) {
+    let straight = Pipeline::new();
+    let reference = straight.run(0..3 * LOOKAHEAD, true);
+    assert!(straight.finish().is_empty(), "no warning without a change");
+    let pipeline = Pipeline::new();
+    let mut got = pipeline.run(0..LOOKAHEAD, false);
+    pipeline.filter.set_property("caps", caps);
+    got.extend(pipeline.run(LOOKAHEAD..2 * LOOKAHEAD, false));
+    pipeline.filter.set_property("caps", gst::Caps::new_any());
+    got.extend(pipeline.run(2 * LOOKAHEAD..3 * LOOKAHEAD, true));
+    let warnings = pipeline.finish();
+    assert_eq!(got.len(), reference.len(), "no frame lost");
+    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
+        assert_eq!(
+            sample.buffer().unwrap().pts(),
+            expected.buffer().unwrap().pts(),
+            "frame {k} in order"
+        );
+    }
+    (reference, got, warnings)
+}
+
+/// Frame `k` is at the element's own caps, byte-identical to the run without
+/// the change, and holds the source bit-exact.
+fn assert_as_without_change(k: u64, sample: &gst::Sample, expected: &gst::Sample) {
+    assert_eq!(
+        sample.caps().unwrap(),
+        expected.caps().unwrap(),
+        "frame {k} at the element's caps"
+    );
+    assert!(
+        bytes(sample) == bytes(expected),
+        "frame {k} differs from the run without the change: the canvas moved"
+    );
+    let in_info = video_info("I420", 64, 36);
+    let out_info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let input = make_frame(&in_info, k, 0);
+    let output = sample.buffer().unwrap();
+    let at = locate_source(&in_info, &input, &out_info, output).expect("the source");
+    assert!(source_is_exact(&in_info, &input, &out_info, output, at));
 }
 
 fn size_of(sample: &gst::Sample) -> (i32, i32) {
     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
     (info.width() as i32, info.height() as i32)
+}
+
+fn par_of(sample: &gst::Sample) -> gst::Fraction {
+    gst_video::VideoInfo::from_caps(sample.caps().unwrap())
+        .unwrap()
+        .par()
+}
+
+/// The mean of each row of the luma plane.
+fn row_means(sample: &gst::Sample) -> Vec<f64> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
+        .unwrap();
+    let stride = frame.plane_stride()[0] as usize;
+    let width = info.width() as usize;
+    frame
+        .plane_data(0)
+        .unwrap()
+        .chunks(stride)
+        .take(info.height() as usize)
+        .map(|row| row[..width].iter().map(|&v| f64::from(v)).sum::<f64>() / width as f64)
+        .collect()
 }
 
 fn bytes(sample: &gst::Sample) -> Vec<u8> {
@@ -91,48 +172,110 @@ fn bytes(sample: &gst::Sample) -> Vec<u8> {
 
 #[test]
 fn a_size_change_downstream_applies_from_the_next_frame() {
-    let straight = Pipeline::new();
-    let reference = straight.run(0..3 * LOOKAHEAD, true);
-    straight.finish();
-    let natural = size_of(&reference[0]);
-    assert_ne!(natural, SMALL);
-
-    let pipeline = Pipeline::new();
-    let mut got = pipeline.run(0..LOOKAHEAD, false);
-    pipeline.filter.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("width", SMALL.0)
-            .field("height", SMALL.1)
-            .build(),
+    init();
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("width", SMALL.0)
+        .field("height", SMALL.1)
+        .build();
+    let (reference, got, warnings) = runs_with_change(caps);
+    assert_ne!(size_of(&reference[0]), SMALL);
+    assert_eq!(
+        warnings,
+        Vec::<String>::new(),
+        "a size is followed silently"
     );
-    got.extend(pipeline.run(LOOKAHEAD..2 * LOOKAHEAD, false));
-    pipeline.filter.set_property("caps", gst::Caps::new_any());
-    got.extend(pipeline.run(2 * LOOKAHEAD..3 * LOOKAHEAD, true));
-    pipeline.finish();
-
-    assert_eq!(got.len(), reference.len(), "no frame lost");
     for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
         let k = k as u64;
-        assert_eq!(
-            sample.buffer().unwrap().pts(),
-            expected.buffer().unwrap().pts(),
-            "frame {k} in order"
-        );
         if (LOOKAHEAD..2 * LOOKAHEAD).contains(&k) {
             assert_eq!(size_of(sample), SMALL, "frame {k} at the filter's size");
+        } else {
+            assert_as_without_change(k, sample, expected);
+        }
+    }
+}
+
+/// Downstream fixes 3/2 pixels (alone): the frames take them at the width
+/// that displays the element's aspect (64 square pixels are 42⅔ of 3/2,
+/// rounded to I420's even 42), the height kept; each is the same picture as
+/// the run without the change (the same canvas crop and source rows),
+/// resampled across.
+#[test]
+fn a_pixel_aspect_change_downstream_applies_from_the_next_frame() {
+    init();
+    let par = gst::Fraction::new(3, 2);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("pixel-aspect-ratio", par)
+        .build();
+    let (reference, got, warnings) = runs_with_change(caps);
+    let (width, height) = size_of(&reference[0]);
+    assert_eq!(
+        warnings,
+        Vec::<String>::new(),
+        "a pixel-aspect-ratio is followed silently"
+    );
+    let mut worst = 0.0f64;
+    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
+        let k = k as u64;
+        if !(LOOKAHEAD..2 * LOOKAHEAD).contains(&k) {
+            assert_as_without_change(k, sample, expected);
             continue;
         }
-        assert_eq!(size_of(sample), natural, "frame {k} at the element's size");
-        assert!(
-            bytes(sample) == bytes(expected),
-            "frame {k} differs from the run without the change: the canvas moved"
+        assert_eq!(
+            par_of(sample),
+            par,
+            "frame {k} at the filter's pixel-aspect-ratio"
         );
-        let in_info = video_info("I420", 64, 36);
-        let out_info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-        let input = make_frame(&in_info, k, 0);
-        let output = sample.buffer().unwrap();
-        let at = locate_source(&in_info, &input, &out_info, output).expect("the source");
-        assert!(source_is_exact(&in_info, &input, &out_info, output, at));
+        assert_eq!(
+            size_of(sample),
+            (width * 2 / 3 / 2 * 2, height),
+            "frame {k}"
+        );
+        for (row, (a, b)) in row_means(sample)
+            .iter()
+            .zip(row_means(expected))
+            .enumerate()
+        {
+            worst = worst.max((a - b).abs());
+            assert!(
+                (a - b).abs() < ROW_MEAN_SLACK,
+                "frame {k} row {row}: mean {a:.1} where the run without the change has {b:.1}"
+            );
+        }
+    }
+    println!("largest row-mean difference from the run without the change: {worst:.2}");
+}
+
+/// What resampling a row across changes in its mean (8-bit levels).
+const ROW_MEAN_SLACK: f64 = 4.0;
+
+/// Downstream fixes 64x64 square pixels, a 1:1 display where the canvas is
+/// laid out for 9:16: not followed. Every frame still comes out at the
+/// element's caps, byte-identical to the run without the change, and one
+/// WARNING names the pad, the caps asked for, why and what to do.
+#[test]
+fn caps_of_another_display_aspect_keep_the_caps_with_one_warning() {
+    init();
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("width", 64)
+        .field("height", 64)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build();
+    let (reference, got, warnings) = runs_with_change(caps);
+    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
+        assert_as_without_change(k as u64, sample, expected);
+    }
+    println!("{warnings:#?}");
+    assert_eq!(warnings.len(), 1, "one warning: {warnings:#?}");
+    for needle in [
+        "pad src",
+        "width=(int)64, height=(int)64",
+        "display",
+        "restart the stream",
+    ] {
+        assert!(
+            warnings[0].contains(needle),
+            "{needle:?} in {}",
+            warnings[0]
+        );
     }
 }

@@ -293,8 +293,11 @@ fn test_anamorphic_pal_displays_at_the_aspect_downstream_fixes_a_size_for() {
     assert!((display - 9.0 / 16.0).abs() < 1e-3, "{caps}");
 }
 
-#[test]
-fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
+/// A blur harness given 64×36 RGB caps, an `image-orientation` tag of
+/// `orientation`, then one frame: the harness, the input's info and the frame.
+fn one_frame_after_orientation_tag(
+    orientation: &str,
+) -> (gst_check::Harness, gst_video::VideoInfo, gst::Buffer) {
     let mut h = harness(BLUR);
     h.play();
     let in_info = video_info("RGB", 64, 36);
@@ -302,10 +305,16 @@ fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
     let mut tags = gst::TagList::new();
     tags.get_mut()
         .unwrap()
-        .add::<gst::tags::ImageOrientation>(&"rotate-90", gst::TagMergeMode::Replace);
+        .add::<gst::tags::ImageOrientation>(&orientation, gst::TagMergeMode::Replace);
     assert!(h.push_event(gst::event::Tag::new(tags)));
     let input = make_frame(&in_info, 0, 0);
     assert_eq!(h.push(input.clone()), Ok(gst::FlowSuccess::Ok));
+    (h, in_info, input)
+}
+
+#[test]
+fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
+    let (mut h, in_info, input) = one_frame_after_orientation_tag("rotate-90");
     assert!(h.push_event(gst::event::Eos::new()));
     let output = pull_within(&mut h, std::time::Duration::from_secs(30)).expect("a frame");
     let events = events_until_eos(&mut h, std::time::Duration::from_secs(30));
@@ -341,17 +350,7 @@ fn test_a_rotate_90_tag_turns_the_frames_upright_and_leaves_as_rotate_0() {
 
 #[test]
 fn test_a_rotate_0_tag_leaves_the_frames_as_they_are() {
-    let mut h = harness(BLUR);
-    h.play();
-    let in_info = video_info("RGB", 64, 36);
-    h.set_src_caps(in_info.to_caps().unwrap());
-    let mut tags = gst::TagList::new();
-    tags.get_mut()
-        .unwrap()
-        .add::<gst::tags::ImageOrientation>(&"rotate-0", gst::TagMergeMode::Replace);
-    assert!(h.push_event(gst::event::Tag::new(tags)));
-    let input = make_frame(&in_info, 0, 0);
-    assert_eq!(h.push(input.clone()), Ok(gst::FlowSuccess::Ok));
+    let (mut h, in_info, input) = one_frame_after_orientation_tag("rotate-0");
     let output = pull_within(&mut h, std::time::Duration::from_secs(30)).expect("a frame");
     let caps = h.sinkpad().unwrap().current_caps().unwrap();
     let out_info = gst_video::VideoInfo::from_caps(&caps).unwrap();

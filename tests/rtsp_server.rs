@@ -9,11 +9,14 @@
 //! client comes back after both left and gets frames again (the shared media
 //! is made anew).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pipeline_with_appsink;
 use gst::prelude::*;
 
 const FPS: f64 = 15.0;
@@ -89,18 +92,13 @@ struct Pulled {
 /// Pulls `url` with rtspsrc for `SETTLE` + `SECONDS` after the first frame.
 fn pull_with_rtspsrc(url: &str) -> Pulled {
     gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "rtspsrc location={url} latency=300 ! rtph264depay ! avdec_h264 ! videoconvert \
-         ! appsink name=out sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = pipeline_with_appsink(
+        &format!(
+            "rtspsrc location={url} latency=300 ! rtph264depay ! avdec_h264 ! videoconvert \
+             ! appsink name=out sync=false"
+        ),
+        "out",
+    );
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut sizes = Vec::new();
     let mut first: Option<Instant> = None;

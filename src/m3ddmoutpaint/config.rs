@@ -102,6 +102,9 @@ pub struct OutputConfig {
     pub out_caps: gst::Caps,
     /// The frame and the source's box in it (the source's own size unless scaled).
     pub output: OutputLayout,
+    /// The frame `output` is scaled from: the source at its own size, at the
+    /// input's pixel-aspect-ratio (`output` itself unless scaled).
+    pub natural: OutputLayout,
     /// The content box and this output's crop on the canvas.
     pub layout: CanvasLayout,
 }
@@ -111,6 +114,44 @@ impl OutputConfig {
     pub fn scales_source(&self, in_info: &gst_video::VideoInfo) -> bool {
         self.output.source.width() != in_info.width()
             || self.output.source.height() != in_info.height()
+    }
+
+    /// This output stored as `frame` (another size and pixel-aspect-ratio) on
+    /// the same crop of the same canvas: the same picture, its natural frame
+    /// scaled to `frame` (the natural frame itself at its own size). Refused
+    /// with a sentence when `frame` does not display the crop's aspect to
+    /// within `align` pixels on a side (a rounding step): only another canvas
+    /// layout could fill it.
+    pub fn refit(
+        &self,
+        in_info: &gst_video::VideoInfo,
+        frame: FixedFrame,
+    ) -> Result<OutputConfig, String> {
+        let natural = self.natural;
+        let shown = display_ratio(natural.width, natural.height, pixel_aspect(in_info.par()))?;
+        let (shown, par) = (shown.as_f64(), frame.par.as_f64());
+        let (width, height) = (f64::from(frame.width), f64::from(frame.height));
+        let slack = f64::from(size_alignment(in_info.format()));
+        if (width - height * shown / par).abs() > slack
+            && (height - width * par / shown).abs() > slack
+        {
+            return Err(format!(
+                "{}x{} at pixel-aspect-ratio {}/{} displays {:.3}:1, not the {:.3}:1 this output's \
+                 crop of the canvas displays",
+                frame.width,
+                frame.height,
+                frame.par.num,
+                frame.par.den,
+                width * par / height,
+                shown
+            ));
+        }
+        let output = if (frame.width, frame.height) == (natural.width, natural.height) {
+            natural
+        } else {
+            scaled_frame(&natural, (frame.width, frame.height))
+        };
+        output_config(&self.out_caps, output, natural, frame.par, self.layout)
     }
 }
 
@@ -181,7 +222,7 @@ impl StreamConfig {
                     ),
                     None => (natural, par),
                 };
-                output_config(in_caps, output, out_par, layout)
+                output_config(in_caps, output, natural, out_par, layout)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let union = outputs
@@ -318,11 +359,12 @@ fn scaled_frame(natural: &OutputLayout, (width, height): (u32, u32)) -> OutputLa
     }
 }
 
-/// The caps and video info of an output frame (the input's caps with its size
-/// and pixel-aspect-ratio).
+/// The caps and video info of an output frame (the input's caps, or another
+/// output's, with its size and pixel-aspect-ratio).
 fn output_config(
     in_caps: &gst::CapsRef,
     output: OutputLayout,
+    natural: OutputLayout,
     par: Ratio,
     layout: CanvasLayout,
 ) -> Result<OutputConfig, String> {
@@ -345,6 +387,7 @@ fn output_config(
         out_info,
         out_caps,
         output,
+        natural,
         layout,
     })
 }
@@ -434,6 +477,29 @@ mod tests {
         assert_eq!((out.out_info.width(), out.out_info.height()), (90, 160));
         assert_eq!(out.output.source.width(), 90);
         assert!(out.scales_source(&config.in_info));
+    }
+
+    #[test]
+    fn a_refit_keeps_the_crop_and_refuses_another_display_aspect() {
+        init();
+        let caps = caps("video/x-raw,format=I420,width=64,height=36,framerate=30/1");
+        let config = StreamConfig::new(&caps, &[aspect(9, 16)], 128).unwrap();
+        let out = &config.outputs[0];
+        let frame = |width, height, num, den| FixedFrame {
+            width,
+            height,
+            par: Ratio { num, den },
+        };
+        let wide = out.refit(&config.in_info, frame(42, 114, 3, 2)).unwrap();
+        assert_eq!((wide.out_info.width(), wide.out_info.height()), (42, 114));
+        assert_eq!(wide.out_info.par(), gst::Fraction::new(3, 2));
+        assert_eq!(wide.layout, out.layout);
+        assert_eq!(wide.output.source, Rect::at(0, 38, 42, 36));
+        let back = wide.refit(&config.in_info, frame(64, 114, 1, 1)).unwrap();
+        assert_eq!(back.output, out.output);
+        assert_eq!(back.out_caps, out.out_caps);
+        let err = out.refit(&config.in_info, frame(64, 64, 1, 1)).unwrap_err();
+        assert!(err.contains("displays 1.000:1"), "{err}");
     }
 
     #[test]

@@ -150,32 +150,8 @@ pub fn hdr_transfer(info: &gst_video::VideoInfo) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m3ddmoutpaint::test_support::patterned_frame;
     use gst_video::prelude::*;
-
-    /// A frame of `format` whose every sample is a function of its place,
-    /// within the format's depth (packed twice to set v210's padding bits as
-    /// the packer does).
-    fn patterned(info: &gst_video::VideoInfo) -> gst::Buffer {
-        let mut frame = gst_video::VideoFrame::from_buffer_writable(
-            gst::Buffer::with_size(info.size()).unwrap(),
-            info,
-        )
-        .unwrap();
-        for plane in 0..frame.n_planes() {
-            let stride = frame.plane_stride()[plane as usize] as usize;
-            for (y, row) in frame
-                .plane_data_mut(plane)
-                .unwrap()
-                .chunks_mut(stride)
-                .enumerate()
-            {
-                for (x, byte) in row.iter_mut().enumerate() {
-                    *byte = ((x * 37 + y * 11 + plane as usize * 7) % 253) as u8;
-                }
-            }
-        }
-        frame.into_buffer()
-    }
 
     /// The bytes of every plane's pixels, row by row (not the rows' padding).
     fn samples(info: &gst_video::VideoInfo, buffer: &gst::Buffer) -> Vec<u8> {
@@ -221,7 +197,11 @@ mod tests {
                     .build()
                     .unwrap();
                 let packed_info = with_format(&info, format).unwrap();
-                let planar = patterned(&info);
+                // Every sample a function of its place (packed twice below to
+                // set v210's padding bits as the packer does).
+                let planar = patterned_frame(&info, |plane, x, y| {
+                    ((x * 37 + y * 11 + plane * 7) % 253) as u8
+                });
                 // The twin's 10-bit samples are held within their depth by packing once.
                 let planar = converted(
                     &packed_info,

@@ -140,13 +140,7 @@ impl ContentScaler {
 
     /// The content image of one input buffer (and its square for the detector).
     pub fn scale(&self, input: &gst::BufferRef) -> Result<ScaledFrame, String> {
-        let input = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
-            .map_err(|_| {
-                format!(
-                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
-                    input.size()
-                )
-            })?;
+        let input = map_input(input, &self.in_info)?;
         let content = self.content.convert(&input)?;
         let cut_image = match &self.cut_image {
             Some(scaler) => Some(scaler.convert(&input)?),
@@ -191,6 +185,20 @@ impl Repacker {
             .frame_ref(frame, &mut out.as_mut_video_frame_ref());
         Ok(out)
     }
+}
+
+/// `input` mapped readable as a frame of `info` (the negotiated caps), or a
+/// sentence saying that it does not hold one.
+pub fn map_input<'a>(
+    input: &'a gst::BufferRef,
+    info: &gst_video::VideoInfo,
+) -> Result<gst_video::VideoFrameRef<&'a gst::BufferRef>, String> {
+    gst_video::VideoFrameRef::from_buffer_ref_readable(input, info).map_err(|_| {
+        format!(
+            "an input buffer of {} bytes does not hold a frame of the negotiated caps",
+            input.size()
+        )
+    })
 }
 
 /// A new writable frame of `info`.
@@ -315,13 +323,7 @@ impl Compositor {
         };
         self.converter.frame(&canvas_frame, &mut output);
 
-        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
-            .map_err(|_| {
-                format!(
-                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
-                    input.size()
-                )
-            })?;
+        let source = map_input(input, &self.in_info)?;
         if let Some(scaler) = &self.source_scaler {
             scaler.frame_ref(&source, &mut output.as_mut_video_frame_ref());
         }

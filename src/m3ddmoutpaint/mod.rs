@@ -45,6 +45,8 @@ mod settings;
 mod source;
 mod state;
 mod task;
+#[cfg(test)]
+mod test_support;
 
 use crate::engine;
 

@@ -20,6 +20,13 @@ pub enum Refusal {
     Downstream(String),
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (Refusal::Format(why) | Refusal::Downstream(why)) = self;
+        f.write_str(why)
+    }
+}
+
 /// The configuration of `in_caps` for `outputs` (a pad and its shape each, in
 /// the order of the outputs) on a `canvas` square.
 pub fn configure(

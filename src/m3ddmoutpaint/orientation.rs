@@ -10,6 +10,7 @@
 use gst_video::VideoOrientationMethod as Method;
 use gst_video::prelude::*;
 
+use super::frames::map_input;
 use super::metas::copy_metas_without_geometry;
 
 /// The turn the last orientation tag asked for (none for rotate-0), and the
@@ -109,13 +110,7 @@ impl Rotator {
     /// `input` turned upright, with its timestamps, flags and the metas that
     /// do not describe its geometry.
     pub fn rotate(&self, input: &gst::BufferRef) -> Result<gst::Buffer, String> {
-        let source = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &self.in_info)
-            .map_err(|_| {
-                format!(
-                    "an input buffer of {} bytes does not hold a frame of the negotiated caps",
-                    input.size()
-                )
-            })?;
+        let source = map_input(input, &self.in_info)?;
         let output = gst::Buffer::with_size(self.out_info.size())
             .map_err(|err| format!("cannot allocate an upright frame: {err}"))?;
         let mut output = gst_video::VideoFrame::from_buffer_writable(output, &self.out_info)
@@ -199,6 +194,7 @@ fn tag_name(method: Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m3ddmoutpaint::test_support::patterned_frame;
 
     /// A 3×2 frame of `format` whose every byte names its plane, row and column.
     fn frame(format: &str, width: u32, height: u32) -> (gst::Caps, gst::Buffer) {
@@ -210,25 +206,8 @@ mod tests {
         )
         .build()
         .unwrap();
-        let mut frame = gst_video::VideoFrame::from_buffer_writable(
-            gst::Buffer::with_size(info.size()).unwrap(),
-            &info,
-        )
-        .unwrap();
-        for plane in 0..frame.n_planes() {
-            let stride = frame.plane_stride()[plane as usize] as usize;
-            for (y, row) in frame
-                .plane_data_mut(plane)
-                .unwrap()
-                .chunks_mut(stride)
-                .enumerate()
-            {
-                for (x, byte) in row.iter_mut().enumerate() {
-                    *byte = (plane as usize * 64 + y * 16 + x) as u8;
-                }
-            }
-        }
-        (info.to_caps().unwrap(), frame.into_buffer())
+        let buffer = patterned_frame(&info, |plane, x, y| (plane * 64 + y * 16 + x) as u8);
+        (info.to_caps().unwrap(), buffer)
     }
 
     fn byte(buffer: &gst::Buffer, caps: &gst::Caps, plane: u32, x: usize, y: usize) -> u8 {

@@ -4,21 +4,24 @@
 
 use gst::prelude::*;
 
-use super::{harness, init};
+use super::{element, harness};
 
-/// The error of a failing NULL→READY of a new element with these properties.
-pub fn ready_error(properties: &[(&str, &str)]) -> gst::glib::Error {
-    init();
-    let element = gst::ElementFactory::make("m3ddmoutpaint").build().unwrap();
-    for (name, value) in properties {
-        element.set_property_from_str(name, value);
-    }
+/// A new element with these properties whose NULL→READY failed (asserted),
+/// and the bus its messages went to.
+pub fn refused_at_ready(properties: &[(&str, &str)]) -> (gst::Element, gst::Bus) {
+    let element = element(properties);
     let bus = gst::Bus::new();
     element.set_bus(Some(&bus));
     assert!(
         element.set_state(gst::State::Ready).is_err(),
         "READY must fail with {properties:?}"
     );
+    (element, bus)
+}
+
+/// The error of a failing NULL→READY of a new element with these properties.
+pub fn ready_error(properties: &[(&str, &str)]) -> gst::glib::Error {
+    let (element, bus) = refused_at_ready(properties);
     let msg = bus
         .pop_filtered(&[gst::MessageType::Error])
         .expect("an error message");

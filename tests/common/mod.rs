@@ -11,7 +11,7 @@ pub mod outputs;
 pub mod samples;
 
 #[allow(unused_imports)]
-pub use errors::{caps_error, error_of, ready_error};
+pub use errors::{caps_error, error_of, ready_error, refused_at_ready};
 #[allow(unused_imports)]
 pub use models::{edit_manifest, model_copy, model_with_vae_as_unet, run_fixture};
 
@@ -392,6 +392,23 @@ pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// `description` parsed as a pipeline (still in NULL), and its appsink named `sink_name`.
+pub fn pipeline_with_appsink(
+    description: &str,
+    sink_name: &str,
+) -> (gst::Pipeline, gst_app::AppSink) {
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name(sink_name)
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    (pipeline, sink)
 }
 
 /// One run of `videotestsrc ! m3ddmoutpaint ! fakesink` to EOS, then NULL.

@@ -428,25 +428,6 @@ fn remote_stop_during_a_hanging_call_does_not_wait_for_the_deadline() {
     );
 }
 
-/// The error of a failing NULL→READY with these properties.
-fn ready_error(properties: &[(&'static str, String)]) -> gst::glib::Error {
-    let element = element(&as_refs(properties));
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    assert!(
-        element.set_state(gst::State::Ready).is_err(),
-        "READY must fail with {properties:?}"
-    );
-    let message = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let _ = element.set_state(gst::State::Null);
-    let gst::MessageView::Error(err) = message.view() else {
-        unreachable!()
-    };
-    err.error()
-}
-
 /// A copy of the tiny model whose manifest says the U-Net's `sample` is float16.
 fn tiny_model_with_fp16_sample(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -475,7 +456,7 @@ fn remote_ready_refuses_a_server_whose_model_differs() {
     let mut properties = remote_properties(&urls(&servers[..1]), DEFAULT_TIMEOUT_MS);
     properties.retain(|(name, _)| *name != "model-path");
     properties.push(("model-path", dir.display().to_string()));
-    let err = ready_error(&properties);
+    let err = ready_error(&as_refs(&properties));
     let _ = std::fs::remove_dir_all(&dir);
     let message = err.message();
     eprintln!("{message}");
@@ -494,10 +475,10 @@ fn remote_ready_refuses_a_server_whose_model_differs() {
 fn remote_ready_refuses_an_unreachable_server() {
     let url = format!("grpc://127.0.0.1:{}", free_ports(1)[0]);
     let started = Instant::now();
-    let err = ready_error(&remote_properties(
+    let err = ready_error(&as_refs(&remote_properties(
         std::slice::from_ref(&url),
         DEFAULT_TIMEOUT_MS,
-    ));
+    )));
     eprintln!(
         "{:.2} s: {}",
         started.elapsed().as_secs_f64(),
@@ -521,7 +502,7 @@ fn remote_ready_refuses_a_malformed_server_url() {
             &["grpc://127.0.0.1:1".into(), bad.into()],
             DEFAULT_TIMEOUT_MS,
         );
-        let err = ready_error(&properties);
+        let err = ready_error(&as_refs(&properties));
         assert!(err.message().contains(bad), "{bad}: {err}");
     }
 }

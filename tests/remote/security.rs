@@ -232,15 +232,12 @@ fn assert_no_secret(what: &str, texts: &[String]) {
     }
 }
 
-/// NULL→READY with these properties: it fails; its error and every bus message.
-fn refused_at_ready(properties: &[(&'static str, String)]) -> (gst::glib::Error, Vec<String>) {
-    let element = element(&as_refs(properties));
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    assert!(
-        element.set_state(gst::State::Ready).is_err(),
-        "READY must fail with {properties:?}"
-    );
+/// NULL→READY with these properties: it fails; its error, and every readable
+/// property's value and bus message.
+fn error_and_messages_at_ready(
+    properties: &[(&'static str, String)],
+) -> (gst::glib::Error, Vec<String>) {
+    let (element, bus) = refused_at_ready(&as_refs(properties));
     let readback: Vec<String> = element
         .list_properties()
         .iter()
@@ -311,7 +308,7 @@ fn remote_tls_refusals_name_the_server_and_the_cause_never_the_secret() {
         ("no header", no_header, HEADER),
         ("wrong header", wrong_header, HEADER),
     ] {
-        let (err, messages) = refused_at_ready(&secure_properties(server, &extra));
+        let (err, messages) = error_and_messages_at_ready(&secure_properties(server, &extra));
         let message = err.message().to_string();
         eprintln!("{case}: {message}");
         assert!(

@@ -10,6 +10,7 @@ use super::super::caps;
 use super::super::config::OutputShape;
 use super::super::outputpad::OutputPad;
 use super::super::pools::answer_allocation;
+use super::super::state::{DrainPoint, Item};
 use super::M3ddmOutpaint;
 use crate::m3ddmoutpaint::CAT;
 
@@ -89,6 +90,22 @@ impl M3ddmOutpaint {
             }
             _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
         }
+    }
+
+    /// A DRAIN query returns once every frame queued before it has left.
+    fn sink_drain(&self) -> bool {
+        let mut state = self.shared.lock();
+        state.next_drain_query += 1;
+        let id = state.next_drain_query;
+        if state.srcresult.is_err() {
+            return true;
+        }
+        state.queue.push_back(Item::Drain(DrainPoint::Query(id)));
+        self.shared.notify();
+        while state.srcresult.is_ok() && state.drained_query < id {
+            state = self.shared.wait(state, None);
+        }
+        true
     }
 
     fn own_latency(&self) -> gst::ClockTime {
