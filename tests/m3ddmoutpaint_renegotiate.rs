@@ -94,19 +94,38 @@ impl Pipeline {
     }
 }
 
+/// What the filter does before a part of the stream (`LOOKAHEAD` frames).
+enum Step {
+    /// Nothing.
+    Keep,
+    /// It takes these caps (a RECONFIGURE goes upstream).
+    Caps(gst::Caps),
+    /// Another RECONFIGURE reaches the element from the filter, its caps unchanged.
+    Reconfigure,
+}
+
 /// The frames of a run without a change (the reference), and of a run whose
-/// filter takes `caps` for the second third of the stream; with the WARNING
-/// texts of the run with the change.
-fn runs_with_change(caps: gst::Caps) -> (Vec<gst::Sample>, Vec<gst::Sample>, Vec<String>) {
+/// filter does `steps` (one per part of the stream), with the WARNING texts of
+/// that run.
+fn runs_with_change(steps: &[Step]) -> (Vec<gst::Sample>, Vec<gst::Sample>, Vec<String>) {
+    let total = steps.len() as u64 * LOOKAHEAD;
     let straight = Pipeline::new();
-    let reference = straight.run(0..3 * LOOKAHEAD, true);
+    let reference = straight.run(0..total, true);
     assert!(straight.finish().is_empty(), "no warning without a change");
     let pipeline = Pipeline::new();
-    let mut got = pipeline.run(0..LOOKAHEAD, false);
-    pipeline.filter.set_property("caps", caps);
-    got.extend(pipeline.run(LOOKAHEAD..2 * LOOKAHEAD, false));
-    pipeline.filter.set_property("caps", gst::Caps::new_any());
-    got.extend(pipeline.run(2 * LOOKAHEAD..3 * LOOKAHEAD, true));
+    let mut got = Vec::new();
+    for (part, step) in (0..).zip(steps) {
+        match step {
+            Step::Keep => {}
+            Step::Caps(caps) => pipeline.filter.set_property("caps", caps),
+            Step::Reconfigure => {
+                let pad = pipeline.filter.static_pad("sink").unwrap();
+                assert!(pad.push_event(gst::event::Reconfigure::new()));
+            }
+        }
+        let start = part * LOOKAHEAD;
+        got.extend(pipeline.run(start..start + LOOKAHEAD, start + LOOKAHEAD == total));
+    }
     let warnings = pipeline.finish();
     assert_eq!(got.len(), reference.len(), "no frame lost");
     for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
@@ -117,6 +136,15 @@ fn runs_with_change(caps: gst::Caps) -> (Vec<gst::Sample>, Vec<gst::Sample>, Vec
         );
     }
     (reference, got, warnings)
+}
+
+/// A change for the second third of the stream, and back to any caps.
+fn change_and_back(caps: gst::Caps) -> [Step; 3] {
+    [
+        Step::Keep,
+        Step::Caps(caps),
+        Step::Caps(gst::Caps::new_any()),
+    ]
 }
 
 /// Frame `k` is at the element's own caps, byte-identical to the run without
@@ -177,7 +205,7 @@ fn a_size_change_downstream_applies_from_the_next_frame() {
         .field("width", SMALL.0)
         .field("height", SMALL.1)
         .build();
-    let (reference, got, warnings) = runs_with_change(caps);
+    let (reference, got, warnings) = runs_with_change(&change_and_back(caps));
     assert_ne!(size_of(&reference[0]), SMALL);
     assert_eq!(
         warnings,
@@ -206,7 +234,7 @@ fn a_pixel_aspect_change_downstream_applies_from_the_next_frame() {
     let caps = gst::Caps::builder("video/x-raw")
         .field("pixel-aspect-ratio", par)
         .build();
-    let (reference, got, warnings) = runs_with_change(caps);
+    let (reference, got, warnings) = runs_with_change(&change_and_back(caps));
     let (width, height) = size_of(&reference[0]);
     assert_eq!(
         warnings,
@@ -249,9 +277,9 @@ fn a_pixel_aspect_change_downstream_applies_from_the_next_frame() {
 const ROW_MEAN_SLACK: f64 = 4.0;
 
 /// Downstream fixes 64x64 square pixels, a 1:1 display where the canvas is
-/// laid out for 9:16: not followed. Every frame still comes out at the
-/// element's caps, byte-identical to the run without the change, and one
-/// WARNING names the pad, the caps asked for, why and what to do.
+/// laid out for 9:16, and asks again: not followed. Every frame still comes
+/// out at the element's caps, byte-identical to the run without the change,
+/// and one WARNING names the pad, the caps asked for, why and what to do.
 #[test]
 fn caps_of_another_display_aspect_keep_the_caps_with_one_warning() {
     init();
@@ -260,7 +288,13 @@ fn caps_of_another_display_aspect_keep_the_caps_with_one_warning() {
         .field("height", 64)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build();
-    let (reference, got, warnings) = runs_with_change(caps);
+    let steps = [
+        Step::Keep,
+        Step::Caps(caps),
+        Step::Reconfigure,
+        Step::Caps(gst::Caps::new_any()),
+    ];
+    let (reference, got, warnings) = runs_with_change(&steps);
     for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
         assert_as_without_change(k as u64, sample, expected);
     }
