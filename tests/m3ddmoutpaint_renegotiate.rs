@@ -5,8 +5,9 @@
 //! the filter goes back to the element's own caps the source is bit-exact in
 //! the frames again; the shared canvas is untouched: the chunks are the same
 //! as in a run without the change (frames at the element's caps are
-//! byte-identical to that run's). Caps of another display aspect cannot be
-//! followed: the element keeps its caps and says so in one WARNING.
+//! byte-identical to that run's, and so is every frame of another output
+//! sharing the canvas). Caps of another display aspect cannot be followed:
+//! the element keeps its caps and says so in one WARNING.
 
 mod common;
 
@@ -18,17 +19,20 @@ const LOOKAHEAD: u64 = 16;
 /// The size the filter asks for in the second third of the stream.
 const SMALL: (i32, i32) = (48, 86);
 
-/// A pipeline appsrc ! m3ddmoutpaint ! capsfilter ! appsink for 64×36 I420.
+/// A pipeline appsrc ! m3ddmoutpaint ! capsfilter ! queue ! appsink for
+/// 64×36 I420, with more outputs (request pads at given aspects) each into
+/// queue ! appsink.
 struct Pipeline {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
     filter: gst::Element,
-    sink: gst_app::AppSink,
+    /// The filtered output's first, then the request pads' in order.
+    sinks: Vec<gst_app::AppSink>,
     info: gst_video::VideoInfo,
 }
 
 impl Pipeline {
-    fn new() -> Pipeline {
+    fn new(others: &[&str]) -> Pipeline {
         init();
         let info = video_info("I420", 64, 36);
         let properties = outpaint_properties(LOOKAHEAD as u32);
@@ -38,23 +42,40 @@ impl Pipeline {
             .format(gst::Format::Time)
             .build();
         let filter = gst::ElementFactory::make("capsfilter").build().unwrap();
-        let sink = gst_app::AppSink::builder().sync(false).build();
         let pipeline = gst::Pipeline::new();
-        let chain = [src.upcast_ref(), &element, &filter, sink.upcast_ref()];
-        pipeline.add_many(chain).unwrap();
-        gst::Element::link_many(chain).unwrap();
+        pipeline
+            .add_many([src.upcast_ref(), &element, &filter])
+            .unwrap();
+        gst::Element::link_many([src.upcast_ref(), &element, &filter]).unwrap();
+        // A queue on each branch: the outputs are pushed from one thread, and
+        // one sink waiting for preroll would hold the others.
+        let branch = |from: &gst::Pad| {
+            let queue = gst::ElementFactory::make("queue").build().unwrap();
+            let sink = gst_app::AppSink::builder().sync(false).build();
+            pipeline.add_many([&queue, sink.upcast_ref()]).unwrap();
+            queue.link(&sink).unwrap();
+            from.link(&queue.static_pad("sink").unwrap()).unwrap();
+            sink
+        };
+        let mut sinks = vec![branch(&filter.static_pad("src").unwrap())];
+        for aspect in others {
+            let pad = element.request_pad_simple("src_%u").unwrap();
+            pad.set_property_from_str("aspect", aspect);
+            sinks.push(branch(&pad));
+        }
         pipeline.set_state(gst::State::Playing).unwrap();
         Pipeline {
             pipeline,
             src,
             filter,
-            sink,
+            sinks,
             info,
         }
     }
 
-    /// Pushes frames `range` (and EOS after the last with `eos`) and pulls as many frames out.
-    fn run(&self, range: std::ops::Range<u64>, eos: bool) -> Vec<gst::Sample> {
+    /// Pushes frames `range` (and EOS after the last with `eos`) and pulls as
+    /// many frames out of each output.
+    fn run(&self, range: std::ops::Range<u64>, eos: bool) -> Vec<Vec<gst::Sample>> {
         let count = range.end - range.start;
         for k in range {
             self.src.push_buffer(make_frame(&self.info, k, 0)).unwrap();
@@ -62,25 +83,28 @@ impl Pipeline {
         if eos {
             self.src.end_of_stream().unwrap();
         }
-        (0..count)
-            .map(|k| {
-                self.sink
-                    .try_pull_sample(gst::ClockTime::from_seconds(120))
-                    .unwrap_or_else(|| panic!("frame {k} of {count}"))
-            })
-            .collect()
+        let pull = |sink: &gst_app::AppSink| -> Vec<gst::Sample> {
+            (0..count)
+                .map(|k| {
+                    sink.try_pull_sample(gst::ClockTime::from_seconds(120))
+                        .unwrap_or_else(|| panic!("frame {k} of {count}"))
+                })
+                .collect()
+        };
+        self.sinks.iter().map(pull).collect()
     }
 
     /// Checks that no frame is left over; returns the texts of the WARNING
     /// messages on the bus.
     fn finish(self) -> Vec<String> {
-        assert!(
-            self.sink
-                .try_pull_sample(gst::ClockTime::from_seconds(1))
-                .is_none(),
-            "more frames out than in"
-        );
-        assert!(self.sink.is_eos());
+        for sink in &self.sinks {
+            assert!(
+                sink.try_pull_sample(gst::ClockTime::from_seconds(1))
+                    .is_none(),
+                "more frames out than in"
+            );
+            assert!(sink.is_eos());
+        }
         let bus = self.pipeline.bus().unwrap();
         let warnings = bus
             .iter_filtered(&[gst::MessageType::Warning])
@@ -94,29 +118,79 @@ impl Pipeline {
     }
 }
 
-/// The frames of a run without a change (the reference), and of a run whose
-/// filter takes `caps` for the second third of the stream; with the WARNING
-/// texts of the run with the change.
-fn runs_with_change(caps: gst::Caps) -> (Vec<gst::Sample>, Vec<gst::Sample>, Vec<String>) {
-    let straight = Pipeline::new();
-    let reference = straight.run(0..3 * LOOKAHEAD, true);
+/// What the filter does before a part of the stream (`LOOKAHEAD` frames).
+enum Step {
+    /// Nothing.
+    Keep,
+    /// It takes these caps (a RECONFIGURE goes upstream).
+    Caps(gst::Caps),
+    /// Another RECONFIGURE reaches the element from the filter, its caps unchanged.
+    Reconfigure,
+}
+
+/// What came out of a run without a change and of one with it, per output.
+struct Runs {
+    /// The run without a change.
+    reference: Vec<Vec<gst::Sample>>,
+    got: Vec<Vec<gst::Sample>>,
+    /// The texts of the WARNING messages of the run with the change.
+    warnings: Vec<String>,
+}
+
+/// Runs a stream without a change (the reference) and one whose filter does
+/// `steps` (one per part of the stream), through the element with `others`
+/// outputs besides the filtered one.
+fn runs_with_change(others: &[&str], steps: &[Step]) -> Runs {
+    let total = steps.len() as u64 * LOOKAHEAD;
+    let straight = Pipeline::new(others);
+    let reference = straight.run(0..total, true);
     assert!(straight.finish().is_empty(), "no warning without a change");
-    let pipeline = Pipeline::new();
-    let mut got = pipeline.run(0..LOOKAHEAD, false);
-    pipeline.filter.set_property("caps", caps);
-    got.extend(pipeline.run(LOOKAHEAD..2 * LOOKAHEAD, false));
-    pipeline.filter.set_property("caps", gst::Caps::new_any());
-    got.extend(pipeline.run(2 * LOOKAHEAD..3 * LOOKAHEAD, true));
-    let warnings = pipeline.finish();
-    assert_eq!(got.len(), reference.len(), "no frame lost");
-    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
-        assert_eq!(
-            sample.buffer().unwrap().pts(),
-            expected.buffer().unwrap().pts(),
-            "frame {k} in order"
-        );
+    let pipeline = Pipeline::new(others);
+    let mut got = vec![Vec::new(); 1 + others.len()];
+    for (part, step) in (0..).zip(steps) {
+        match step {
+            Step::Keep => {}
+            Step::Caps(caps) => pipeline.filter.set_property("caps", caps),
+            Step::Reconfigure => {
+                let pad = pipeline.filter.static_pad("sink").unwrap();
+                assert!(pad.push_event(gst::event::Reconfigure::new()));
+            }
+        }
+        let start = part * LOOKAHEAD;
+        let end = start + LOOKAHEAD;
+        for (output, samples) in got.iter_mut().zip(pipeline.run(start..end, end == total)) {
+            output.extend(samples);
+        }
     }
-    (reference, got, warnings)
+    let warnings = pipeline.finish();
+    for (output, (got, reference)) in got.iter().zip(&reference).enumerate() {
+        assert_eq!(
+            got.len(),
+            reference.len(),
+            "no frame lost on output {output}"
+        );
+        for (k, (sample, expected)) in got.iter().zip(reference).enumerate() {
+            assert_eq!(
+                sample.buffer().unwrap().pts(),
+                expected.buffer().unwrap().pts(),
+                "frame {k} of output {output} in order"
+            );
+        }
+    }
+    Runs {
+        reference,
+        got,
+        warnings,
+    }
+}
+
+/// A change for the second third of the stream, and back to any caps.
+fn change_and_back(caps: gst::Caps) -> [Step; 3] {
+    [
+        Step::Keep,
+        Step::Caps(caps),
+        Step::Caps(gst::Caps::new_any()),
+    ]
 }
 
 /// Frame `k` is at the element's own caps, byte-identical to the run without
@@ -170,6 +244,20 @@ fn bytes(sample: &gst::Sample) -> Vec<u8> {
     sample.buffer().unwrap().map_readable().unwrap().to_vec()
 }
 
+/// Frame `k` of every output but the filtered one is byte-identical to the
+/// run without the change: their crops of the canvas are untouched.
+fn assert_others_as_without_change(runs: &Runs) {
+    for (output, (got, reference)) in runs.got.iter().zip(&runs.reference).enumerate().skip(1) {
+        for (k, (sample, expected)) in got.iter().zip(reference).enumerate() {
+            assert_eq!(sample.caps(), expected.caps(), "output {output} frame {k}");
+            assert!(
+                bytes(sample) == bytes(expected),
+                "output {output} frame {k} differs from the run without the change"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_size_change_downstream_applies_from_the_next_frame() {
     init();
@@ -177,14 +265,14 @@ fn a_size_change_downstream_applies_from_the_next_frame() {
         .field("width", SMALL.0)
         .field("height", SMALL.1)
         .build();
-    let (reference, got, warnings) = runs_with_change(caps);
-    assert_ne!(size_of(&reference[0]), SMALL);
+    let runs = runs_with_change(&[], &change_and_back(caps));
+    assert_ne!(size_of(&runs.reference[0][0]), SMALL);
     assert_eq!(
-        warnings,
+        runs.warnings,
         Vec::<String>::new(),
         "a size is followed silently"
     );
-    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
+    for (k, (sample, expected)) in runs.got[0].iter().zip(&runs.reference[0]).enumerate() {
         let k = k as u64;
         if (LOOKAHEAD..2 * LOOKAHEAD).contains(&k) {
             assert_eq!(size_of(sample), SMALL, "frame {k} at the filter's size");
@@ -194,64 +282,111 @@ fn a_size_change_downstream_applies_from_the_next_frame() {
     }
 }
 
-/// Downstream fixes 3/2 pixels (alone): the frames take them at the width
-/// that displays the element's aspect (64 square pixels are 42⅔ of 3/2,
-/// rounded to I420's even 42), the height kept; each is the same picture as
-/// the run without the change (the same canvas crop and source rows),
-/// resampled across.
+/// A pixel-aspect-ratio change fixed downstream, and the frame the element's
+/// 64x114 square pixels (32:57 on screen) take: 3/2 alone keeps the height,
+/// 42⅔ pixels of 3/2 rounded to I420's even 42 (alone, and beside a 1:1
+/// output sharing the canvas); 48x114 at 4/3 fixed together shows the same;
+/// 16/15 with a height of 128 gives the width from the element's aspect.
+const PAR_CHANGES: [ParChange; 4] = [
+    ParChange {
+        caps: "video/x-raw,pixel-aspect-ratio=3/2",
+        size: (42, 114),
+        par: (3, 2),
+        others: &[],
+    },
+    ParChange {
+        caps: "video/x-raw,pixel-aspect-ratio=3/2",
+        size: (42, 114),
+        par: (3, 2),
+        others: &["1/1"],
+    },
+    ParChange {
+        caps: "video/x-raw,width=48,height=114,pixel-aspect-ratio=4/3",
+        size: (48, 114),
+        par: (4, 3),
+        others: &[],
+    },
+    ParChange {
+        caps: "video/x-raw,height=128,pixel-aspect-ratio=16/15",
+        size: (68, 128),
+        par: (16, 15),
+        others: &[],
+    },
+];
+
+/// The caps a filter takes, the frame size and pixel-aspect-ratio that
+/// follow, and the aspects of the other outputs.
+struct ParChange {
+    caps: &'static str,
+    size: (i32, i32),
+    par: (i32, i32),
+    others: &'static [&'static str],
+}
+
+/// Each of `PAR_CHANGES` is followed from the next frame on, silently, none
+/// lost; a frame of the natural height is the same picture as in the run
+/// without the change (the same canvas crop and source rows, each row's mean
+/// kept), resampled across; another output is byte-identical to that run's.
 #[test]
 fn a_pixel_aspect_change_downstream_applies_from_the_next_frame() {
     init();
-    let par = gst::Fraction::new(3, 2);
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("pixel-aspect-ratio", par)
-        .build();
-    let (reference, got, warnings) = runs_with_change(caps);
-    let (width, height) = size_of(&reference[0]);
-    assert_eq!(
-        warnings,
-        Vec::<String>::new(),
-        "a pixel-aspect-ratio is followed silently"
-    );
-    let mut worst = 0.0f64;
-    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
-        let k = k as u64;
-        if !(LOOKAHEAD..2 * LOOKAHEAD).contains(&k) {
-            assert_as_without_change(k, sample, expected);
-            continue;
-        }
+    for ParChange {
+        caps,
+        size,
+        par: (num, den),
+        others,
+    } in PAR_CHANGES
+    {
+        let runs = runs_with_change(others, &change_and_back(caps.parse().unwrap()));
+        let natural = size_of(&runs.reference[0][0]);
         assert_eq!(
-            par_of(sample),
-            par,
-            "frame {k} at the filter's pixel-aspect-ratio"
+            runs.warnings,
+            Vec::<String>::new(),
+            "{caps} is followed silently"
         );
-        assert_eq!(
-            size_of(sample),
-            (width * 2 / 3 / 2 * 2, height),
-            "frame {k}"
-        );
-        for (row, (a, b)) in row_means(sample)
-            .iter()
-            .zip(row_means(expected))
-            .enumerate()
-        {
-            worst = worst.max((a - b).abs());
-            assert!(
-                (a - b).abs() < ROW_MEAN_SLACK,
-                "frame {k} row {row}: mean {a:.1} where the run without the change has {b:.1}"
+        assert_others_as_without_change(&runs);
+        let mut worst = 0.0f64;
+        for (k, (sample, expected)) in runs.got[0].iter().zip(&runs.reference[0]).enumerate() {
+            let k = k as u64;
+            if !(LOOKAHEAD..2 * LOOKAHEAD).contains(&k) {
+                assert_as_without_change(k, sample, expected);
+                continue;
+            }
+            assert_eq!(
+                par_of(sample),
+                gst::Fraction::new(num, den),
+                "{caps}: frame {k}"
             );
+            assert_eq!(size_of(sample), size, "{caps}: frame {k}");
+            if size.1 != natural.1 {
+                continue;
+            }
+            for (row, (a, b)) in row_means(sample)
+                .iter()
+                .zip(row_means(expected))
+                .enumerate()
+            {
+                worst = worst.max((a - b).abs());
+                assert!(
+                    (a - b).abs() < ROW_MEAN_SLACK,
+                    "{caps}: frame {k} row {row}: mean {a:.1} where the run without the change \
+                     has {b:.1}"
+                );
+            }
+        }
+        if size.1 == natural.1 {
+            println!("{caps}, other outputs {others:?}: largest row-mean difference: {worst:.2}");
         }
     }
-    println!("largest row-mean difference from the run without the change: {worst:.2}");
 }
 
 /// What resampling a row across changes in its mean (8-bit levels).
 const ROW_MEAN_SLACK: f64 = 4.0;
 
 /// Downstream fixes 64x64 square pixels, a 1:1 display where the canvas is
-/// laid out for 9:16: not followed. Every frame still comes out at the
-/// element's caps, byte-identical to the run without the change, and one
-/// WARNING names the pad, the caps asked for, why and what to do.
+/// laid out for 9:16, and asks again: not followed. Every frame still comes
+/// out at the element's caps, byte-identical to the run without the change,
+/// and one WARNING names the pad, the caps asked for, why and what to do.
 #[test]
 fn caps_of_another_display_aspect_keep_the_caps_with_one_warning() {
     init();
@@ -260,10 +395,17 @@ fn caps_of_another_display_aspect_keep_the_caps_with_one_warning() {
         .field("height", 64)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build();
-    let (reference, got, warnings) = runs_with_change(caps);
-    for (k, (sample, expected)) in got.iter().zip(&reference).enumerate() {
+    let steps = [
+        Step::Keep,
+        Step::Caps(caps),
+        Step::Reconfigure,
+        Step::Caps(gst::Caps::new_any()),
+    ];
+    let runs = runs_with_change(&[], &steps);
+    for (k, (sample, expected)) in runs.got[0].iter().zip(&runs.reference[0]).enumerate() {
         assert_as_without_change(k as u64, sample, expected);
     }
+    let warnings = &runs.warnings;
     println!("{warnings:#?}");
     assert_eq!(warnings.len(), 1, "one warning: {warnings:#?}");
     for needle in [

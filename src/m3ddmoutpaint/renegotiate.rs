@@ -10,7 +10,7 @@
 //! twice, and the source keeps its place (bit-exact at the natural size).
 //! Caps that only another canvas could fill (another display aspect), or
 //! that downstream refuses, are not followed: the output keeps its caps and
-//! one WARNING on the bus says why and what to do.
+//! one WARNING on the bus says why and what to do (once per caps asked for).
 
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ pub fn renegotiate(element: &gst::Element, shared: &Shared) {
                 *output = refitted;
                 changed.push(sink);
             }
-            Err(why) => gst::element_warning!(
+            Err(why) if first_refusal(shared, pad, &wanted.out_caps) => gst::element_warning!(
                 element,
                 gst::CoreError::Negotiation,
                 (
@@ -101,6 +101,7 @@ pub fn renegotiate(element: &gst::Element, shared: &Shared) {
                     wanted.out_caps
                 )
             ),
+            Err(why) => gst::debug!(CAT, obj = pad, "still keeps its caps: {why}"),
         }
     }
     if changed.is_empty() {
@@ -161,6 +162,19 @@ fn follow(
         compositor: Arc::new(compositor),
         caps_pending: false,
         pool: downstream_pool(pad, &refitted.out_caps),
+        unfollowed: None,
     };
     Ok((refitted, sink))
+}
+
+/// Whether `caps` are new among those downstream of `pad` asked for and
+/// could not get (they are remembered as the last such).
+fn first_refusal(shared: &Shared, pad: &gst::Pad, caps: &gst::Caps) -> bool {
+    let mut state = shared.lock();
+    let Some(output) = state.outputs.iter_mut().find(|o| &o.pad == pad) else {
+        return true;
+    };
+    let first = output.unfollowed.as_ref() != Some(caps);
+    output.unfollowed = Some(caps.clone());
+    first
 }

@@ -325,6 +325,7 @@ impl SrcTask {
                 pool: caps_sent
                     .then(|| downstream_pool(pad, &output.out_caps))
                     .flatten(),
+                unfollowed: None,
             });
         }
         gst::debug!(
