@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from .config import OFFICIAL_STRIDES, parse_strides
 from .errors import ExportError
 from .hub import HUB_MODELS, SD15_VAE_REPO, DownloadInterrupted
 from .model_dirs import named_model_dir
@@ -64,6 +65,9 @@ def export_parser() -> argparse.ArgumentParser:
                         help="fp32 graphs for CPU, fp16 for the GPU (default fp32)")
     parser.add_argument("--canvas", type=int, default=None,
                         help="default run canvas recorded in the manifest (256; 128 for --random-tiny)")
+    parser.add_argument("--strides", metavar="LIST", default=None,
+                        help="default coarse-to-fine strides recorded in the manifest, e.g. 5,3,1 (5,3,1 for "
+                             "--from-hub m3ddm-plus as its authors' evaluation runs it, else the official 15,5,1)")
     parser.add_argument("--force", action="store_true", help="overwrite the graphs of an existing output directory")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime check of every graph against PyTorch at a second shape")
@@ -140,6 +144,7 @@ def run_export(argv: list[str]) -> int:
         raise ExportError("--vae cannot be combined with --random-tiny, which makes its own VAE.")
     if args.out.exists() and not args.force:
         raise ExportError(f"The output directory {args.out} already exists; pass --force to overwrite it.")
+    strides = model_strides(args)
     import torch  # imported late so that usage errors are quick
 
     from .checkpoint import load_unet, load_vae
@@ -160,11 +165,18 @@ def run_export(argv: list[str]) -> int:
         sources = source_entry(unet_source, vae_source, None)
         canvas = args.canvas or 256
     export_model(unet, conf, vae, vae_config, args.out, precision=args.precision, canvas=canvas,
-                 force=args.force, sources=sources, verify=not args.no_verify)
-    print(f"wrote {args.out} ({args.precision}, canvas {canvas})")
+                 strides=strides, force=args.force, sources=sources, verify=not args.no_verify)
+    print(f"wrote {args.out} ({args.precision}, canvas {canvas}, strides {','.join(map(str, strides))})")
     if args.triton_repo is not None:
         write_repo(args.out, args.triton_repo, repo_options, args.force)
     return 0
+
+
+def model_strides(args: argparse.Namespace) -> tuple[int, ...]:
+    """--strides, else the hub model's own, else the official list."""
+    if args.strides is not None:
+        return parse_strides(args.strides)
+    return HUB_MODELS[args.from_hub].strides if args.from_hub is not None else OFFICIAL_STRIDES
 
 
 def load_from_hub(args: argparse.Namespace):

@@ -22,10 +22,30 @@ TEMPORAL_POSITION_CHANNELS = 320
 # Frames per window and global frames per clip (official pipeline constants).
 WINDOW_FRAMES = 16
 GLOBAL_FRAMES = 16
+# The coarse-to-fine strides of the official plan, a model's default unless its manifest's
+# `strides` says otherwise; the engine takes each stride from 1 to MAX_STRIDE.
+OFFICIAL_STRIDES = (15, 5, 1)
+MAX_STRIDE = 15
 # Sinusoid periods of the official `Timesteps` (its default is 1000, not diffusers' 10000).
 TIMESTEP_MAX_PERIOD = 1000
 FPS_MAX_PERIOD = 30
 TEMPORAL_POSITION_MAX_PERIOD = 1000
+
+
+def parse_strides(text: str) -> tuple[int, ...]:
+    """A comma-separated stride list checked as the engine checks it (`planner::Strides`)."""
+    try:
+        strides = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ExportError(f"The stride list {text!r} is not whole numbers separated by commas (e.g. 15,5,1).") \
+            from None
+    if any(not 1 <= s <= MAX_STRIDE for s in strides):
+        raise ExportError(f"The stride list {text!r} has a stride outside 1 to {MAX_STRIDE}.")
+    if any(b >= a for a, b in zip(strides, strides[1:])):
+        raise ExportError(f"The stride list {text!r} is not strictly decreasing (the passes go from coarse to fine).")
+    if strides[-1] != 1:
+        raise ExportError(f"The stride list {text!r} does not end in 1 (the last pass must make every frame).")
+    return strides
 
 
 def global_grid(latent_size: int) -> int:

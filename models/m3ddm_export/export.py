@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import Source, sha256_of
-from .config import UNetConfig
+from .config import OFFICIAL_STRIDES, UNetConfig
 from .errors import ExportError
 from .graphs import GRAPHS, GraphSpec, example_inputs, graph_modules
 from .layers import unfused_attention
@@ -217,7 +217,8 @@ def remove_outputs(out_dir: Path) -> None:
 
 
 def export_model(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dict, out_dir: Path, *,
-                 precision: str, canvas: int, force: bool, sources: dict, verify: bool = True) -> dict:
+                 precision: str, canvas: int, force: bool, sources: dict, verify: bool = True,
+                 strides: tuple[int, ...] = OFFICIAL_STRIDES) -> dict:
     """Exports the four graphs and the manifest into `out_dir`; returns the manifest."""
     if precision not in TORCH_DTYPES:
         raise ExportError(f"The precision {precision!r} is not one of fp32, fp16.")
@@ -225,7 +226,8 @@ def export_model(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dict, 
         raise ExportError(f"The canvas {canvas} is not a multiple of 8 of at least 64.")
     created = prepare_out_dir(out_dir, force)
     try:
-        return write_model_dir(unet, unet_conf, vae, vae_config, out_dir, precision, canvas, sources, verify)
+        return write_model_dir(unet, unet_conf, vae, vae_config, out_dir, precision, canvas, strides, sources,
+                               verify)
     except BaseException:
         # No half-written model directory: the graphs go, and the directory if this run made it.
         remove_outputs(out_dir)
@@ -235,7 +237,7 @@ def export_model(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dict, 
 
 
 def write_model_dir(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dict, out_dir: Path, precision: str,
-                    canvas: int, sources: dict, verify: bool) -> dict:
+                    canvas: int, strides: tuple[int, ...], sources: dict, verify: bool) -> dict:
     dtype, float_name = TORCH_DTYPES[precision], DTYPE_NAMES[precision]
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -258,7 +260,7 @@ def write_model_dir(unet, unet_conf: UNetConfig, vae: nn.Module, vae_config: dic
                 log(f"  checked in ONNX Runtime at a second shape: max abs error {error:.2e}")
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "precision": precision, "canvas": canvas, "latent_scale": LATENT_SCALE,
+        "precision": precision, "canvas": canvas, "strides": list(strides), "latent_scale": LATENT_SCALE,
         "unet_config": unet_conf.to_json(), "vae_config": dict(vae_config),
         "scheduler_config": dict(SCHEDULER_CONFIG),
         "graphs": graphs,

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import OFFICIAL_STRIDES
 from .errors import ExportError
 
 SD15_VAE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -31,13 +32,17 @@ class HubModel:
     # Licences as the repositories publish them, shown when the model card cannot be read.
     unet_licence: str
     vae_licence: str
+    # The coarse-to-fine strides its authors run (the manifest's `strides`, the element's default).
+    strides: tuple[int, ...] = OFFICIAL_STRIDES
 
 
 HUB_MODELS = {
     "m3ddm": HubModel("m3ddm", "alimama-creative/M3DDM-Video-Outpainting", SD15_VAE_REPO,
                       "apache-2.0", "creativeml-openrail-m"),
+    # tamaki-lab/M3DDM-Plus `src/evaluate.py` (its measurements) runs 5,3,1; its `src/inference.py`
+    # defaults to the official 15,5,1 (README "M3DDM+ and what differs from its own inference").
     "m3ddm-plus": HubModel("m3ddm-plus", "MurakawaTakuya/M3DDM-Plus", SD15_VAE_REPO,
-                           "apache-2.0", "creativeml-openrail-m"),
+                           "apache-2.0", "creativeml-openrail-m", strides=(5, 3, 1)),
 }
 def published_licence(repo: str) -> str | None:
     """The licence a known repository publishes (for when its model card cannot be read)."""

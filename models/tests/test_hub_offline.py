@@ -93,6 +93,7 @@ def test_make_model_m3ddm_bin_layout(hub_home, tmp_path):
     # This stand-in has no model card: the licence M3DDM publishes is shown, marked as such.
     assert "licence: apache-2.0, as published (the model card was not read)" in run.stderr
     check_provenance(out, hub, M3DDM_REPO, "diffusion_pytorch_model.bin")
+    assert json.loads((out / "manifest.json").read_text())["strides"] == [15, 5, 1]  # the official plan
     frames = run_in_element(str(out), tmp_path)
     assert frames[:, :, :16].std() > 0, "the generated band is flat"
 
@@ -106,6 +107,9 @@ def test_from_hub_m3ddm_plus_into_the_named_place(hub_home, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "licence: apache-2.0" in run.stderr
     check_provenance(models_dir / "m3ddm-plus", hub, M3DDM_PLUS_REPO, "diffusion_pytorch_model.safetensors")
+    # M3DDM+'s strides, as its evaluate.py runs them; the element plans at them by default.
+    assert json.loads((models_dir / "m3ddm-plus" / "manifest.json").read_text())["strides"] == [5, 3, 1]
+    assert "strides 5,3,1" in run.stdout
     run_in_element("m3ddm-plus", tmp_path, models_dir)  # the element finds it by its name
 
 

@@ -102,6 +102,16 @@ def test_existing_output_directory(capsys, model_copy, tmp_path):
     assert "already exists" in line and "--force" in line
 
 
+@pytest.mark.parametrize("strides, says", [
+    ("5,5,1", "not strictly decreasing"), ("5,3", "does not end in 1"), ("16,5,1", "outside 1 to 15"),
+    ("5;3;1", "not whole numbers"), ("", "not whole numbers"),
+])
+def test_bad_stride_lists(capsys, model_copy, tmp_path, strides, says):
+    line = refusal(capsys, [*args(model_copy, tmp_path / "out"), "--strides", strides])
+    assert f"The stride list {strides!r}" in line and says in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_usage_error_is_one_sentence(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--random-tiny", "0"])

@@ -139,7 +139,7 @@ def test_fp16_export_over_an_existing_directory(random_tiny_modules, tmp_path):
     (out / "unet.onnx").write_text("stale")
     result = run_exporter("--random-tiny", "0", "--out", str(out), "--precision", "fp16", "--force", "--no-verify")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"wrote {out} (fp16, canvas 128)\n"
+    assert result.stdout == f"wrote {out} (fp16, canvas 128, strides 15,5,1)\n"
     assert (out / "keep.txt").read_text() == "user file"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"] == "fp16" and manifest["source"]["random_tiny_seed"] == 0
