@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gstm3ddm::engine::geometry::{Ratio, canvas_layout};
+use gstm3ddm::engine::planner::Strides;
 use gstm3ddm::engine::{
     Cancel, DenoiseParams, ExecutionProvider, Model, ModelOptions, RemoteOptions, RgbImage,
     ServerStats, SessionConfig, StreamOutpainter,
@@ -194,8 +195,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps: WINDOW_STEPS,
         ..DenoiseParams::default()
     };
-    let mut stream =
-        StreamOutpainter::new(std::slice::from_ref(&remote), params, layout, 30.0, 16)?;
+    let mut stream = StreamOutpainter::new(
+        std::slice::from_ref(&remote),
+        params,
+        layout,
+        30.0,
+        16,
+        Strides::official(),
+    )?;
     let (cw, ch) = (layout.content.width(), layout.content.height());
     for k in 0..16u32 {
         let data = (0..cw * ch * 3)

@@ -167,7 +167,7 @@ fn test_outpaint_latency_is_the_lookahead() {
         ..Default::default()
     };
     let cost = gstm3ddm::engine::calibration::window_cost(&model, &params).unwrap();
-    let chunk = cost.chunk(16, 2);
+    let chunk = cost.chunk(16, 2, &Default::default());
     assert!(chunk > std::time::Duration::ZERO);
     let expected = gst::ClockTime::SECOND.mul_div_floor(16, 30).unwrap()
         + gst::ClockTime::from_nseconds(chunk.as_nanos() as u64);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gstm3ddm::engine::geometry::{CanvasLayout, Ratio, canvas_layout};
+use gstm3ddm::engine::planner::Strides;
 use gstm3ddm::engine::{
     Cancel, DenoiseParams, ExecutionProvider, Model, ModelOptions, RgbImage, SchedulerKind,
     SessionConfig, StreamOutpainter,
@@ -57,8 +58,15 @@ fn engine_window(
 ) -> Result<(Duration, Vec<RgbImage>), String> {
     let layout = layout(model)?;
     let started = Instant::now();
-    let mut stream = StreamOutpainter::new(std::slice::from_ref(model), params, layout, 30.0, 16)
-        .map_err(|e| e.to_string())?;
+    let mut stream = StreamOutpainter::new(
+        std::slice::from_ref(model),
+        params,
+        layout,
+        30.0,
+        16,
+        Strides::official(),
+    )
+    .map_err(|e| e.to_string())?;
     let (w, h) = (layout.content.width(), layout.content.height());
     for k in 0..16 {
         stream

@@ -19,7 +19,7 @@ use super::geometry::{Ratio, canvas_layout};
 use super::limits::FALLBACK_FPS;
 use super::model::Model;
 use super::pixels::RgbImage;
-use super::planner;
+use super::planner::{self, Strides};
 use super::stream::StreamOutpainter;
 use super::window::DenoiseParams;
 
@@ -41,9 +41,11 @@ impl WindowCost {
         self.one_step + self.per_step * steps.saturating_sub(1)
     }
 
-    /// A chunk of `frames` frames (the first of a stream: no carried guide).
-    pub fn chunk(&self, frames: usize, steps: u32) -> Duration {
-        let windows = planner::plan_clip(frames.max(1), false).map_or(1, |p| p.windows.len());
+    /// A chunk of `frames` frames planned at `strides` (the first of a
+    /// stream: no carried guide).
+    pub fn chunk(&self, frames: usize, steps: u32, strides: &Strides) -> Duration {
+        let windows =
+            planner::plan_clip(frames.max(1), false, strides).map_or(1, |p| p.windows.len());
         self.window(steps) * windows as u32
     }
 }
@@ -96,6 +98,7 @@ fn time_window(model: &Arc<Model>, params: &DenoiseParams, steps: u32) -> Result
         layout,
         FALLBACK_FPS,
         WINDOW_FRAMES,
+        Strides::official(),
     )?;
     let frame = Arc::new(RgbImage::filled(
         layout.content.width(),
@@ -123,10 +126,13 @@ mod tests {
         };
         assert_eq!(cost.window(1), Duration::from_millis(30));
         assert_eq!(cost.window(50), Duration::from_millis(520));
-        let windows = planner::plan_clip(226, false).unwrap().windows.len();
+        let windows = planner::plan_clip(226, false, &Strides::official())
+            .unwrap()
+            .windows
+            .len();
         assert!(windows > 1);
         assert_eq!(
-            cost.chunk(226, 50),
+            cost.chunk(226, 50, &Strides::official()),
             Duration::from_millis(520) * windows as u32
         );
     }

@@ -30,6 +30,20 @@ impl fmt::Display for EngineError {
     }
 }
 
+impl EngineError {
+    /// The sentence alone, without the kind (for a caller that names the
+    /// setting itself).
+    pub fn sentence(&self) -> String {
+        match self {
+            EngineError::InvalidInput(s)
+            | EngineError::Model(s)
+            | EngineError::Runtime(s)
+            | EngineError::Inference(s) => s.clone(),
+            EngineError::Cancelled => "cancelled".into(),
+        }
+    }
+}
+
 impl std::error::Error for EngineError {}
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{EngineError, Result};
 use super::limits::check_canvas_side;
+use super::planner::Strides;
 
 /// The only manifest format this engine reads.
 pub const MANIFEST_FORMAT: &str = "m3ddm-onnx";
@@ -185,6 +186,9 @@ pub struct Manifest {
     pub scheduler_config: Value,
     /// In [`Graph::ALL`] order.
     pub graphs: Vec<GraphSpec>,
+    /// The model's default coarse-to-fine strides (`strides`; absent: the
+    /// official 15, 5, 1).
+    pub strides: Strides,
 }
 
 impl Manifest {
@@ -249,7 +253,18 @@ impl Manifest {
                 return Err(format!("`{key}` is missing"));
             }
         }
+        let strides = match &json["strides"] {
+            Value::Null => Strides::official(),
+            list => serde_json::from_value::<Vec<usize>>(list.clone())
+                .map_err(|_| {
+                    "`strides` must be a list of whole numbers, e.g. [15, 5, 1]".to_string()
+                })
+                .and_then(|list| {
+                    Strides::new(list).map_err(|e| format!("`strides`: {}", e.sentence()))
+                })?,
+        };
         Ok(Manifest {
+            strides,
             precision,
             canvas,
             latent_scale: latent_scale as f32,

@@ -3,7 +3,8 @@
 //! streaming chunk planner over a bounded lookahead.
 //!
 //! Official plan (`src/inference.py`): strides [15, 5, 1] (only [1] under 50
-//! frames); for each stride, 16-frame windows start every 15 entries of the
+//! frames; another list through [`Strides`], planned by the same rule, which
+//! is M3DDM+'s `--strides`); for each stride, 16-frame windows start every 15 entries of the
 //! strided frame list, `range(0, N // stride - 1, 15)`; a short window is padded
 //! with the clip's last frame. A frame whose latent an earlier window produced
 //! is a guide (its latent as the condition, mask 0); a frame's latent is kept
@@ -26,14 +27,16 @@ use std::ops::Range;
 use super::error::{EngineError, Result};
 use super::scheduler::linspace_like_numpy;
 
+mod strides;
+pub use strides::{MAX_STRIDE, Strides};
+
 /// Frames per window.
 pub const WINDOW_LEN: usize = 16;
 /// Distance between window starts, in entries of the strided frame list.
 pub const WINDOW_STEP: usize = 15;
 /// Global frames per clip.
 pub const GLOBAL_FRAMES: usize = 16;
-/// The coarse-to-fine strides of clips of at least `COARSE_MIN_FRAMES` frames.
-pub const COARSE_STRIDES: [usize; 3] = [15, 5, 1];
+/// Clips shorter than this run at stride 1 only, whatever the stride list.
 pub const COARSE_MIN_FRAMES: usize = 50;
 
 /// One 16-frame window of a plan (frame indices local to the plan).
@@ -87,12 +90,16 @@ impl ClipPlan {
 
 /// The official plan of a clip of `total_frames` (≥ 1) frames.
 pub fn official_plan(total_frames: usize) -> Result<ClipPlan> {
-    plan_clip(total_frames, false)
+    plan_clip(total_frames, false, &Strides::official())
 }
 
-/// The official plan over `total_frames` frames; with `first_frame_known`,
+/// The plan over `total_frames` frames at `strides`; with `first_frame_known`,
 /// frame 0's latent is given in advance (a guide in every window holding it).
-pub fn plan_clip(total_frames: usize, first_frame_known: bool) -> Result<ClipPlan> {
+pub fn plan_clip(
+    total_frames: usize,
+    first_frame_known: bool,
+    strides: &Strides,
+) -> Result<ClipPlan> {
     if total_frames == 0 {
         return Err(EngineError::InvalidInput(
             "a clip of 0 frames has no plan".into(),
@@ -100,13 +107,8 @@ pub fn plan_clip(total_frames: usize, first_frame_known: bool) -> Result<ClipPla
     }
     let n = total_frames;
     let last = n - 1;
-    let strides: &[usize] = if n < COARSE_MIN_FRAMES {
-        &[1]
-    } else {
-        &COARSE_STRIDES
-    };
     let mut frame_lists: Vec<(usize, [usize; WINDOW_LEN])> = Vec::new();
-    for &stride in strides {
+    for &stride in strides.for_frames(n) {
         let strided: Vec<usize> = (0..n).step_by(stride).collect();
         for start in (0..(n / stride).saturating_sub(1)).step_by(WINDOW_STEP) {
             let mut frames = [last; WINDOW_LEN];
@@ -238,6 +240,7 @@ impl ChunkPlan {
 #[derive(Debug, Clone)]
 pub struct ChunkPlanner {
     lookahead: usize,
+    strides: Strides,
     /// Stream index of the oldest queued frame (= frames emitted so far).
     next_frame: usize,
     queued: usize,
@@ -248,8 +251,8 @@ pub struct ChunkPlanner {
 }
 
 impl ChunkPlanner {
-    /// A planner emitting chunks of `lookahead` (≥ 1) frames.
-    pub fn new(lookahead: usize) -> Result<ChunkPlanner> {
+    /// A planner emitting chunks of `lookahead` (≥ 1) frames, each planned at `strides`.
+    pub fn new(lookahead: usize, strides: Strides) -> Result<ChunkPlanner> {
         if lookahead == 0 {
             return Err(EngineError::InvalidInput(
                 "the lookahead must be at least 1 frame".into(),
@@ -257,6 +260,7 @@ impl ChunkPlanner {
         }
         Ok(ChunkPlanner {
             lookahead,
+            strides,
             next_frame: 0,
             queued: 0,
             cuts: std::collections::VecDeque::new(),
@@ -266,6 +270,10 @@ impl ChunkPlanner {
 
     pub fn lookahead(&self) -> usize {
         self.lookahead
+    }
+
+    pub fn strides(&self) -> &Strides {
+        &self.strides
     }
 
     /// One more frame arrived; true when a full chunk is ready.
@@ -322,7 +330,7 @@ impl ChunkPlanner {
         }
         let carried_guide = if starts_shot { None } else { self.last_emitted };
         let local_len = count + usize::from(carried_guide.is_some());
-        let plan = plan_clip(local_len, carried_guide.is_some()).ok()?;
+        let plan = plan_clip(local_len, carried_guide.is_some(), &self.strides).ok()?;
         let new_frames = self.next_frame..self.next_frame + count;
         self.next_frame += count;
         self.queued -= count;
@@ -354,5 +362,7 @@ impl ChunkPlanner {
     }
 }
 
+#[cfg(test)]
+mod stride_tests;
 #[cfg(test)]
 mod tests;

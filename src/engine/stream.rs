@@ -19,7 +19,7 @@ use super::limits::check_canvas_side;
 use super::model::Model;
 use super::pixels::tensor::rgb_from_chw;
 use super::pixels::{self, CanvasInputs, RgbImage};
-use super::planner::{self, ChunkPlan, ChunkPlanner};
+use super::planner::{self, ChunkPlan, ChunkPlanner, Strides};
 use super::window::{DenoiseParams, Denoiser, WindowConstants, window_noise};
 
 pub use super::stream_stats::StreamStats;
@@ -53,13 +53,15 @@ pub struct StreamOutpainter {
 }
 
 impl StreamOutpainter {
-    /// `fps` is the stream's frame rate (the UNet's fps input is floor(fps / stride)).
+    /// `fps` is the stream's frame rate (the UNet's fps input is floor(fps / stride));
+    /// each chunk is planned at `strides`.
     pub fn new(
         models: &[Arc<Model>],
         params: DenoiseParams,
         layout: CanvasLayout,
         fps: f64,
         lookahead: usize,
+        strides: Strides,
     ) -> Result<Self> {
         let canvas = layout.canvas;
         check_canvas_side(canvas as usize)?;
@@ -76,7 +78,7 @@ impl StreamOutpainter {
         Ok(StreamOutpainter {
             layout,
             fps,
-            planner: ChunkPlanner::new(lookahead)?,
+            planner: ChunkPlanner::new(lookahead, strides)?,
             noise: window_noise(params.seed, canvas),
             workers: models
                 .iter()
@@ -268,8 +270,12 @@ impl StreamOutpainter {
             .filter(|&n| n > 0)?;
         let mean = self.stats.window_time / runs;
         let carried = self.carried.is_some();
-        let windows = planner::plan_clip(frames.max(1) + usize::from(carried), carried)
-            .map_or(1, |plan| plan.windows.len());
+        let windows = planner::plan_clip(
+            frames.max(1) + usize::from(carried),
+            carried,
+            self.planner.strides(),
+        )
+        .map_or(1, |plan| plan.windows.len());
         Some(mean * windows as u32)
     }
 
@@ -320,7 +326,15 @@ mod tests {
     fn run_stream(model: &Arc<Model>, frames: usize, lookahead: usize) -> Vec<RgbImage> {
         let layout = layout(model.canvas());
         let models = std::slice::from_ref(model);
-        let mut stream = StreamOutpainter::new(models, params(), layout, 30.0, lookahead).unwrap();
+        let mut stream = StreamOutpainter::new(
+            models,
+            params(),
+            layout,
+            30.0,
+            lookahead,
+            Strides::official(),
+        )
+        .unwrap();
         stream_frames(&mut stream, &layout, frames)
     }
 
@@ -392,7 +406,7 @@ mod tests {
                 count,
                 canvas: layout.canvas,
             };
-            let plan = planner::plan_clip(count, carried).unwrap();
+            let plan = planner::plan_clip(count, carried, &Strides::official()).unwrap();
             let mut known = vec![None; count];
             known[0] = if carried {
                 carried_latent.clone()
@@ -442,7 +456,8 @@ mod tests {
         let layout = layout(one.canvas());
         let frames = 60; // strides 15, 5 and 1: four independent stride-1 windows
         let new = |models: &[Arc<Model>]| {
-            StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap()
+            StreamOutpainter::new(models, params(), layout, 30.0, frames, Strides::official())
+                .unwrap()
         };
         let single = stream_frames(&mut new(std::slice::from_ref(&one)), &layout, frames);
         let mut pooled = new(&[one.clone(), two]);
@@ -461,9 +476,15 @@ mod tests {
     fn two_shots_give_two_plans_with_global_frames_of_their_own() {
         let model = tiny_model();
         let layout = layout(model.canvas());
-        let mut stream =
-            StreamOutpainter::new(std::slice::from_ref(&model), params(), layout, 30.0, 64)
-                .unwrap();
+        let mut stream = StreamOutpainter::new(
+            std::slice::from_ref(&model),
+            params(),
+            layout,
+            30.0,
+            64,
+            Strides::official(),
+        )
+        .unwrap();
         let cancel = Cancel::new();
         let (w, h) = (layout.content.width(), layout.content.height());
         let mut plans = Vec::new();
@@ -504,7 +525,9 @@ mod tests {
     fn cancel_keeps_the_frames_queued_and_reset_drops_them() {
         let model = tiny_model();
         let layout = layout(model.canvas());
-        let mut stream = StreamOutpainter::new(&[model], params(), layout, 30.0, 4).unwrap();
+        let mut stream =
+            StreamOutpainter::new(&[model], params(), layout, 30.0, 4, Strides::official())
+                .unwrap();
         for k in 0..4 {
             stream.push(content_frame(&layout, k)).unwrap();
         }

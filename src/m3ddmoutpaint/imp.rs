@@ -228,12 +228,15 @@ impl M3ddmOutpaint {
             .validate()
             .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
         let models = self.ensure_model(&settings)?;
-        let plan = planned::load_plan(&settings, &models)
-            .map_err(|err| gst::error_msg!(gst::LibraryError::Settings, ("{err}")))?;
+        let settings_error = |err| gst::error_msg!(gst::LibraryError::Settings, ("{err}"));
+        let strides = RunContext::strides_for(&settings, &models).map_err(settings_error)?;
+        let plan = planned::load_plan(&settings, &models, &strides).map_err(settings_error)?;
+        gst::debug!(CAT, imp = self, "strides {strides}");
         let mut run = RunContext {
             settings,
             models,
             plan,
+            strides,
             chunk_estimate: None,
         };
         run.check_memory(0)

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use super::FillMode;
 use super::fill::{CanvasSource, FlatFill, FlatKind};
+use super::run_context::RunContext;
 use super::settings::Settings;
 use crate::engine::pixels;
+use crate::engine::planner::Strides;
 use crate::engine::stream::StreamStats;
 use crate::engine::twopass::{
     KeyframeFrames, KeyframePlan, ShotKeyframes, ShotPlans, ShotStream, read_plan,
@@ -26,12 +28,13 @@ use crate::engine::twopass::{
 use crate::engine::window::{Denoiser, window_noise};
 use crate::engine::{self, CanvasLayout, DenoiseParams, EngineError, Model, RgbImage};
 
-/// The plan named by `plan-file`, checked against the settings and the
-/// loaded models; `None` without `plan-file`. Errors are sentences naming
-/// the property and the mismatch.
+/// The plan named by `plan-file`, checked against the settings, the
+/// run's `strides` and the loaded models; `None` without `plan-file`.
+/// Errors are sentences naming the property and the mismatch.
 pub fn load_plan(
     settings: &Settings,
     models: &[Arc<Model>],
+    strides: &Strides,
 ) -> Result<Option<Arc<ShotPlans>>, String> {
     let reading = settings.plan_file.as_deref().filter(|p| !p.is_empty());
     let writing = write_target(settings);
@@ -52,6 +55,11 @@ pub fn load_plan(
     if settings.max_latency > 0 {
         return Err(format!(
             "{property} and max-latency cannot be combined: a planned run makes every frame (set max-latency to 0)"
+        ));
+    }
+    if strides.keyframe_stride().is_none() {
+        return Err(format!(
+            "{property} needs two or more strides (the keyframe pass runs the first): strides={strides} has no keyframe pass"
         ));
     }
     let Some(path) = reading else {
@@ -88,6 +96,7 @@ pub fn load_plan(
             theirs.global_guidance_scale.to_string(),
         ),
         ("seed", ours.seed.to_string(), theirs.seed.to_string()),
+        ("strides", strides.to_string(), plan.strides().to_string()),
     ]
     .into_iter()
     .filter(|(_, a, b)| a != b)
@@ -190,22 +199,28 @@ fn write_target(settings: &Settings) -> Option<PathBuf> {
 
 /// The keyframe pass's back-end for `write-plan`, when set (checked at READY).
 pub fn keyframe_source(
-    settings: &Settings,
-    models: &[Arc<Model>],
+    run: &RunContext,
     layout: &CanvasLayout,
     fps: f64,
 ) -> engine::Result<Option<Box<dyn CanvasSource>>> {
+    let settings = &run.settings;
     let Some(path) = write_target(settings) else {
         return Ok(None);
     };
     let total = settings.plan_frames as usize;
     let cuts = plan_cuts(settings)?;
     Ok(Some(Box::new(KeyframeSource {
-        shots: Some(ShotKeyframes::new(*layout, total, &cuts)?),
+        shots: Some(ShotKeyframes::new(
+            *layout,
+            total,
+            &cuts,
+            run.strides.clone(),
+        )?),
         pushed: 0,
         total,
         flat: FlatFill::new(*layout, FlatKind::Color([0, 0, 0])),
-        models: models.to_vec(),
+        strides: run.strides.clone(),
+        models: run.models.to_vec(),
         params: settings.denoise_params(),
         layout: *layout,
         fps,
@@ -239,6 +254,7 @@ struct KeyframeSource {
     pushed: usize,
     total: usize,
     flat: FlatFill,
+    strides: Strides,
     models: Vec<Arc<Model>>,
     params: DenoiseParams,
     layout: CanvasLayout,
@@ -268,7 +284,7 @@ impl KeyframeSource {
                 &self.layout,
                 &pixels::mask(&self.layout),
                 &window_noise(self.params.seed, self.layout.canvas),
-                (self.fps, &self.params),
+                (self.fps, &self.params, &self.strides),
                 &engine::Cancel::new(),
             )
         };

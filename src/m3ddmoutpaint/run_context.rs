@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::FillMode;
 use super::settings::Settings;
 use crate::engine::limits::{self, FALLBACK_FPS};
+use crate::engine::planner::Strides;
 use crate::engine::twopass::ShotPlans;
 use crate::engine::{self, EngineError, Model};
 
@@ -44,12 +45,24 @@ pub struct RunContext {
     pub models: Vec<Arc<Model>>,
     /// The keyframe plan of `plan-file` (checked at READY), if set.
     pub plan: Option<Arc<ShotPlans>>,
+    /// The plan's strides: `strides`, else the model's default.
+    pub strides: Strides,
     /// A chunk's processing time estimated at READY (`engine::calibration`),
     /// the latency's share until a chunk has been measured.
     pub chunk_estimate: Option<Duration>,
 }
 
 impl RunContext {
+    /// The strides a run uses: `strides` (checked), else the first model's
+    /// default, else the official ones.
+    pub fn strides_for(settings: &Settings, models: &[Arc<Model>]) -> Result<Strides, String> {
+        Ok(settings.stride_list()?.unwrap_or_else(|| {
+            models
+                .first()
+                .map_or_else(Strides::official, |model| model.manifest().strides.clone())
+        }))
+    }
+
     /// The canvas the fill back-end works on.
     pub fn canvas(&self) -> u32 {
         self.models
@@ -180,6 +193,10 @@ impl RunContext {
         }
         let params = self.settings.denoise_params();
         let cost = engine::calibration::window_cost(model, &params)?;
-        Ok(Some(cost.chunk(self.generated_hold(), params.steps)))
+        Ok(Some(cost.chunk(
+            self.generated_hold(),
+            params.steps,
+            &self.strides,
+        )))
     }
 }

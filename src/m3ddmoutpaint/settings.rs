@@ -60,6 +60,8 @@ pub struct Settings {
     pub plan_frames: u64,
     /// `plan-cuts`: the first frames of the shots after the first, for write-plan.
     pub plan_cuts: Option<String>,
+    /// `strides`: the coarse-to-fine stride list (unset or empty: the model's).
+    pub strides: Option<String>,
 }
 
 impl Default for Settings {
@@ -92,6 +94,7 @@ impl Default for Settings {
             write_plan: None,
             plan_frames: 0,
             plan_cuts: None,
+            strides: None,
         }
     }
 }
@@ -222,6 +225,21 @@ impl Settings {
             .collect()
     }
 
+    /// The stride list of `strides`; `None` when unset or empty (the model's own).
+    pub fn stride_list(&self) -> Result<Option<engine::planner::Strides>, String> {
+        match self
+            .strides
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            None => Ok(None),
+            Some(text) => engine::planner::Strides::parse(text)
+                .map(Some)
+                .map_err(|err| format!("strides={text}: {}", err.sentence())),
+        }
+    }
+
     /// The denoising parameters of the stream.
     pub fn denoise_params(&self) -> engine::DenoiseParams {
         engine::DenoiseParams {
@@ -252,6 +270,7 @@ impl Settings {
             );
         }
         self.output_shape()?;
+        self.stride_list()?;
         if !(self.guidance_scale.is_finite() && self.global_guidance_scale.is_finite()) {
             return Err("guidance-scale and global-guidance-scale must be finite numbers".into());
         }
@@ -303,6 +322,7 @@ impl Settings {
             "write-plan" => self.write_plan = value.get().expect("type checked upstream"),
             "plan-frames" => self.plan_frames = value.get().expect("type checked upstream"),
             "plan-cuts" => self.plan_cuts = value.get().expect("type checked upstream"),
+            "strides" => self.strides = value.get().expect("type checked upstream"),
             other => unreachable!("property {other} is not a setting"),
         }
     }
@@ -340,6 +360,7 @@ impl Settings {
             "write-plan" => self.write_plan.to_value(),
             "plan-frames" => self.plan_frames.to_value(),
             "plan-cuts" => self.plan_cuts.to_value(),
+            "strides" => self.strides.to_value(),
             other => unreachable!("property {other} is not a setting"),
         }
     }

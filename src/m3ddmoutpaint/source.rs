@@ -18,7 +18,7 @@ pub fn new_source(
 ) -> engine::Result<Box<dyn CanvasSource>> {
     let settings = &run.settings;
     let fps = config.fps().unwrap_or(FALLBACK_FPS);
-    if let Some(source) = keyframe_source(settings, &run.models, &config.canvas, fps)? {
+    if let Some(source) = keyframe_source(run, &config.canvas, fps)? {
         return Ok(source);
     }
     Ok(match settings.fill_mode {
@@ -31,6 +31,7 @@ pub fn new_source(
             config.canvas,
             fps,
             settings.lookahead as usize,
+            run.strides.clone(),
         )?),
         FillMode::Color => Box::new(FlatFill::new(
             config.canvas,

@@ -22,6 +22,7 @@ use gstm3ddm::engine::SchedulerKind;
 use gstm3ddm::engine::error::EngineError;
 use gstm3ddm::engine::geometry::{CanvasLayout, Rect};
 use gstm3ddm::engine::manifest::{Manifest, check_graph_files};
+use gstm3ddm::engine::planner::Strides;
 use gstm3ddm::engine::scheduler::SchedulerConfig;
 use gstm3ddm::engine::twopass::{KeyframePlan, PassSplit, PlanLatents, ShotPlans};
 use gstm3ddm::engine::twopass::{read_plan, write_plan};
@@ -288,7 +289,7 @@ const LATENT_LEN: usize = 16;
 /// A valid plan of two shots (64 frames with keyframes, then 20 without).
 fn valid_plan() -> ShotPlans {
     let shot = |frames: usize, seed: f32| {
-        let split = PassSplit::new(frames).unwrap();
+        let split = PassSplit::new(frames, &Strides::official()).unwrap();
         let keyframes: BTreeMap<usize, Vec<f32>> = split
             .keyframes()
             .into_iter()
@@ -314,6 +315,7 @@ fn valid_plan() -> ShotPlans {
             },
             params: DenoiseParams::default(),
             model_identity: "fuzz".into(),
+            strides: Strides::official(),
             latents: PlanLatents::held(vec![seed; 16 * LATENT_LEN], keyframes),
         }
     };

@@ -231,7 +231,7 @@ pub fn clip_two_pass(case: &Case, m: &mut ModelCache) -> Result<Pass, String> {
         &layout,
         &clip_case.mask.data,
         clip_case.noise,
-        (clip_case.fps, &params),
+        (clip_case.fps, &params, &planner::Strides::official()),
         &cancel,
     )
     .map_err(engine)?;

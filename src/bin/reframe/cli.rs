@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use gstm3ddm::engine::planner::Strides;
 use gstm3ddm::engine::scene::RECOMMENDED_THRESHOLD;
 
 use crate::outputs::{self, AspectRatio, Container, Output};
@@ -58,6 +59,10 @@ pub struct Cli {
     /// Seed of the initial noise (the same seed gives the same output).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The plan's coarse-to-fine strides, e.g. 15,5,1 (official) or 5,3,1 (M3DDM+'s
+    /// evaluation); default: the model's own (5,3,1 for m3ddm-plus, else 15,5,1).
+    #[arg(long, value_name = "LIST", value_parser = Strides::parse)]
+    pub strides: Option<Strides>,
     /// Scene-cut sensitivity from 0 to 1 (0 = off): a cut starts a new generation plan
     /// (--fill outpaint only, where it is on by default at 0.08, the threshold that finds
     /// the cuts of real edited clips and none in continuous shots; README "Scene cuts");
@@ -255,6 +260,16 @@ impl Cli {
         if let Some(threshold) = scene_threshold {
             properties.push(("scene-threshold", threshold.to_string()));
         }
+        let two_pass = self.fill == Fill::Outpaint && !self.one_pass;
+        if let Some(strides) = self.strides {
+            let single = strides.keyframe_stride().is_none();
+            if two_pass && single {
+                return Err(format!(
+                    "--strides {strides}: no keyframe pass, add --one-pass"
+                ));
+            }
+            properties.push(("strides", strides.to_string()));
+        }
         if let Some(servers) = self.inference_server {
             for url in servers.split(',').filter(|url| !url.trim().is_empty()) {
                 gstm3ddm::engine::model::parse_server_url(url)
@@ -277,7 +292,7 @@ impl Cli {
             outputs,
             element_properties: properties,
             detects_scene_cuts: scene_threshold.is_some(),
-            two_pass: self.fill == Fill::Outpaint && !self.one_pass,
+            two_pass,
             planned: self
                 .output_pass_plan
                 .zip(self.output_pass_cuts)
@@ -568,6 +583,8 @@ mod tests {
             "2",
             "--seed",
             "7",
+            "--strides",
+            "5, 3,1",
             "--scene-threshold",
             "0.3",
         ])
@@ -582,7 +599,10 @@ mod tests {
                 ("steps", "2".to_string()),
                 ("seed", "7".to_string()),
                 ("scene-threshold", "0.3".to_string()),
+                ("strides", "5,3,1".to_string()),
             ]
         );
+        let err = self::job(&["in.mp4", "out.mp4", "--model", tiny, "--strides", "1"]).unwrap_err();
+        assert!(err.contains("--strides 1: no keyframe pass"), "{err}");
     }
 }

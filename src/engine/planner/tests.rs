@@ -10,7 +10,7 @@ const FRAME_COUNTS: [usize; 12] = [1, 2, 15, 16, 17, 30, 49, 50, 52, 226, 227, 5
 
 /// Every frame has a latent (unless known) and an image, and both come from
 /// windows that really hold the frame at that position.
-fn check_plan(plan: &ClipPlan, first_known: bool) {
+pub(super) fn check_plan(plan: &ClipPlan, first_known: bool) {
     let n = plan.total_frames;
     for f in 0..n {
         let img = plan.image_source[f];
@@ -186,7 +186,12 @@ fn window_fps_is_python_floor_division() {
 /// Streams `n` frames through a planner with `lookahead`; returns the chunks,
 /// checking the lookahead bound as frames arrive.
 fn stream(n: usize, lookahead: usize) -> Vec<ChunkPlan> {
-    let mut planner = ChunkPlanner::new(lookahead).unwrap();
+    stream_at(n, lookahead, &Strides::official())
+}
+
+/// [`stream`] with chunks planned at `strides`.
+pub(super) fn stream_at(n: usize, lookahead: usize, strides: &Strides) -> Vec<ChunkPlan> {
+    let mut planner = ChunkPlanner::new(lookahead, strides.clone()).unwrap();
     let mut chunks = Vec::new();
     for f in 0..n {
         let ready = planner.push();
@@ -289,8 +294,8 @@ fn later_chunks_start_from_the_carried_guide() {
 
 #[test]
 fn reset_and_bad_lookahead() {
-    assert!(ChunkPlanner::new(0).is_err());
-    let mut planner = ChunkPlanner::new(4).unwrap();
+    assert!(ChunkPlanner::new(0, Strides::official()).is_err());
+    let mut planner = ChunkPlanner::new(4, Strides::official()).unwrap();
     for _ in 0..6 {
         planner.push();
     }
@@ -306,7 +311,7 @@ fn reset_and_bad_lookahead() {
 
 #[test]
 fn a_cut_ends_the_chunk_and_starts_a_plan_of_its_own() {
-    let mut planner = ChunkPlanner::new(100).unwrap();
+    let mut planner = ChunkPlanner::new(100, Strides::official()).unwrap();
     // Shot A: frames 0..30, shot B: 30..70 (cut at 30), shot C from 70.
     let mut chunks = Vec::new();
     for frame in 0..90 {
@@ -331,7 +336,7 @@ fn a_cut_ends_the_chunk_and_starts_a_plan_of_its_own() {
         }
     }
     // Without a cut, a long shot still splits at the lookahead with a carried guide.
-    let mut planner = ChunkPlanner::new(10).unwrap();
+    let mut planner = ChunkPlanner::new(10, Strides::official()).unwrap();
     for _ in 0..15 {
         planner.push();
     }
@@ -341,7 +346,7 @@ fn a_cut_ends_the_chunk_and_starts_a_plan_of_its_own() {
 
 #[test]
 fn dropped_frames_are_skipped_and_the_last_emitted_frame_stays_the_guide() {
-    let mut planner = ChunkPlanner::new(4).unwrap();
+    let mut planner = ChunkPlanner::new(4, Strides::official()).unwrap();
     for _ in 0..4 {
         planner.push();
     }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The keyframe plan file: the line `m3ddm-keyframe-plan`, a little-endian u32
 //! header length, a JSON header (format version; per shot in frame order, its
-//! frame count, fps, layout, denoising parameters, model identity and keyframe
-//! indices; the size and sha256 of the data), then the data: little-endian
-//! f32, per shot the 16 global latents then each keyframe's latent in
-//! ascending frame order. Version 2 added the shots (version 1 held one clip).
+//! frame count, fps, layout, denoising parameters, model identity, strides and
+//! keyframe indices; the size and sha256 of the data), then the data:
+//! little-endian f32, per shot the 16 global latents then each keyframe's
+//! latent in ascending frame order. Version 2 added the shots (version 1 held
+//! one clip); version 3 the strides (a version 2 file, still read, was made at
+//! the official 15, 5, 1).
 //! About 4·4·(C/8)² bytes per keyframe (16 KiB at canvas 256), i.e. ~1 KiB
 //! per source frame; neither writing nor reading holds the data whole (a
 //! plan read leaves the latents in the file: `latents.rs`).
@@ -15,16 +17,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{KEYFRAME_STRIDE, KeyframePlan, PlanLatents, ShotPlans};
+use super::{KeyframePlan, PlanLatents, ShotPlans};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::geometry::{CanvasLayout, Rect};
 use crate::engine::limits::{LATENT_FACTOR, check_canvas_side};
+use crate::engine::planner::Strides;
 use crate::engine::scheduler::SchedulerKind;
 use crate::engine::window::DenoiseParams;
 use crate::engine::window::LATENT_CHANNELS;
 
 /// The plan file format this build writes and reads.
-pub const PLAN_FORMAT_VERSION: u32 = 2;
+pub const PLAN_FORMAT_VERSION: u32 = 3;
+/// The older format this build still reads: no strides (the official ones).
+const UNSTRIDED_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8] = b"m3ddm-keyframe-plan\n";
 /// A header larger than this is not a plan's (millions of keyframes).
 const MAX_HEADER_BYTES: u32 = 64 << 20;
@@ -52,6 +57,9 @@ struct ShotHeader {
     global_guidance_scale: f32,
     seed: u64,
     model_identity: String,
+    /// The coarse-to-fine strides (from version 3; absent: 15, 5, 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    strides: Option<Vec<usize>>,
     /// Values per latent, `4·(C/8)²`.
     latent_len: usize,
     keyframes: Vec<usize>,
@@ -124,6 +132,7 @@ fn shot_header(plan: &KeyframePlan) -> ShotHeader {
         global_guidance_scale: plan.params.global_guidance_scale,
         seed: plan.params.seed,
         model_identity: plan.model_identity.clone(),
+        strides: Some(plan.strides.as_slice().to_vec()),
         latent_len: plan.latent_len(),
         keyframes: plan.latents.keyframes().to_vec(),
     }
@@ -165,14 +174,22 @@ pub fn read_plan(path: &Path) -> Result<ShotPlans> {
     let version: serde_json::Value =
         serde_json::from_slice(&json).map_err(|e| bad(format!("the header is not JSON: {e}")))?;
     let found = version["format_version"].as_u64();
-    if found != Some(u64::from(PLAN_FORMAT_VERSION)) {
+    let known = [UNSTRIDED_FORMAT_VERSION, PLAN_FORMAT_VERSION].map(u64::from);
+    if !found.is_some_and(|v| known.contains(&v)) {
         return Err(bad(format!(
-            "plan format version {}, this build reads version {PLAN_FORMAT_VERSION}",
+            "plan format version {}, this build reads versions {UNSTRIDED_FORMAT_VERSION} and {PLAN_FORMAT_VERSION}",
             found.map_or("missing".into(), |v| v.to_string())
         )));
     }
-    let header: Header = serde_json::from_value(version)
+    let mut header: Header = serde_json::from_value(version)
         .map_err(|e| bad(format!("the header is incomplete: {e}")))?;
+    for (k, shot) in header.shots.iter_mut().enumerate() {
+        match (header.format_version, &shot.strides) {
+            (UNSTRIDED_FORMAT_VERSION, _) => shot.strides = None,
+            (_, None) => return Err(bad(format!("shot {k} has no strides"))),
+            _ => {}
+        }
+    }
     let data_start = (MAGIC.len() + 4 + json.len()) as u64;
     if header.data_bytes != file_len - data_start {
         return Err(bad(format!(
@@ -246,12 +263,13 @@ fn shot_data_bytes(shot: &ShotHeader) -> Option<u64> {
 /// Refuses, before anything of their size is allocated, shots whose latents
 /// the data cannot hold, of another latent size than their canvas's, or of
 /// more frames than their keyframes can cover (the official plan has a
-/// keyframe every [`KEYFRAME_STRIDE`] frames from 50 frames on): every later
+/// keyframe every first-stride frames from 50 frames on): every later
 /// allocation is then bounded by the file's size.
 fn check_shot_sizes(shots: &[ShotHeader], data_bytes: u64) -> std::result::Result<(), String> {
     use crate::engine::planner::{COARSE_MIN_FRAMES, WINDOW_LEN};
     let mut announced = 0u64;
     for (k, shot) in shots.iter().enumerate() {
+        let strides = shot_strides(shot).map_err(|e| format!("shot {k}: {}", e.sentence()))?;
         check_canvas_side(shot.canvas as usize).map_err(|e| format!("shot {k}: {e}"))?;
         let side = (shot.canvas / LATENT_FACTOR) as u64;
         let expected_len = LATENT_CHANNELS as u64 * side * side;
@@ -272,7 +290,7 @@ fn check_shot_sizes(shots: &[ShotHeader], data_bytes: u64) -> std::result::Resul
                 )
             })?;
         let most_frames =
-            (shot.keyframes.len() + WINDOW_LEN + 1) * KEYFRAME_STRIDE + COARSE_MIN_FRAMES;
+            (shot.keyframes.len() + WINDOW_LEN + 1) * strides.coarsest() + COARSE_MIN_FRAMES;
         if shot.total_frames > most_frames {
             return Err(format!(
                 "shot {k} announces {} frames, more than its {} keyframes can cover",
@@ -284,9 +302,18 @@ fn check_shot_sizes(shots: &[ShotHeader], data_bytes: u64) -> std::result::Resul
     Ok(())
 }
 
+/// A shot's strides: those of its header, or the official ones (version 2).
+fn shot_strides(shot: &ShotHeader) -> Result<Strides> {
+    match &shot.strides {
+        Some(list) => Strides::new(list.clone()),
+        None => Ok(Strides::official()),
+    }
+}
+
 /// A shot's plan from its header and its latents.
 fn shot_plan(header: ShotHeader, latents: PlanLatents) -> Result<KeyframePlan> {
     Ok(KeyframePlan {
+        strides: shot_strides(&header)?,
         total_frames: header.total_frames,
         fps: header.fps.unwrap_or(f64::NAN),
         layout: CanvasLayout {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The keyframe pass: the stride-15 windows of the official plan of the whole
-//! clip, over the frames they hold and the 16 global frames (at `linspace`
-//! positions over the real frame count), giving a [`KeyframePlan`].
+//! The keyframe pass: the windows of the first stride (15 in the official
+//! 15, 5, 1) of the plan of the whole clip, over the frames they hold and the
+//! 16 global frames (at `linspace` positions over the real frame count),
+//! giving a [`KeyframePlan`] that records the strides.
 //! [`KeyframeFrames`] collects just those frames from a file read in order.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,12 +14,14 @@ use crate::engine::clip::{self, ClipFrames, ClipInput, FrameImage};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::geometry::CanvasLayout;
 use crate::engine::pixels::{self, RgbImage};
+use crate::engine::planner::Strides;
 use crate::engine::window::{DenoiseParams, Denoiser, WindowConstants};
 
 /// Runs the keyframe pass of a clip of `frames.len()` frames. `frames` needs
 /// to give only the frames of [`PassSplit::keyframe_pass_frames`]; `mask` is
 /// the layout's pixel mask `[C*C]`, `noise` every window's starting noise.
-/// `params` and `fps` are recorded in the plan (the workers run with theirs).
+/// `params`, `fps` and `strides` are recorded in the plan (the workers run
+/// with their own `params`).
 #[allow(clippy::too_many_arguments)]
 pub fn run_keyframe_pass(
     workers: &mut [Denoiser],
@@ -26,11 +29,11 @@ pub fn run_keyframe_pass(
     layout: &CanvasLayout,
     mask: &[f32],
     noise: &[f32],
-    (fps, params): (f64, &DenoiseParams),
+    (fps, params, strides): (f64, &DenoiseParams, &Strides),
     cancel: &Cancel,
 ) -> Result<KeyframePlan> {
     let total_frames = frames.len();
-    let split = PassSplit::new(total_frames)?;
+    let split = PassSplit::new(total_frames, strides)?;
     let model = workers
         .first()
         .ok_or_else(|| EngineError::InvalidInput("the keyframe pass needs a worker".into()))?
@@ -79,6 +82,7 @@ pub fn run_keyframe_pass(
         layout: *layout,
         params: params.clone(),
         model_identity: model_identity(model.manifest()),
+        strides: strides.clone(),
         latents: PlanLatents::held(global_latents, keyframes),
     })
 }
@@ -94,9 +98,13 @@ pub struct KeyframeFrames {
 }
 
 impl KeyframeFrames {
-    /// Collects the frames of a clip of `total_frames` frames.
-    pub fn new(layout: CanvasLayout, total_frames: usize) -> Result<KeyframeFrames> {
-        let wanted = PassSplit::new(total_frames)?.keyframe_pass_frames();
+    /// Collects the frames of a clip of `total_frames` frames planned at `strides`.
+    pub fn new(
+        layout: CanvasLayout,
+        total_frames: usize,
+        strides: &Strides,
+    ) -> Result<KeyframeFrames> {
+        let wanted = PassSplit::new(total_frames, strides)?.keyframe_pass_frames();
         Ok(KeyframeFrames {
             layout,
             total_frames,

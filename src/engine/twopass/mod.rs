@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The official whole-clip plan at any length in bounded memory, in two steps
 //! (DESIGN.md §3): a **keyframe pass** (`keyframes.rs`) runs the plan's
-//! stride-15 windows over the 16 global frames and one frame in 15, and gives
-//! a [`KeyframePlan`] (written to a file by `file.rs`); the **streaming pass**
-//! (`streaming.rs`) then runs only the stride-5 and stride-1 windows, frames in
-//! order, with the keyframe latents as known guides and the plan's global
-//! context, holding only the frames a stride-5 window spans.
+//! windows of its first stride (15 in the official 15, 5, 1) over the 16
+//! global frames and one frame in 15, and gives a [`KeyframePlan`] (written to
+//! a file by `file.rs`, with the strides it was made with); the **streaming
+//! pass** (`streaming.rs`) then runs only the finer strides' windows (5 and 1),
+//! frames in order, with the keyframe latents as known guides and the plan's
+//! global context, holding only the frames a window of the second stride spans.
 //!
 //! With scene cuts (`shots.rs`), each shot is a clip of its own: a plan per
 //! shot, the shots streamed one after the other.
@@ -21,6 +22,8 @@ mod latents;
 mod shots;
 mod streaming;
 #[cfg(test)]
+mod stride_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;
@@ -30,7 +33,7 @@ use sha2::{Digest, Sha256};
 use super::error::{EngineError, Result};
 use super::geometry::CanvasLayout;
 use super::manifest::Manifest;
-use super::planner::{COARSE_STRIDES, ClipPlan, official_plan};
+use super::planner::{ClipPlan, Strides, plan_clip};
 use super::window::DenoiseParams;
 
 pub use file::{PLAN_FORMAT_VERSION, read_plan, write_plan};
@@ -38,9 +41,6 @@ pub use keyframes::{KeyframeFrames, run_keyframe_pass};
 pub use latents::PlanLatents;
 pub use shots::{ShotKeyframes, ShotPlans, ShotStream, shot_lengths};
 pub use streaming::{PlannedStream, Produced};
-
-/// The stride of the keyframe pass: the first stride of the coarse-to-fine plan.
-pub const KEYFRAME_STRIDE: usize = COARSE_STRIDES[0];
 
 /// What the keyframe pass produced, all the streaming pass needs besides the frames.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +52,8 @@ pub struct KeyframePlan {
     pub params: DenoiseParams,
     /// The model it was made with ([`model_identity`]).
     pub model_identity: String,
+    /// The coarse-to-fine strides of its plan (the keyframe pass ran the first).
+    pub strides: Strides,
     /// The scaled latents `[16,4,C/8,C/8]` of the 16 global frames and, per
     /// keyframe (a frame whose latent the keyframe pass produced), its scaled
     /// latent `[4,C/8,C/8]`.
@@ -80,7 +82,8 @@ impl KeyframePlan {
 
     /// The most frames the streaming pass of this plan holds at once.
     pub fn streaming_hold(&self) -> usize {
-        PassSplit::new(self.total_frames).map_or(self.total_frames, |s| s.streaming_hold())
+        PassSplit::new(self.total_frames, &self.strides)
+            .map_or(self.total_frames, |s| s.streaming_hold())
     }
 
     /// Checks that the plan was made with the model whose manifest is `manifest`.
@@ -101,10 +104,17 @@ impl KeyframePlan {
         crate::engine::window::LATENT_CHANNELS * side * side
     }
 
-    /// Checks the plan's structure: the keyframes of the official plan of its
-    /// frame count, latents of the canvas's size.
+    /// Checks the plan's structure: the keyframes of the plan of its frame
+    /// count at its strides, latents of the canvas's size.
     pub fn check_shape(&self) -> Result<()> {
-        let split = PassSplit::new(self.total_frames)?;
+        if self.strides.keyframe_stride().is_none() {
+            return Err(EngineError::InvalidInput(format!(
+                "a plan at strides {} has no keyframe pass: a plan needs two or more strides \
+                 (its keyframe pass runs the first)",
+                self.strides
+            )));
+        }
+        let split = PassSplit::new(self.total_frames, &self.strides)?;
         let latent_len = self.latent_len();
         let bad = |s: String| Err(EngineError::InvalidInput(s));
         let expected = split.keyframes();
@@ -145,27 +155,29 @@ pub fn model_identity(manifest: &Manifest) -> String {
         .collect()
 }
 
-/// The official plan of a clip split into the two passes.
+/// The plan of a clip at a stride list, split into the two passes.
 #[derive(Debug, Clone)]
 pub struct PassSplit {
     pub plan: ClipPlan,
-    /// The stride-15 windows (none under 50 frames), in plan order.
+    /// The windows of the first stride (none under 50 frames or with one
+    /// stride), in plan order.
     pub keyframe_windows: Vec<usize>,
     /// Every other window, in plan order.
     pub streaming_windows: Vec<usize>,
 }
 
 impl PassSplit {
-    pub fn new(total_frames: usize) -> Result<PassSplit> {
-        let plan = official_plan(total_frames)?;
+    pub fn new(total_frames: usize, strides: &Strides) -> Result<PassSplit> {
+        let plan = plan_clip(total_frames, false, strides)?;
+        let keyframe_stride = strides.keyframe_stride();
         let (keyframe_windows, streaming_windows): (Vec<usize>, Vec<usize>) =
-            (0..plan.windows.len()).partition(|&w| plan.windows[w].stride == KEYFRAME_STRIDE);
+            (0..plan.windows.len()).partition(|&w| Some(plan.windows[w].stride) == keyframe_stride);
         let split = PassSplit {
             plan,
             keyframe_windows,
             streaming_windows,
         };
-        // The official plan decodes every frame's image from a finer window.
+        // A plan decodes every frame's image from a finer window (its last stride is 1).
         let in_keyframe_pass = split.in_keyframe_pass();
         if let Some(f) = split
             .plan

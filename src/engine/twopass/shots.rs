@@ -17,6 +17,7 @@ use crate::engine::geometry::CanvasLayout;
 use crate::engine::manifest::Manifest;
 use crate::engine::model::Model;
 use crate::engine::pixels::RgbImage;
+use crate::engine::planner::Strides;
 use crate::engine::stream::StreamStats;
 use crate::engine::window::DenoiseParams;
 
@@ -40,10 +41,11 @@ impl ShotPlans {
             let same = shot.layout == first.layout
                 && shot.params == first.params
                 && shot.model_identity == first.model_identity
+                && shot.strides == first.strides
                 && (shot.fps == first.fps || (shot.fps.is_nan() && first.fps.is_nan()));
             if !same {
                 return Err(EngineError::InvalidInput(format!(
-                    "shot {k}'s plan has another layout, frame rate, model or parameters than shot 0's"
+                    "shot {k}'s plan has another layout, frame rate, model, parameters or strides than shot 0's"
                 )));
             }
         }
@@ -77,6 +79,11 @@ impl ShotPlans {
         &self.first().params
     }
 
+    /// The strides every shot was planned at.
+    pub fn strides(&self) -> &Strides {
+        &self.first().strides
+    }
+
     pub fn model_identity(&self) -> &str {
         &self.first().model_identity
     }
@@ -104,6 +111,7 @@ impl ShotPlans {
 /// its last frame is offered, so only one shot's frames are ever held.
 pub struct ShotKeyframes {
     layout: CanvasLayout,
+    strides: Strides,
     /// Frames of each shot, in order.
     lengths: Vec<usize>,
     shot: usize,
@@ -135,11 +143,18 @@ pub type RunShot<'a> = dyn FnMut(&KeyframeFrames) -> Result<KeyframePlan> + 'a;
 impl ShotKeyframes {
     /// A clip of `total_frames` frames whose shots start at `cuts` (frame
     /// indices, ascending, each inside the clip; none for one shot).
-    pub fn new(layout: CanvasLayout, total_frames: usize, cuts: &[usize]) -> Result<ShotKeyframes> {
+    /// Each shot is planned at `strides`.
+    pub fn new(
+        layout: CanvasLayout,
+        total_frames: usize,
+        cuts: &[usize],
+        strides: Strides,
+    ) -> Result<ShotKeyframes> {
         let lengths = shot_lengths(total_frames, cuts)?;
         Ok(ShotKeyframes {
             layout,
-            frames: KeyframeFrames::new(layout, lengths[0])?,
+            frames: KeyframeFrames::new(layout, lengths[0], &strides)?,
+            strides,
             lengths,
             shot: 0,
             offered: 0,
@@ -164,7 +179,7 @@ impl ShotKeyframes {
             self.offered = 0;
             let next = self.lengths.get(self.shot).copied().unwrap_or(0);
             // The last shot's frames go too: an empty collector holds nothing.
-            self.frames = KeyframeFrames::new(self.layout, next.max(1))?;
+            self.frames = KeyframeFrames::new(self.layout, next.max(1), &self.strides)?;
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The streaming pass: frames in, in order; the stride-5 and stride-1 windows
-//! of the official plan of the whole clip run as soon as their frames have
-//! arrived and their guides exist (keyframe latents from the plan, or latents
-//! of windows run before), with the plan's global context. A frame is held
-//! until no window left holds it, so at most about one stride-5 window's span
-//! of frames is held (`PassSplit::streaming_hold`).
+//! The streaming pass: frames in, in order; the windows of the finer strides
+//! (5 and 1 of the official 15, 5, 1) of the plan of the whole clip run as
+//! soon as their frames have arrived and their guides exist (keyframe latents
+//! from the plan, or latents of windows run before), with the plan's global
+//! context. A frame is held until no window left holds it, so at most about
+//! one window of the second stride's span of frames is held
+//! (`PassSplit::streaming_hold`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -91,7 +92,7 @@ impl PlannedStream {
             ));
         }
         plan.check_shape()?;
-        let split = PassSplit::new(plan.total_frames)?;
+        let split = PassSplit::new(plan.total_frames, &plan.strides)?;
         Ok(PlannedStream {
             remaining: split.streaming_windows.clone(),
             plan,

@@ -10,6 +10,7 @@ use crate::engine::cancel::Cancel;
 use crate::engine::geometry::{Ratio, canvas_layout};
 use crate::engine::model::Model;
 use crate::engine::pixels::{self, RgbImage};
+use crate::engine::planner::Strides;
 use crate::engine::stream::StreamOutpainter;
 use crate::engine::test_support::{
     moving_column_frame as content_frame, one_step_params, portrait_layout as layout, scratch_dir,
@@ -22,7 +23,17 @@ fn params() -> DenoiseParams {
 }
 
 fn keyframe_plan(model: &Arc<Model>, layout: &CanvasLayout, frames: usize) -> KeyframePlan {
-    let mut collected = KeyframeFrames::new(*layout, frames).unwrap();
+    keyframe_plan_at(model, layout, frames, &Strides::official())
+}
+
+/// The keyframe pass of `content_frame`s planned at `strides`.
+pub(super) fn keyframe_plan_at(
+    model: &Arc<Model>,
+    layout: &CanvasLayout,
+    frames: usize,
+    strides: &Strides,
+) -> KeyframePlan {
+    let mut collected = KeyframeFrames::new(*layout, frames, strides).unwrap();
     for k in 0..frames {
         if collected.wants(k) {
             collected.offer(k, content_frame(layout, k)).unwrap();
@@ -36,13 +47,17 @@ fn keyframe_plan(model: &Arc<Model>, layout: &CanvasLayout, frames: usize) -> Ke
         layout,
         &pixels::mask(layout),
         &window_noise(params().seed, layout.canvas),
-        (30.0, &params()),
+        (30.0, &params(), strides),
         &Cancel::new(),
     )
     .unwrap()
 }
 
-fn streamed(stream: &mut PlannedStream, layout: &CanvasLayout, frames: usize) -> Vec<RgbImage> {
+pub(super) fn streamed(
+    stream: &mut PlannedStream,
+    layout: &CanvasLayout,
+    frames: usize,
+) -> Vec<RgbImage> {
     let cancel = Cancel::new();
     let mut out = Vec::new();
     for k in 0..frames {
@@ -68,7 +83,8 @@ fn two_passes_equal_the_whole_clip_run() {
     );
 
     let models = std::slice::from_ref(&model);
-    let mut whole = StreamOutpainter::new(models, params(), layout, 30.0, frames).unwrap();
+    let mut whole =
+        StreamOutpainter::new(models, params(), layout, 30.0, frames, Strides::official()).unwrap();
     let cancel = Cancel::new();
     for k in 0..frames {
         whole.push(content_frame(&layout, k)).unwrap();
@@ -177,7 +193,7 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
     assert!(err.contains("truncated"), "{err}");
 
     let mut other_version = bytes.clone();
-    let field = b"\"format_version\":2";
+    let field = b"\"format_version\":3";
     let at = bytes.windows(field.len()).position(|w| w == field).unwrap();
     other_version[at + field.len() - 1] = b'9';
     std::fs::write(&path, &other_version).unwrap();
@@ -187,7 +203,7 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
     std::fs::write(&path, &other_version).unwrap();
     let err = read_plan(&path).unwrap_err().to_string();
     assert!(
-        err.contains("plan format version 1, this build reads version 2"),
+        err.contains("plan format version 1, this build reads versions 2 and 3"),
         "{err}"
     );
 
@@ -200,22 +216,35 @@ fn the_plan_file_keeps_a_plan_and_refuses_damage() {
 #[test]
 fn the_streaming_pass_holds_one_stride_five_span() {
     // At 50 frames the last stride-5 window (padded with the last frame) holds all.
-    assert_eq!(PassSplit::new(50).unwrap().streaming_hold(), 50);
+    assert_eq!(
+        PassSplit::new(50, &Strides::official())
+            .unwrap()
+            .streaming_hold(),
+        50
+    );
     // From 91 frames on, never more than a stride-5 window's span.
     for frames in 50..=2000 {
-        let hold = PassSplit::new(frames).unwrap().streaming_hold();
+        let hold = PassSplit::new(frames, &Strides::official())
+            .unwrap()
+            .streaming_hold();
         assert!(
             hold <= 80 || (frames <= 90 && hold == frames),
             "{frames}: {hold}"
         );
     }
     for frames in [300, 3000, 100_000] {
-        let split = PassSplit::new(frames).unwrap();
+        let split = PassSplit::new(frames, &Strides::official()).unwrap();
         let hold = split.streaming_hold();
         assert!((76..=80).contains(&hold), "{frames} frames: hold {hold}");
-        assert!(split.keyframes().len() <= frames / KEYFRAME_STRIDE + 2);
+        assert!(split.keyframes().len() <= frames / 15 + 2);
     }
-    assert_eq!(PassSplit::new(30).unwrap().keyframes().len(), 0);
+    assert_eq!(
+        PassSplit::new(30, &Strides::official())
+            .unwrap()
+            .keyframes()
+            .len(),
+        0
+    );
 }
 
 /// The frames of a two-shot clip: shot 0 is `content_frame`, shot 1 another picture.
@@ -236,7 +265,7 @@ fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
     let total = first + second;
 
     // Pass 1, shot by shot, given the cut.
-    let mut shots = ShotKeyframes::new(layout, total, &[first]).unwrap();
+    let mut shots = ShotKeyframes::new(layout, total, &[first], Strides::official()).unwrap();
     let mut worker = Denoiser::new(model.clone(), &params()).unwrap();
     let mut run_shot = |frames: &KeyframeFrames| {
         run_keyframe_pass(
@@ -245,7 +274,7 @@ fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
             &layout,
             &pixels::mask(&layout),
             &window_noise(params().seed, layout.canvas),
-            (30.0, &params()),
+            (30.0, &params(), &Strides::official()),
             &Cancel::new(),
         )
     };
@@ -295,7 +324,9 @@ fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
     // Each shot through the whole-clip run on its own.
     let mut expected = Vec::new();
     for (start, len) in [(0, first), (first, second)] {
-        let mut whole = StreamOutpainter::new(models, params(), layout, 30.0, len).unwrap();
+        let mut whole =
+            StreamOutpainter::new(models, params(), layout, 30.0, len, Strides::official())
+                .unwrap();
         for k in start..start + len {
             whole.push(two_shot_frame(&layout, k, first)).unwrap();
         }
@@ -316,5 +347,5 @@ fn two_shots_give_two_plans_and_equal_each_shot_run_alone() {
         err.contains(&format!("ended after {} frames", first + 3)),
         "{err}"
     );
-    assert!(ShotKeyframes::new(layout, 10, &[10]).is_err());
+    assert!(ShotKeyframes::new(layout, 10, &[10], Strides::official()).is_err());
 }
