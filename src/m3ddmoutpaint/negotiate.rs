@@ -79,9 +79,10 @@ pub fn configure(
             && !peer.query_accept_caps(&output.out_caps)
         {
             return Err(Refusal::Downstream(format!(
-                "downstream of {} does not accept the output caps {}",
+                "downstream of {} does not accept the output caps {} (it takes {})",
                 pad.name(),
-                output.out_caps
+                output.out_caps,
+                peer.query_caps(None)
             )));
         }
     }

@@ -62,13 +62,21 @@ pub fn renegotiate(element: &gst::Element, shared: &Shared) {
         .collect();
     let asked = match negotiate::configure(&configured.in_caps, &outputs, current.canvas) {
         Ok(asked) => asked,
-        Err(refusal) => {
+        Err(refusal) if first_refusal(shared, &configured.pads, &refusal.to_string()) => {
             gst::element_warning!(
                 element,
                 gst::CoreError::Negotiation,
                 ("Downstream asked for new output caps mid-stream, which cannot be followed: \
-                     {refusal}; the outputs keep their caps. Give the outputs a downstream that \
-                     takes these caps, or restart the stream to negotiate again.")
+                     {refusal}; the outputs keep their caps. Put videoconvertscale between the \
+                     element and that downstream, which then gets caps it takes.")
+            );
+            return;
+        }
+        Err(refusal) => {
+            gst::debug!(
+                CAT,
+                obj = element,
+                "the outputs still keep their caps: {refusal}"
             );
             return;
         }
@@ -90,17 +98,25 @@ pub fn renegotiate(element: &gst::Element, shared: &Shared) {
                 *output = refitted;
                 changed.push(sink);
             }
-            Err(why) if first_refusal(shared, pad, &wanted.out_caps) => gst::element_warning!(
-                element,
-                gst::CoreError::Negotiation,
-                (
-                    "Output pad {} keeps its caps {}: downstream now asks for {}, which cannot \
+            Err(why)
+                if first_refusal(
+                    shared,
+                    std::slice::from_ref(pad),
+                    &wanted.out_caps.to_string(),
+                ) =>
+            {
+                gst::element_warning!(
+                    element,
+                    gst::CoreError::Negotiation,
+                    (
+                        "Output pad {} keeps its caps {}: downstream now asks for {}, which cannot \
                      be followed mid-stream: {why}.",
-                    pad.name(),
-                    output.out_caps,
-                    wanted.out_caps
+                        pad.name(),
+                        output.out_caps,
+                        wanted.out_caps
+                    )
                 )
-            ),
+            }
             Err(why) => gst::debug!(CAT, obj = pad, "still keeps its caps: {why}"),
         }
     }
@@ -167,14 +183,19 @@ fn follow(
     Ok((refitted, sink))
 }
 
-/// Whether `caps` are new among those downstream of `pad` asked for and
-/// could not get (they are remembered as the last such).
-fn first_refusal(shared: &Shared, pad: &gst::Pad, caps: &gst::Caps) -> bool {
+/// Whether `asked` (what downstream asked for, which cannot be followed) is
+/// new to any of `pads`; it is remembered as the last such of each.
+fn first_refusal(shared: &Shared, pads: &[gst::Pad], asked: &str) -> bool {
     let mut state = shared.lock();
-    let Some(output) = state.outputs.iter_mut().find(|o| &o.pad == pad) else {
-        return true;
-    };
-    let first = output.unfollowed.as_ref() != Some(caps);
-    output.unfollowed = Some(caps.clone());
+    let mut outputs = state
+        .outputs
+        .iter_mut()
+        .filter(|o| pads.contains(&o.pad))
+        .peekable();
+    let mut first = outputs.peek().is_none();
+    for output in outputs {
+        first |= output.unfollowed.as_deref() != Some(asked);
+        output.unfollowed = Some(asked.to_string());
+    }
     first
 }

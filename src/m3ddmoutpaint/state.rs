@@ -203,9 +203,9 @@ pub struct OutputSink {
     pub caps_pending: bool,
     /// Downstream's pool, which output frames are written into, when it offered one.
     pub pool: Option<gst::BufferPool>,
-    /// The caps downstream last asked for mid-stream that could not be
-    /// followed (warned about once, not at each RECONFIGURE that repeats them).
-    pub unfollowed: Option<gst::Caps>,
+    /// What downstream last asked for mid-stream that could not be followed
+    /// (warned about once, not at each RECONFIGURE that repeats it).
+    pub unfollowed: Option<String>,
 }
 
 /// Counters of a run, for the `stats` property.
