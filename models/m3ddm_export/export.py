@@ -174,6 +174,7 @@ def ort_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+@torch.no_grad()
 def reference_outputs(modules: dict[str, nn.Module], generator: torch.Generator) -> dict:
     """fp32 PyTorch inputs and outputs of every graph at VERIFY_SHAPE, taken before any cast to fp16."""
     batch, latent_hw = VERIFY_SHAPE
