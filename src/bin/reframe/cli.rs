@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use gstm3ddm::engine::planner::Strides;
 use gstm3ddm::engine::scene::RECOMMENDED_THRESHOLD;
 
+use crate::inference::InferenceOptions;
 use crate::outputs::{self, AspectRatio, Container, Output};
 
 #[derive(Parser, Debug)]
@@ -78,24 +79,8 @@ pub struct Cli {
     /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = Provider::Auto)]
     pub provider: Provider,
-    /// Run the model on these inference servers instead (Open Inference Protocol, e.g.
-    /// Triton serving the model's repository): grpc://HOST:PORT, comma-separated
-    /// (grpcs://HOST:PORT for TLS).
-    #[arg(long, value_name = "URLS")]
-    pub inference_server: Option<String>,
-    /// The element's inference-tls-ca, inference-tls-cert, inference-tls-key (PEM files
-    /// for grpcs:// servers), inference-headers-file and inference-headers-env (request
-    /// headers from a file or the named environment variable; README "TLS and authentication").
-    #[arg(long, value_name = "FILE")]
-    pub inference_tls_ca: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    pub inference_tls_cert: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    pub inference_tls_key: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    pub inference_headers_file: Option<String>,
-    #[arg(long, value_name = "NAME")]
-    pub inference_headers_env: Option<String>,
+    #[command(flatten)]
+    pub inference: InferenceOptions,
     /// (Internal) The output pass of a two-pass run, which the tool runs in a fresh
     /// process image (`twopass.rs`): the plan the keyframe pass wrote, removed at the end.
     #[arg(long, hide = true, value_name = "PLAN", requires = "output_pass_cuts")]
@@ -270,22 +255,7 @@ impl Cli {
             }
             properties.push(("strides", strides.to_string()));
         }
-        if let Some(servers) = self.inference_server {
-            for url in servers.split(',').filter(|url| !url.trim().is_empty()) {
-                gstm3ddm::engine::model::parse_server_url(url)
-                    .map_err(|err| format!("--inference-server: {err}"))?;
-            }
-            properties.push(("inference-server", servers));
-        }
-        for (name, value) in [
-            ("inference-tls-ca", self.inference_tls_ca),
-            ("inference-tls-cert", self.inference_tls_cert),
-            ("inference-tls-key", self.inference_tls_key),
-            ("inference-headers-file", self.inference_headers_file),
-            ("inference-headers-env", self.inference_headers_env),
-        ] {
-            properties.extend(value.map(|value| (name, value)));
-        }
+        properties.extend(self.inference.into_properties()?);
         Ok(Job {
             input: self.input,
             container,

@@ -9,7 +9,7 @@
 //! renamed when complete; a first Ctrl-C finishes them with the frames done so
 //! far, a second stops at once and removes them.
 //!
-//! Modules: `cli` (arguments → a checked job), `outputs` (ratios, shapes and
+//! Modules: `cli` (arguments → a checked job; `inference` its server options), `outputs` (ratios, shapes and
 //! the files written), `pipeline` (the GStreamer pipeline), `bus` (running it,
 //! errors → sentences), `interrupt` (Ctrl-C), `ending` (outputs ended early
 //! and cleanly), `packages` (which Debian package provides a missing
@@ -21,6 +21,7 @@ mod bus;
 mod cli;
 mod ending;
 mod heap;
+mod inference;
 mod interrupt;
 mod outputs;
 mod packages;
