@@ -51,6 +51,9 @@ fn test_strides_5_3_1_make_every_frame_with_m3ddm_plus_windows() {
     // The official 15, 5, 1: 1 + 1 + 5 windows, and other frames.
     let official = run(&properties(&[]), frames);
     assert_eq!(windows_run(&official), 1 + 1 + 5);
+    for (run, list) in [(&plus, "5,3,1"), (&official, "15,5,1")] {
+        assert_eq!(run.stats.get::<String>("strides").unwrap(), list);
+    }
     let differs =
         plus.outputs.iter().zip(&official.outputs).any(|(a, b)| {
             a.map_readable().unwrap().as_slice() != b.map_readable().unwrap().as_slice()

@@ -3,9 +3,10 @@
 //! is reframed by `m3ddm-reframe` (two ratios in one run with blur and with
 //! outpaint by the tiny model, MKV output, margins with --expand); each output
 //! must decode to the same number of video frames at the asked aspect, with an
-//! audio track of the same duration (±1 frame). Bad inputs must give a
-//! sentence and a non-zero exit, and the README's first pipeline must run as
-//! written on a file made here.
+//! audio track of the same duration (±1 frame); --strides 5,3,1 gives the
+//! same frames in two passes and in one, and says it ran at them. Bad inputs
+//! must give a sentence and a non-zero exit, and the README's first pipeline
+//! must run as written on a file made here.
 
 // Only some of the shared media helpers are used here.
 #[allow(dead_code)]
@@ -307,6 +308,10 @@ fn bad_inputs_are_refused_with_a_sentence() {
         "expand `0.1,0.2,0.3` needs 1, 2 or 4 values (top, right, bottom, left)",
     );
     refused(
+        with(&[input, out, "--strides", "4,2"]),
+        "the stride list 4,2 does not end in 1",
+    );
+    refused(
         with(&[input, out, "--scene-threshold", "1.5"]),
         "`1.5` is not a scene threshold from 0 to 1",
     );
@@ -431,6 +436,24 @@ fn the_readme_first_pipeline_runs_as_written() {
     assert_video_reframed(&source, &result, (9, 16));
 }
 
+/// Outpaints `input` into `output` with the tiny model at 1 step and `extra`
+/// arguments; the run must succeed.
+fn outpaint_tiny(input: &Path, output: &Path, extra: &[&str], env: &[(&str, &str)]) -> media::Run {
+    let model = tiny_model();
+    let mut args = vec![
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let run = reframe(&args, env);
+    assert!(run.success, "{}", run.stderr);
+    run
+}
+
 /// The decoded video of `path`, every frame's bytes one after the other.
 fn raw_video(path: &Path) -> Vec<u8> {
     let raw = path.with_extension("raw");
@@ -455,23 +478,9 @@ fn outpaint_reads_the_file_twice_and_gives_the_whole_clip_plan() {
     let temp = dir.join("tmp");
     std::fs::create_dir_all(&temp).unwrap();
     let run_to = |output: &Path, extra: &[&str]| {
-        let model = tiny_model();
-        let mut args = vec![
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--steps",
-            "1",
-            "--aspect",
-            "9/16",
-            "--aspect",
-            "1/1",
-        ];
+        let mut args = vec!["--aspect", "9/16", "--aspect", "1/1"];
         args.extend_from_slice(extra);
-        let run = reframe(&args, &[("TMPDIR", temp.to_str().unwrap())]);
-        assert!(run.success, "{}", run.stderr);
-        run
+        outpaint_tiny(&input, output, &args, &[("TMPDIR", temp.to_str().unwrap())])
     };
     let two = dir.join("two.mp4");
     let run = run_to(&two, &[]);
@@ -522,4 +531,31 @@ fn a_scene_cut_with_two_passes_gives_a_plan_per_shot_and_every_frame() {
         assert!(run.stderr.contains(pass), "{pass}: {}", run.stderr);
     }
     assert_eq!(decode(&output).video_frames, FRAMES, "frames out");
+}
+
+#[test]
+fn strides_5_3_1_run_both_ways_over_every_frame_and_say_so() {
+    // 60 frames: over the 50 a plan needs for strides other than 1.
+    let input = shared_input();
+    let source = decode(input);
+    let dir = scratch("strides");
+    let run_to = |name: &str, extra: &[&str]| {
+        let output = dir.join(name);
+        let mut args = vec!["--strides", "5,3,1"];
+        args.extend_from_slice(extra);
+        let run = outpaint_tiny(input, &output, &args, &[]);
+        let said = "outpainted with the plan at strides 5,3,1";
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+        assert_reframed(&source, &decode(&output), (9, 16));
+        (output, run.stderr)
+    };
+    let (two, stderr) = run_to("two.mp4", &[]);
+    assert!(
+        stderr.contains("pass 1 of 2: keyframes of 60 frames"),
+        "{stderr}"
+    );
+    // One read with the whole clip in its lookahead runs the same plan.
+    let (one, stderr) = run_to("one.mp4", &["--one-pass", "--lookahead", "60"]);
+    assert!(!stderr.contains("pass 1 of 2"), "{stderr}");
+    assert!(raw_video(&two) == raw_video(&one), "the passes differ");
 }

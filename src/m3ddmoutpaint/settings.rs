@@ -403,7 +403,8 @@ pub static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             .blurb("Counters of the running stream: frames-in, frames-out, frames-queued, windows-run, \
                     mean-window-time (ns, one 16-frame window), chunks-run, mean-chunk-time (ns, one lookahead \
                     chunk), provider (each distinct place a session set runs: cpu, cuda:N, tensorrt:N, \
-                    remote:URLs, or none without a model), transfer-bytes and transfer-bytes-per-window \
+                    remote:URLs, or none without a model), strides (the plan's stride list, e.g. 5,3,1; empty \
+                    unless the model generates), transfer-bytes and transfer-bytes-per-window \
                     (bytes the U-Net calls copied between host memory and ONNX Runtime's: to and from the \
                     GPU on CUDA; on the CPU, what ONNX Runtime read from and the engine copied out of its buffers)")
             .read_only()

@@ -397,6 +397,12 @@ impl State {
             .run
             .as_ref()
             .map_or("none".to_owned(), |run| run.provider());
+        // The stride list only means something where the model generates frames.
+        let strides = self
+            .run
+            .as_ref()
+            .filter(|run| run.generates())
+            .map_or(String::new(), |run| run.strides.to_string());
         let windows = &self.stats.windows;
         gst::Structure::builder("m3ddmoutpaint-stats")
             .field("frames-in", self.stats.frames_in)
@@ -421,6 +427,7 @@ impl State {
             .field("scene-cuts", self.stats.scene_cuts)
             .field("stalls", self.stats.stalls)
             .field("provider", provider)
+            .field("strides", strides)
             .field("transfer-bytes", windows.transfer_bytes)
             .field(
                 "transfer-bytes-per-window",

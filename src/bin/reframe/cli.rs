@@ -62,7 +62,7 @@ pub struct Cli {
     pub seed: Option<u64>,
     /// The plan's coarse-to-fine strides, e.g. 15,5,1 (official) or 5,3,1 (M3DDM+'s
     /// evaluation); default: the model's own (5,3,1 for m3ddm-plus, else 15,5,1).
-    #[arg(long, value_name = "LIST", value_parser = Strides::parse)]
+    #[arg(long, value_name = "LIST", value_parser = parse_strides)]
     pub strides: Option<Strides>,
     /// Scene-cut sensitivity from 0 to 1 (0 = off): a cut starts a new generation plan
     /// (--fill outpaint only, where it is on by default at 0.08, the threshold that finds
@@ -118,6 +118,11 @@ fn parse_scene_threshold(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|x| (0.0..=1.0).contains(x))
         .ok_or_else(|| format!("`{text}` is not a scene threshold from 0 to 1 (0 = off)"))
+}
+
+/// `--strides`: the engine's check, its sentence without the error kind.
+fn parse_strides(text: &str) -> Result<Strides, String> {
+    Strides::parse(text).map_err(|err| err.sentence())
 }
 
 /// The frames that start a new shot, in order.

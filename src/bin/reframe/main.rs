@@ -103,6 +103,7 @@ fn run(job: &Job) -> Result<Ending, String> {
         .iter()
         .map(|o| output_size(&o.pad))
         .collect();
+    let strides = plan_strides(&reframe.outpaint);
     let scene_cuts = planned_cuts.unwrap_or(found_cuts);
     let _ = reframe.pipeline.set_state(gst::State::Null);
     let ending = result?;
@@ -126,6 +127,9 @@ fn run(job: &Job) -> Result<Ending, String> {
                 streams.audio_outcome()
             ),
         }
+    }
+    if let (Some(strides), Ending::Complete) = (strides, ending) {
+        eprintln!("outpainted with the plan at strides {strides}");
     }
     if job.detects_scene_cuts && ending == Ending::Complete {
         eprintln!("{}", scene_cuts.summary());
@@ -222,4 +226,13 @@ fn output_size(pad: &gst::Pad) -> Option<String> {
     let width = structure.get::<i32>("width").ok()?;
     let height = structure.get::<i32>("height").ok()?;
     Some(format!("{width}×{height} H.264"))
+}
+
+/// The stride list the element generated with (`stats`), when it ran the model.
+fn plan_strides(outpaint: &gst::Element) -> Option<String> {
+    let stats = outpaint.property::<gst::Structure>("stats");
+    stats
+        .get::<String>("strides")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
