@@ -5,6 +5,7 @@
 #               and plan files each (make test runs 300, 24 and 300)
 #   make soak   10,000 outpaint and 100,000 blur frames, memory flat and counts exact
 #   make model  the published M3DDM (MODEL=m3ddm-plus: M3DDM+) from the Hugging Face Hub, exported
+#               (STRIDES=5,3,1: the default strides its manifest records)
 #   make eval   the papers' outpainting protocol through the element (DATA=DIR; README "Quality in numbers")
 # Everything is installed from Debian's packages (apt), PyPI (.venv) and crates.io.
 
@@ -184,12 +185,15 @@ bench: build serving-venv
 # checkpoint and the SD 1.5 VAE from the Hugging Face Hub (huggingface_hub's cache, HF_HOME,
 # HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE), exports and checks it. MODEL=m3ddm|m3ddm-plus,
 # PRECISION=fp32|fp16 (fp16 with GPU=1), OUT=DIR (default: the named-model directory that
-# model-path=MODEL and m3ddm-reframe --model MODEL read), FORCE=1 replaces an existing one.
+# model-path=MODEL and m3ddm-reframe --model MODEL read), FORCE=1 replaces an existing one,
+# STRIDES=LIST the manifest's default strides (e.g. 5,3,1; empty: the model's own, 5,3,1 for
+# m3ddm-plus, else 15,5,1).
 MODEL ?= m3ddm
 PRECISION ?= $(if $(filter 1,$(GPU)),fp16,fp32)
 model: venv
 	PYTHONPATH=models $(PY) -m m3ddm_export --from-hub $(MODEL) --precision $(PRECISION) \
-		$(if $(OUT),--out $(OUT)) $(if $(CANVAS),--canvas $(CANVAS)) $(if $(FORCE),--force) $(MODEL_ARGS)
+		$(if $(OUT),--out $(OUT)) $(if $(CANVAS),--canvas $(CANVAS)) $(if $(FORCE),--force) \
+		$(if $(STRIDES),--strides "$(STRIDES)") $(MODEL_ARGS)
 
 # Re-creates the committed tiny random-weight model (needs the venv's PyTorch).
 tiny-model: venv

@@ -81,13 +81,18 @@ def check_provenance(model_dir: Path, hub: dict, unet_repo: str, unet_file: str)
     assert manifest["source"]["vae"]["hub"]["licence"] == "creativeml-openrail-m"
 
 
+def make_model(home: Path, out: Path, *make_args: str) -> subprocess.CompletedProcess:
+    """`make model MODEL=m3ddm OUT=out CANVAS=128 make_args` against the offline cache."""
+    return subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_ROOT), "model", "MODEL=m3ddm",
+                           f"OUT={out}", "CANVAS=128", *make_args],
+                          capture_output=True, text=True, env=offline_env(home, out.parent / "unused"))
+
+
 def test_make_model_m3ddm_bin_layout(hub_home, tmp_path):
     """`make model` (the M3DDM layout: fp16 .bin at the root) writes a directory the element runs."""
     home, hub = hub_home
     out = tmp_path / "m3ddm"
-    run = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(PROJECT_ROOT), "model", "MODEL=m3ddm",
-                          f"OUT={out}", "CANVAS=128"],
-                         capture_output=True, text=True, env=offline_env(home, tmp_path / "unused"))
+    run = make_model(home, out)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "diffusion_pytorch_model.bin" in run.stderr
     # This stand-in has no model card: the licence M3DDM publishes is shown, marked as such.
@@ -96,6 +101,21 @@ def test_make_model_m3ddm_bin_layout(hub_home, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["strides"] == [15, 5, 1]  # the official plan
     frames = run_in_element(str(out), tmp_path)
     assert frames[:, :, :16].std() > 0, "the generated band is flat"
+
+
+def test_make_model_strides_go_into_the_manifest(hub_home, tmp_path):
+    """`make model STRIDES=5,3,1` records them as the model's default; a list not ending in 1 is refused."""
+    home, _ = hub_home
+    out = tmp_path / "m3ddm"
+    run = make_model(home, out, "STRIDES=5,3,1", "MODEL_ARGS=--no-verify")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads((out / "manifest.json").read_text())["strides"] == [5, 3, 1]
+    assert "strides 5,3,1" in run.stdout
+    bad = tmp_path / "bad"
+    run = make_model(home, bad, "STRIDES=4,2")
+    assert run.returncode != 0
+    assert "The stride list '4,2' does not end in 1" in run.stderr and "Traceback" not in run.stderr
+    assert not bad.exists()
 
 
 def test_from_hub_m3ddm_plus_into_the_named_place(hub_home, tmp_path):
