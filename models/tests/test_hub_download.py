@@ -111,7 +111,9 @@ def test_an_interrupted_download_resumes_where_it_stopped(hub, random_tiny_modul
     hub.state.repos[M3DDM_PLUS_REPO] = files
     key, size = f"{M3DDM_PLUS_REPO}/{UNET_WEIGHTS}", len(files[UNET_WEIGHTS])
     hub.state.stall_after[key] = CHUNK + 1000
-    env = dict(hub_env(hub, tmp_path / "hf"), PYTHONPATH=str(MODELS_DIR))
+    # huggingface_hub gives up a silent read after 10 s and resumes on its own; on a loaded machine
+    # that came before this test saw the stalled chunk, so the stall here lasts until the Ctrl-C.
+    env = dict(hub_env(hub, tmp_path / "hf"), PYTHONPATH=str(MODELS_DIR), HF_HUB_DOWNLOAD_TIMEOUT="300")
     args = [sys.executable, "-m", "m3ddm_export", "--from-hub", "m3ddm-plus", "--out", str(tmp_path / "m"), *EXPORT]
     child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     blobs = tmp_path / "hf" / "hub" / "models--MurakawaTakuya--M3DDM-Plus" / "blobs"
