@@ -111,11 +111,14 @@ def test_an_interrupted_download_resumes_where_it_stopped(hub, random_tiny_modul
     hub.state.repos[M3DDM_PLUS_REPO] = files
     key, size = f"{M3DDM_PLUS_REPO}/{UNET_WEIGHTS}", len(files[UNET_WEIGHTS])
     hub.state.stall_after[key] = CHUNK + 1000
-    # huggingface_hub gives up a silent read after 10 s and resumes on its own; on a loaded machine
-    # that came before this test saw the stalled chunk, so the stall here lasts until the Ctrl-C.
+    # huggingface_hub gives up a silent read after 10 s and resumes on its own: the stall here lasts
+    # until the Ctrl-C however slowly the machine runs.
     env = dict(hub_env(hub, tmp_path / "hf"), PYTHONPATH=str(MODELS_DIR), HF_HUB_DOWNLOAD_TIMEOUT="300")
     args = [sys.executable, "-m", "m3ddm_export", "--from-hub", "m3ddm-plus", "--out", str(tmp_path / "m"), *EXPORT]
-    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test run in the background (`make test &`) inherits SIGINT ignored, and Python then keeps
+    # ignoring it: the child gets the default disposition back, as a terminal gives it.
+    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     blobs = tmp_path / "hf" / "hub" / "models--MurakawaTakuya--M3DDM-Plus" / "blobs"
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".incomplete") and p.stat().st_size == CHUNK for p in blobs.glob("*")):
